@@ -1,0 +1,107 @@
+"""Block maps: per snapshot, the chunk versions it changed against its lineage parent.
+
+An *entry* says, for one chunk of one snapshot: which version (object id + slot, and where the
+object lies: pack, offset, length), its kind (zero, full or patch), its chain ``depth`` (patches
+beneath it before a full version), the pages ``written`` since the lineage parent (the diff), and
+the pages ``present`` (non-zero data) in the version. Entries are a numpy structured array sorted by
+chunk; a snapshot's map is stored in segment rows of ``SEGMENT_CHUNKS`` chunks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from snapferry.errors import IntegrityError
+from snapferry.settings import BITMAP_BYTES, SEGMENT_CHUNKS
+
+ENTRY = np.dtype(
+    [
+        ("chunk", "<u8"),
+        ("pack", "<i8"),
+        ("offset", "<u8"),
+        ("length", "<u4"),
+        ("slot", "<u2"),
+        ("kind", "u1"),
+        ("depth", "u1"),
+        ("oid", "u1", (32,)),
+        ("written", "u1", (BITMAP_BYTES,)),
+        ("present", "u1", (BITMAP_BYTES,)),
+    ]
+)
+Entries = npt.NDArray[np.void]
+MAX_DEPTH = 255
+
+
+def empty(n: int = 0) -> Entries:
+    """n zeroed entries (kind 0 = an all-zero chunk, no object)."""
+    entries = np.zeros(n, dtype=ENTRY)
+    entries["pack"] = -1
+    return entries
+
+
+def encode_segment(entries: Entries) -> bytes:
+    """Bytes for one segment row."""
+    return np.ascontiguousarray(entries).tobytes()
+
+
+def decode_segment(blob: bytes) -> Entries:
+    """Entries of one segment row. Raises IntegrityError if the blob is not a whole number of them."""
+    if len(blob) % ENTRY.itemsize:
+        raise IntegrityError("block-map segment has a torn length")
+    return np.frombuffer(blob, dtype=ENTRY).copy()
+
+
+def by_segment(entries: Entries) -> dict[int, Entries]:
+    """Split sorted entries into their segments."""
+    if len(entries) == 0:
+        return {}
+    segs = (entries["chunk"] // SEGMENT_CHUNKS).astype(np.int64)
+    cuts = np.flatnonzero(np.diff(segs)) + 1
+    starts = np.concatenate(([0], cuts))
+    return {
+        int(segs[s]): part for s, part in zip(starts, np.split(entries, cuts), strict=True)
+    }
+
+
+def merge_sorted(parts: Iterable[Entries]) -> Entries:
+    """Concatenate entry arrays and sort by chunk (chunks must not repeat across parts)."""
+    arrays = [p for p in parts if len(p)]
+    if not arrays:
+        return empty()
+    merged = np.concatenate(arrays)
+    return merged[np.argsort(merged["chunk"], kind="stable")]
+
+
+def overlay(base: Entries, top: Entries) -> Entries:
+    """base with top's entries added or replacing base's entries of the same chunk."""
+    keep = ~np.isin(base["chunk"], top["chunk"])
+    return merge_sorted([base[keep], top])
+
+
+@dataclass(frozen=True)
+class NodeMap:
+    """A snapshot's whole map, with a fast lookup by chunk."""
+
+    entries: Entries
+
+    @property
+    def chunks(self) -> npt.NDArray[np.uint64]:
+        return self.entries["chunk"]  # type: ignore[no-any-return]
+
+    def find(self, chunk: int) -> int:
+        """Index of chunk's entry, or -1."""
+        chunks = self.chunks
+        i = int(np.searchsorted(chunks, chunk))
+        return i if i < len(chunks) and int(chunks[i]) == chunk else -1
+
+    def find_many(self, wanted: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
+        """For each wanted chunk, the index of its entry or -1."""
+        chunks = self.chunks
+        idx = np.searchsorted(chunks, wanted)
+        idx = np.minimum(idx, max(len(chunks) - 1, 0))
+        hit = (chunks[idx] == wanted) if len(chunks) else np.zeros(len(wanted), dtype=bool)
+        return np.where(hit, idx, -1).astype(np.int64)

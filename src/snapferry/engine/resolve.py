@@ -1,0 +1,133 @@
+"""Reading: what a disk or snapshot holds, chunk by chunk, from its layers.
+
+A *view* stacks, newest first, the head generations a disk still holds in overlays and then the
+lineage of committed snapshots. A chunk is materialized by walking the layers until every page is
+resolved or a full version ends the walk; pages nobody defines are zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from snapferry.engine import bitmaps, bundles
+from snapferry.engine.head import Head
+from snapferry.engine.maps import Node
+from snapferry.engine.objects import ObjectReader, location_of
+from snapferry.errors import IntegrityError
+from snapferry.settings import CHUNK, PAGE, PAGES_PER_CHUNK
+
+
+@dataclass(frozen=True)
+class View:
+    """The layers of one disk or snapshot at one moment. ``label`` names it in errors."""
+
+    label: str
+    size_bytes: int
+    lineage: list[Node]
+    heads: list[Head] = field(default_factory=list)
+    snapshot_id: str | None = None
+
+
+def allocated_chunks(view: View) -> npt.NDArray[np.uint64]:
+    """Sorted indices of chunks any layer of the view defines (others are certainly zero)."""
+    parts = [np.array(sorted(h.dirty), dtype=np.uint64) for h in view.heads]
+    parts += [node.map.chunks for node in view.lineage]
+    if not parts:
+        return np.zeros(0, dtype=np.uint64)
+    return np.unique(np.concatenate(parts)).astype(np.uint64)
+
+
+class ChunkReader:
+    """Materializes chunks of views; verifies every object it reads."""
+
+    def __init__(self, objects: ObjectReader) -> None:
+        self.objects = objects
+
+    def materialize(self, view: View, chunk: int) -> npt.NDArray[np.uint8]:
+        """Chunk ``chunk`` of the view as a ``(1024, 4096)`` array. IntegrityError names the view
+        and the chunk's offset if a version it needs is missing or corrupt."""
+        out = np.zeros((PAGES_PER_CHUNK, PAGE), dtype=np.uint8)
+        resolved = np.zeros(PAGES_PER_CHUNK, dtype=bool)
+        for head in view.heads:
+            mask = head.dirty.get(chunk)
+            if mask is None:
+                continue
+            new = mask & ~resolved
+            if new.any():
+                pages = chunk * PAGES_PER_CHUNK + np.flatnonzero(new).astype(np.int64)
+                out[new] = head.overlay.gather(pages)
+            resolved |= mask
+            if resolved.all():
+                return out
+        for node in view.lineage:
+            i = node.map.find(chunk)
+            if i < 0:
+                continue
+            entry = node.map.entries[i]
+            kind = int(entry["kind"])
+            if kind == bundles.KIND_ZERO:
+                break
+            try:
+                bundle = self.objects.bundle(location_of(entry))
+            except IntegrityError as exc:
+                raise IntegrityError(
+                    f"{view.label}: data at offset {chunk * CHUNK} is unreadable: {exc.message}",
+                    offset=chunk * CHUNK,
+                    snapshot=view.snapshot_id,
+                ) from None
+            slot = int(entry["slot"])
+            present, data = bundle.slot_pages(slot)
+            take = present & ~resolved
+            if take.any():
+                rank = np.cumsum(present) - 1
+                out[take] = data[rank[take]]
+            if kind == bundles.KIND_FULL:
+                break
+            resolved |= present | bitmaps.unpack(bundle.zeroed[slot])
+            if resolved.all():
+                break
+        return out
+
+    def iter_range(self, view: View, offset: int, length: int) -> Iterator[bytes]:
+        """The bytes of ``[offset, offset+length)``, one piece per chunk touched."""
+        allocated = allocated_chunks(view)
+        end = offset + length
+        pos = offset
+        while pos < end:
+            chunk = pos // CHUNK
+            stop = min(end, (chunk + 1) * CHUNK)
+            lo = pos - chunk * CHUNK
+            i = int(np.searchsorted(allocated, chunk))
+            if i < len(allocated) and int(allocated[i]) == chunk:
+                data = self.materialize(view, chunk).reshape(-1)
+                yield data[lo : lo + (stop - pos)].tobytes()
+            else:
+                yield bytes(stop - pos)
+            pos = stop
+
+
+def resolve_present(lineage: list[Node], chunks: npt.NDArray[np.uint64]) -> npt.NDArray[np.bool_]:
+    """Metadata only: for each chunk, the ``(n, 1024)`` mask of pages holding non-zero data in the
+    snapshot whose lineage is given."""
+    n = len(chunks)
+    alloc = np.zeros((n, PAGES_PER_CHUNK), dtype=bool)
+    resolved = np.zeros((n, PAGES_PER_CHUNK), dtype=bool)
+    open_ = np.ones(n, dtype=bool)
+    for node in lineage:
+        if not open_.any():
+            break
+        idx = node.map.find_many(chunks)
+        hit = np.flatnonzero(open_ & (idx >= 0))
+        if len(hit) == 0:
+            continue
+        found = node.map.entries[idx[hit]]
+        present = bitmaps.unpack(found["present"])
+        alloc[hit] |= present & ~resolved[hit]
+        patch = found["kind"] == bundles.KIND_PATCH
+        resolved[hit[patch]] |= bitmaps.unpack(found["written"][patch])
+        open_[hit[~patch]] = False
+    return alloc

@@ -1,0 +1,98 @@
+"""Sealing: turning a frozen head generation into a snapshot's block-map delta.
+
+Incremental: each chunk the head touched becomes a *patch* version holding just the touched pages
+(or a *full* version when no older snapshot has the chunk), bundled so the cost follows the pages
+written, not the chunks touched. Full: every allocated chunk gets a full version; chunks whose
+newest version already is a full one share it instead of being rewritten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import numpy.typing as npt
+
+from snapferry.engine import bitmaps, blockmap, bundles
+from snapferry.engine.head import Head
+from snapferry.engine.maps import Node, chain_depth
+from snapferry.engine.objects import PackWriter
+from snapferry.engine.resolve import ChunkReader, View, allocated_chunks
+from snapferry.engine.versions import ChunkBatch, write_versions
+from snapferry.settings import PAGES_PER_CHUNK
+
+BATCH_PAGES = 16384
+"""Pages gathered per step (64 MiB): bounds a seal's memory whatever the head's size."""
+
+
+def _batches(
+    chunks: npt.NDArray[np.uint64], masks: npt.NDArray[np.bool_]
+) -> Iterator[tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_]]]:
+    counts = np.cumsum(masks.sum(axis=1))
+    start = 0
+    while start < len(chunks):
+        base = int(counts[start - 1]) if start else 0
+        end = int(np.searchsorted(counts, base + BATCH_PAGES, side="right"))
+        end = max(end, start + 1)
+        yield chunks[start:end], masks[start:end]
+        start = end
+
+
+def seal_incremental(writer: PackWriter, head: Head, parent: list[Node]) -> blockmap.Entries:
+    """The map delta of a snapshot whose pages are head's and whose lineage parent is ``parent``."""
+    chunks, masks = head.dirty_arrays()
+    parts = []
+    for part_chunks, part_masks in _batches(chunks, masks):
+        has_base, depth = chain_depth(parent, part_chunks)
+        kinds = np.where(has_base, bundles.KIND_PATCH, bundles.KIND_FULL).astype(np.uint8)
+        pages = head.overlay.gather(bitmaps.global_pages(part_chunks, part_masks))
+        entries = write_versions(writer, ChunkBatch(part_chunks, kinds, part_masks, pages))
+        entries["written"] = bitmaps.pack(part_masks)
+        entries["depth"] = np.where(has_base, np.minimum(depth + 1, blockmap.MAX_DEPTH), 0)
+        parts.append(entries)
+    return blockmap.merge_sorted(parts)
+
+
+def seal_full(
+    writer: PackWriter, reader: ChunkReader, head: Head, view: View
+) -> blockmap.Entries:
+    """The map of a self-contained snapshot of ``view`` (whose newest head is ``head``)."""
+    parts = []
+    for chunk in allocated_chunks(view).tolist():
+        written = head.dirty.get(chunk)
+        if written is None:
+            reused = _reusable_full(view.lineage, chunk)
+            if reused is not None:
+                parts.append(reused)
+                continue
+        data = reader.materialize(view, chunk)
+        touched = np.ones((1, PAGES_PER_CHUNK), dtype=bool)
+        batch = ChunkBatch(
+            np.array([chunk], dtype=np.uint64),
+            np.array([bundles.KIND_FULL], dtype=np.uint8),
+            touched,
+            data,
+        )
+        entry = write_versions(writer, batch)
+        if written is not None:
+            entry["written"] = bitmaps.pack(written[None, :])
+        if entry["kind"][0] != bundles.KIND_ZERO or written is not None:
+            parts.append(entry)
+    return blockmap.merge_sorted(parts)
+
+
+def _reusable_full(lineage: list[Node], chunk: int) -> blockmap.Entries | None:
+    """A copy of the chunk's newest entry if it is a full (or zero) version, with no pages written."""
+    for node in lineage:
+        i = node.map.find(chunk)
+        if i < 0:
+            continue
+        entry = node.map.entries[i : i + 1].copy()
+        if int(entry["kind"][0]) == bundles.KIND_PATCH:
+            return None
+        entry["written"] = 0
+        entry["depth"] = 0
+        if int(entry["kind"][0]) == bundles.KIND_ZERO:
+            return blockmap.empty(0)
+        return entry
+    return blockmap.empty(0)

@@ -1,0 +1,80 @@
+"""The error tree. Every error carries a stable ``code`` and says whether a retry may succeed.
+
+Edges translate these (the ARM envelope in the API, exit codes and messages in the CLI); nothing
+inside snapferry raises a bare ``KeyError`` or ``ValueError`` across a layer boundary.
+"""
+
+from __future__ import annotations
+
+
+class SnapferryError(Exception):
+    """Base of every error snapferry raises on purpose."""
+
+    code = "InternalError"
+    retryable = False
+
+    def __init__(self, message: str, **details: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready form: code, message and details."""
+        return {"code": self.code, "message": self.message, **self.details}
+
+
+class InvalidInput(SnapferryError):
+    """The caller asked for something malformed or out of range; nothing was changed."""
+
+    code = "InvalidParameter"
+
+
+class NotFound(SnapferryError):
+    """A disk, snapshot or object that does not exist (or no longer does)."""
+
+    code = "NotFound"
+
+
+class Conflict(SnapferryError):
+    """The request is well formed but the current state forbids it; nothing was changed."""
+
+    code = "Conflict"
+
+
+class NotReady(SnapferryError):
+    """The resource is still being built (for example a snapshot being sealed). Retry later."""
+
+    code = "NotReady"
+    retryable = True
+
+
+class RegionBusy(SnapferryError):
+    """Another process holds the region's data directory."""
+
+    code = "RegionBusy"
+    retryable = True
+
+
+class IntegrityError(SnapferryError):
+    """Stored bytes do not match their id: corrupt or missing data. Never returned as wrong bytes."""
+
+    code = "IntegrityError"
+
+
+class StoreError(SnapferryError):
+    """A chunk store failed to do what was asked."""
+
+    code = "StoreError"
+
+
+class TransientStoreError(StoreError):
+    """A store call failed in a way that may succeed when repeated (I/O hiccup, timeout)."""
+
+    code = "StoreUnavailable"
+    retryable = True
+
+
+class ObjectNotFound(StoreError):
+    """The store holds no object under the key."""
+
+    code = "ObjectNotFound"

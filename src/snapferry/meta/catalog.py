@@ -1,0 +1,187 @@
+"""The engine's queries: small functions over a SQLAlchemy ``Connection``, one per question.
+
+Callers own transactions (``with engine.begin() as conn``). Rows come back as SQLAlchemy ``Row``s
+with the column names of ``schema``; block-map segments come back as raw bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, func, insert, select, update
+
+from snapferry.meta.schema import disks, head_pages, map_segments, packs, snapshots
+
+
+# --- snapshots -------------------------------------------------------------------------------
+def snapshot(conn: Connection, snapshot_id: str) -> Row[Any] | None:
+    return conn.execute(select(snapshots).where(snapshots.c.id == snapshot_id)).first()
+
+
+def all_snapshots(conn: Connection) -> Sequence[Row[Any]]:
+    return conn.execute(select(snapshots).order_by(snapshots.c.seq)).all()
+
+
+def children(conn: Connection, snapshot_id: str) -> Sequence[Row[Any]]:
+    return conn.execute(
+        select(snapshots).where(snapshots.c.parent_id == snapshot_id).order_by(snapshots.c.seq)
+    ).all()
+
+
+def next_seq(conn: Connection) -> int:
+    return int(conn.execute(select(func.coalesce(func.max(snapshots.c.seq), 0))).scalar_one()) + 1
+
+
+def insert_snapshot(conn: Connection, **values: Any) -> None:
+    conn.execute(insert(snapshots).values(**values))
+
+
+def update_snapshot(conn: Connection, snapshot_id: str, **values: Any) -> None:
+    conn.execute(update(snapshots).where(snapshots.c.id == snapshot_id).values(**values))
+
+
+def delete_snapshot_row(conn: Connection, snapshot_id: str) -> None:
+    conn.execute(delete(map_segments).where(map_segments.c.snapshot_id == snapshot_id))
+    conn.execute(delete(snapshots).where(snapshots.c.id == snapshot_id))
+
+
+def snapshots_in_state(conn: Connection, state: str) -> Sequence[Row[Any]]:
+    return conn.execute(
+        select(snapshots).where(snapshots.c.state == state).order_by(snapshots.c.seq)
+    ).all()
+
+
+# --- block-map segments ----------------------------------------------------------------------
+def segments(conn: Connection, snapshot_id: str) -> list[tuple[int, bytes]]:
+    rows = conn.execute(
+        select(map_segments.c.segment, map_segments.c.entries)
+        .where(map_segments.c.snapshot_id == snapshot_id)
+        .order_by(map_segments.c.segment)
+    ).all()
+    return [(int(r.segment), bytes(r.entries)) for r in rows]
+
+
+def put_segments(conn: Connection, snapshot_id: str, blobs: dict[int, bytes]) -> None:
+    """Replace the given segments of a snapshot; an empty blob removes its segment."""
+    if not blobs:
+        return
+    conn.execute(
+        delete(map_segments).where(
+            map_segments.c.snapshot_id == snapshot_id,
+            map_segments.c.segment.in_(list(blobs)),
+        )
+    )
+    rows = [
+        {"snapshot_id": snapshot_id, "segment": seg, "entries": blob}
+        for seg, blob in blobs.items()
+        if blob
+    ]
+    if rows:
+        conn.execute(insert(map_segments), rows)
+
+
+def all_segments(conn: Connection) -> Iterable[tuple[str, int, bytes]]:
+    result = conn.execute(
+        select(map_segments.c.snapshot_id, map_segments.c.segment, map_segments.c.entries)
+    )
+    for r in result:
+        yield str(r.snapshot_id), int(r.segment), bytes(r.entries)
+
+
+# --- disks -----------------------------------------------------------------------------------
+def disk(conn: Connection, disk_id: str) -> Row[Any] | None:
+    return conn.execute(select(disks).where(disks.c.id == disk_id)).first()
+
+
+def all_disks(conn: Connection) -> Sequence[Row[Any]]:
+    return conn.execute(select(disks).order_by(disks.c.created_at)).all()
+
+
+def insert_disk(conn: Connection, **values: Any) -> None:
+    conn.execute(insert(disks).values(**values))
+
+
+def update_disk(conn: Connection, disk_id: str, **values: Any) -> None:
+    conn.execute(update(disks).where(disks.c.id == disk_id).values(**values))
+
+
+def delete_disk_row(conn: Connection, disk_id: str) -> None:
+    conn.execute(delete(head_pages).where(head_pages.c.disk_id == disk_id))
+    conn.execute(delete(disks).where(disks.c.id == disk_id))
+
+
+def disks_on_base(conn: Connection, snapshot_id: str) -> int:
+    return int(
+        conn.execute(
+            select(func.count()).select_from(disks).where(disks.c.base_id == snapshot_id)
+        ).scalar_one()
+    )
+
+
+# --- head pages ------------------------------------------------------------------------------
+def head_bitmaps(conn: Connection, disk_id: str, gen: int) -> list[tuple[int, bytes]]:
+    rows = conn.execute(
+        select(head_pages.c.chunk, head_pages.c.bitmap).where(
+            head_pages.c.disk_id == disk_id, head_pages.c.gen == gen
+        )
+    ).all()
+    return [(int(r.chunk), bytes(r.bitmap)) for r in rows]
+
+
+def put_head_bitmaps(conn: Connection, disk_id: str, gen: int, bitmaps: dict[int, bytes]) -> None:
+    """Replace the bitmaps of the given chunks of one head generation."""
+    conn.execute(
+        delete(head_pages).where(
+            head_pages.c.disk_id == disk_id,
+            head_pages.c.gen == gen,
+            head_pages.c.chunk.in_(list(bitmaps)),
+        )
+    )
+    conn.execute(
+        insert(head_pages),
+        [{"disk_id": disk_id, "gen": gen, "chunk": c, "bitmap": b} for c, b in bitmaps.items()],
+    )
+
+
+def drop_head_gen(conn: Connection, disk_id: str, gen: int) -> None:
+    conn.execute(
+        delete(head_pages).where(head_pages.c.disk_id == disk_id, head_pages.c.gen == gen)
+    )
+
+
+# --- packs -----------------------------------------------------------------------------------
+def insert_pack(conn: Connection, key: str, created_at: float) -> int:
+    result = conn.execute(
+        insert(packs).values(key=key, size_bytes=0, state="pending", created_at=created_at)
+    )
+    return int(result.inserted_primary_key[0])
+
+
+def mark_packs_live(conn: Connection, sizes: dict[int, int]) -> None:
+    for pack_id, size in sizes.items():
+        conn.execute(
+            update(packs).where(packs.c.id == pack_id).values(state="live", size_bytes=size)
+        )
+
+
+def pack_keys(conn: Connection, pack_ids: Iterable[int]) -> dict[int, str]:
+    ids = list(pack_ids)
+    rows = conn.execute(select(packs.c.id, packs.c.key).where(packs.c.id.in_(ids))).all()
+    return {int(r.id): str(r.key) for r in rows}
+
+
+def all_packs(conn: Connection) -> Sequence[Row[Any]]:
+    return conn.execute(select(packs).order_by(packs.c.id)).all()
+
+
+def mark_packs_dead(conn: Connection, pack_ids: Iterable[int], at: float) -> None:
+    ids = list(pack_ids)
+    if ids:
+        conn.execute(
+            update(packs).where(packs.c.id.in_(ids)).values(state="dead", dead_at=at)
+        )
+
+
+def delete_pack_row(conn: Connection, pack_id: int) -> None:
+    conn.execute(delete(packs).where(packs.c.id == pack_id))

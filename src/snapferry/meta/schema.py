@@ -1,0 +1,95 @@
+"""The region's metadata schema (SQLAlchemy Core). Portable: SQLite by default, PostgreSQL later.
+
+Tables and what their rows mean:
+
+* ``snapshots`` — one row per snapshot, including *hidden* ones (state ``deleted``) that a disk
+  still builds on. ``parent_id`` is the storage lineage: the snapshot this one's block map is a
+  delta against (``NULL`` for the first of a lineage). ``self_contained`` snapshots (full ones)
+  never read through their parent; their parent only anchors diffs.
+* ``map_segments`` — a snapshot's block-map delta, ``SEGMENT_CHUNKS`` chunks per row, as a packed
+  array of entries (see ``engine.blockmap``).
+* ``disks`` — a disk's size, family, base snapshot and head generation (its live overlay).
+* ``head_pages`` — which pages of which chunk a head generation has written (a 1024-bit bitmap).
+* ``packs`` — store objects holding version frames; ``pending`` until the metadata that points at
+  them commits, ``dead`` once nothing references them (deleted after the GC grace period).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+)
+
+metadata = MetaData()
+
+ID = String(32)
+
+snapshots = Table(
+    "snapshots",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("family_id", ID, nullable=False),
+    Column("disk_id", ID, nullable=True),
+    Column("parent_id", ID, ForeignKey("snapshots.id"), nullable=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("incremental", Boolean, nullable=False),
+    Column("self_contained", Boolean, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("frozen_gen", Integer, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Index("ix_snapshots_parent", "parent_id"),
+    Index("ix_snapshots_family", "family_id", "seq"),
+)
+
+map_segments = Table(
+    "map_segments",
+    metadata,
+    Column(
+        "snapshot_id", ID, ForeignKey("snapshots.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("segment", BigInteger, primary_key=True, autoincrement=False),
+    Column("entries", LargeBinary, nullable=False),
+)
+
+disks = Table(
+    "disks",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("family_id", ID, nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("base_id", ID, ForeignKey("snapshots.id"), nullable=True),
+    Column("head_gen", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_disks_base", "base_id"),
+)
+
+head_pages = Table(
+    "head_pages",
+    metadata,
+    Column("disk_id", ID, ForeignKey("disks.id", ondelete="CASCADE"), primary_key=True),
+    Column("gen", Integer, primary_key=True, autoincrement=False),
+    Column("chunk", BigInteger, primary_key=True, autoincrement=False),
+    Column("bitmap", LargeBinary, nullable=False),
+)
+
+packs = Table(
+    "packs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(128), nullable=False, unique=True),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("dead_at", Float, nullable=True),
+)
