@@ -32,7 +32,7 @@ from snapferry.errors import InvalidInput, NotFound, NotReady, RegionBusy
 from snapferry.ids import new_id
 from snapferry.meta import catalog
 from snapferry.meta.db import open_database, sqlite_url
-from snapferry.settings import MAX_DISK_BYTES, PAGE, SECTOR
+from snapferry.settings import MAX_DISK_BYTES, PAGE, PAGES_PER_CHUNK, SECTOR
 from snapferry.store.base import ChunkStore
 from snapferry.store.local import LocalStore
 
@@ -281,37 +281,43 @@ class Engine:
             return
         with self.disk_lock(disk_id):
             head = self.head(disk_id)
-            staged = Head(disk_id, head.gen, head.overlay, dict(head.dirty))
+            pending: dict[int, np.ndarray] = {}
             for offset, view in checked:
                 first, end = bitmaps.page_span(offset, len(view))
-                buf = self._page_aligned(disk_id, staged, offset, view, first, end)
+                buf = self._page_aligned(disk_id, pending, offset, view, first, end)
                 head.overlay.write(first * PAGE, buf)
                 for chunk, mask in bitmaps.mark_pages(first, end).items():
-                    old = staged.dirty.get(chunk)
-                    staged.dirty[chunk] = mask if old is None else old | mask
+                    old = pending.get(chunk, head.dirty.get(chunk))
+                    pending[chunk] = mask if old is None else old | mask
             head.overlay.sync()
-            touched = {
-                c: bitmaps.pack(m).tobytes()
-                for c, m in staged.dirty.items()
-                if c not in head.dirty or m is not head.dirty[c]
-            }
+            packed = {c: bitmaps.pack(m).tobytes() for c, m in pending.items()}
             with self.db.begin() as conn:
-                catalog.put_head_bitmaps(conn, disk_id, head.gen, touched)
-            head.dirty = staged.dirty
+                catalog.put_head_bitmaps(conn, disk_id, head.gen, packed)
+            head.mark(pending)
 
     def _page_aligned(
-        self, disk_id: str, staged: Head, offset: int, data: memoryview, first: int, end: int
+        self,
+        disk_id: str,
+        pending: dict[int, np.ndarray],
+        offset: int,
+        data: memoryview,
+        first: int,
+        end: int,
     ) -> memoryview:
+        """data widened to whole pages, the edges filled with the disk's current content."""
         start, stop = first * PAGE, end * PAGE
         if start == offset and stop == offset + len(data):
             return data
         buf = bytearray(stop - start)
-        view = self._disk_view(disk_id, staged)
-        size = view.size_bytes
+        head = self.head(disk_id)
         for page in {first, end - 1}:
-            lo = page * PAGE
-            edge = b"".join(self.chunks.iter_range(view, lo, min(PAGE, size - lo)))
-            buf[lo - start : lo - start + len(edge)] = edge
+            chunk, index = divmod(page, PAGES_PER_CHUNK)
+            mask = pending.get(chunk)
+            if mask is not None and mask[index]:
+                content = head.overlay.gather(np.array([page], dtype=np.int64))[0]
+            else:
+                content = self.chunks.materialize(self._disk_view(disk_id), chunk)[index]
+            buf[(page - first) * PAGE : (page - first + 1) * PAGE] = content.tobytes()
         buf[offset - start : offset - start + len(data)] = data
         return memoryview(buf)
 

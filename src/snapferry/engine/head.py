@@ -97,10 +97,23 @@ class Head:
     gen: int
     overlay: Overlay
     dirty: dict[int, npt.NDArray[np.bool_]] = field(default_factory=dict)
+    _index: npt.NDArray[np.uint64] | None = None
+
+    def mark(self, masks: dict[int, npt.NDArray[np.bool_]]) -> None:
+        """Record that the pages in masks (replacing the chunks' old masks) are now held."""
+        if any(c not in self.dirty for c in masks):
+            self._index = None
+        self.dirty.update(masks)
+
+    def chunk_index(self) -> npt.NDArray[np.uint64]:
+        """Sorted indices of the chunks this generation holds pages of."""
+        if self._index is None:
+            self._index = np.array(sorted(self.dirty), dtype=np.uint64)
+        return self._index
 
     def dirty_arrays(self) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_]]:
         """Sorted dirty chunk indices and their ``(n, 1024)`` page masks."""
-        chunks = np.array(sorted(self.dirty), dtype=np.uint64)
+        chunks = self.chunk_index()
         if len(chunks) == 0:
             return chunks, np.zeros((0, 1024), dtype=bool)
         return chunks, np.stack([self.dirty[int(c)] for c in chunks])

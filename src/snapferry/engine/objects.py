@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sqlalchemy import Engine
 
-from snapferry.codec import Codec, Encoded
+from snapferry.codec import Codec, Encoded, frame_id
 from snapferry.engine import bundles
 from snapferry.errors import IntegrityError, ObjectNotFound
 from snapferry.ids import new_id
@@ -96,13 +96,17 @@ class PackWriter:
     def write(self, contents: Sequence[bytes]) -> list[Location]:
         """Encode contents (in parallel) and append them; their locations in order."""
         encoded: list[Encoded] = list(self.pool.map(self.codec.encode, contents))
+        return self.write_frames([enc.frame for enc in encoded])
+
+    def write_frames(self, frames: Sequence[bytes]) -> list[Location]:
+        """Append already-encoded frames as they are (repacking moves stored bytes unchanged)."""
         out = []
-        for enc in encoded:
+        for frame in frames:
             if self._pack < 0:
                 self._open()
-            out.append(Location(enc.object_id, self._pack, self._fill, len(enc.frame)))
-            self._frames.append(enc.frame)
-            self._fill += len(enc.frame)
+            out.append(Location(frame_id(frame), self._pack, self._fill, len(frame)))
+            self._frames.append(frame)
+            self._fill += len(frame)
             if self._fill >= PACK_TARGET_BYTES:
                 self._flush()
         return out

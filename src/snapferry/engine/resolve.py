@@ -32,10 +32,13 @@ class View:
     snapshot_id: str | None = None
 
 
-def allocated_chunks(view: View) -> npt.NDArray[np.uint64]:
-    """Sorted indices of chunks any layer of the view defines (others are certainly zero)."""
-    parts = [np.array(sorted(h.dirty), dtype=np.uint64) for h in view.heads]
-    parts += [node.map.chunks for node in view.lineage]
+def allocated_chunks(view: View, lo: int = 0, hi: int | None = None) -> npt.NDArray[np.uint64]:
+    """Sorted indices of the chunks in ``[lo, hi)`` that any layer of the view defines (the
+    others are certainly zero)."""
+    parts = [h.chunk_index() for h in view.heads] + [node.map.chunks for node in view.lineage]
+    if hi is not None or lo:
+        top = np.iinfo(np.uint64).max if hi is None else hi
+        parts = [p[np.searchsorted(p, lo) : np.searchsorted(p, top)] for p in parts]
     if not parts:
         return np.zeros(0, dtype=np.uint64)
     return np.unique(np.concatenate(parts)).astype(np.uint64)
@@ -94,8 +97,8 @@ class ChunkReader:
 
     def iter_range(self, view: View, offset: int, length: int) -> Iterator[bytes]:
         """The bytes of ``[offset, offset+length)``, one piece per chunk touched."""
-        allocated = allocated_chunks(view)
         end = offset + length
+        allocated = allocated_chunks(view, offset // CHUNK, -(-end // CHUNK))
         pos = offset
         while pos < end:
             chunk = pos // CHUNK

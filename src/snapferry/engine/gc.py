@@ -1,0 +1,143 @@
+"""Garbage collection: mark-and-sweep of packs with a grace period, and repacking.
+
+Mark: every pack an entry of any snapshot (visible or hidden) names is live, and so is every pack
+an in-flight operation is writing (pinned). Sweep: a live pack nothing names is marked ``dead``; a
+dead or abandoned ``pending`` pack older than the grace period is deleted (object first, then its
+row, so a crash between the two only repeats the delete). Repack: a pack whose live bytes fall
+below ``repack_below`` of its size has its live frames copied, verified, into a new pack, the maps
+repointed, and the old pack marked dead — all in one transaction after the new pack is durable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from snapferry.codec import frame_id
+from snapferry.engine import blockmap
+from snapferry.engine.core import Engine
+from snapferry.engine.objects import Location
+from snapferry.engine.refs import References, scan
+from snapferry.errors import IntegrityError
+from snapferry.meta import catalog
+
+DEFAULT_GRACE = 3600.0
+
+
+@dataclass
+class GcReport:
+    """What one collection did."""
+
+    packs: int = 0
+    live_bytes: int = 0
+    marked_dead: int = 0
+    deleted: int = 0
+    deleted_bytes: int = 0
+    repacked: int = 0
+    repacked_bytes: int = 0
+    skipped_corrupt: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def collect(
+    engine: Engine, grace_seconds: float = DEFAULT_GRACE, repack_below: float = 0.5
+) -> GcReport:
+    """Run one collection. Safe to interrupt at any point and to repeat."""
+    report = GcReport()
+    with engine.lock:
+        refs = scan(engine.db)
+        live = refs.live_bytes()
+        with engine.db.connect() as conn:
+            packs = catalog.all_packs(conn)
+        now = engine.clock()
+        pinned = engine.pins.snapshot()
+        sparse = [
+            p.id
+            for p in packs
+            if p.state == "live"
+            and p.id in live
+            and p.id not in pinned
+            and p.created_at + grace_seconds <= now
+            and live[p.id] < repack_below * p.size_bytes
+        ]
+        if sparse:
+            _repack(engine, refs, set(sparse), report)
+            refs = scan(engine.db)
+            live = refs.live_bytes()
+        _sweep(engine, live, pinned, grace_seconds, report)
+        report.live_bytes = sum(live.values())
+        engine.objects.forget()
+    return report
+
+
+def _sweep(
+    engine: Engine,
+    live: dict[int, int],
+    pinned: frozenset[int],
+    grace: float,
+    report: GcReport,
+) -> None:
+    now = engine.clock()
+    with engine.db.begin() as conn:
+        packs = catalog.all_packs(conn)
+        newly_dead = [p.id for p in packs if p.state == "live" and p.id not in live]
+        newly_dead = [p for p in newly_dead if p not in pinned]
+        catalog.mark_packs_dead(conn, newly_dead, now)
+        revived = {p.id: int(p.size_bytes) for p in packs if p.state == "dead" and p.id in live}
+        catalog.mark_packs_live(conn, revived)
+    report.packs = len(packs)
+    report.marked_dead = len(newly_dead)
+    dead_at = {p.id: p.dead_at for p in packs}
+    dead_at.update(dict.fromkeys(newly_dead, now))
+    for p in packs:
+        if p.id in live or p.id in pinned or p.id in revived:
+            continue
+        expired = (
+            p.state == "pending" and p.created_at + grace <= now
+        ) or (p.state != "pending" and (dead_at[p.id] or now) + grace <= now)
+        if not expired:
+            continue
+        engine.store.delete(p.key)
+        with engine.db.begin() as conn:
+            catalog.delete_pack_row(conn, p.id)
+        report.deleted += 1
+        report.deleted_bytes += int(p.size_bytes)
+
+
+def _repack(engine: Engine, refs: References, sparse: set[int], report: GcReport) -> None:
+    rows = refs.rows[np.isin(refs.rows["pack"], list(sparse))]
+    uniq = np.unique(rows[["pack", "offset", "length"]])
+    moved: dict[tuple[int, int], tuple[int, int]] = {}
+    bad_packs: set[int] = set()
+    with engine.writer() as writer:
+        for pack, offset, length in uniq.tolist():
+            loc = Location(b"", int(pack), int(offset), int(length))
+            try:
+                frame = engine.objects.frame(loc)
+                engine.codec.decode(frame, frame_id(frame))
+            except IntegrityError:
+                bad_packs.add(int(pack))
+                continue
+            (new,) = writer.write_frames([frame])
+            moved[(int(pack), int(offset))] = (new.pack, new.offset)
+        sizes = writer.finish()
+        done = sparse - bad_packs
+        report.skipped_corrupt = len(bad_packs)
+        owners = sorted({int(o) for o in rows["owner"][np.isin(rows["pack"], list(done))]})
+        with engine.db.begin() as conn:
+            for owner in owners:
+                snapshot_id, segment = refs.owners[owner]
+                blob = dict(catalog.segments(conn, snapshot_id))[segment]
+                entries = blockmap.decode_segment(blob)
+                for i in np.flatnonzero(np.isin(entries["pack"], list(done))).tolist():
+                    pack, offset = moved[(int(entries["pack"][i]), int(entries["offset"][i]))]
+                    entries["pack"][i], entries["offset"][i] = pack, offset
+                catalog.put_segments(conn, snapshot_id, {segment: blockmap.encode_segment(entries)})
+                engine.maps.invalidate(snapshot_id)
+            catalog.mark_packs_live(conn, sizes)
+            catalog.mark_packs_dead(conn, done, engine.clock())
+    report.repacked = len(done)
+    report.repacked_bytes = sum(sizes.values())

@@ -1,0 +1,149 @@
+"""Scrub: re-read every stored object the maps name and report what is corrupt or missing.
+
+Each problem is reported against every visible snapshot and disk whose content depends on the bad
+object, with the byte offset of the affected chunk — not just against the snapshot that wrote it,
+since later snapshots read through patches beneath them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from snapferry.engine import bundles
+from snapferry.engine.core import Engine
+from snapferry.engine.refs import References, scan
+from snapferry.errors import IntegrityError, ObjectNotFound
+from snapferry.meta import catalog
+from snapferry.settings import CHUNK
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One unreadable chunk of one snapshot or disk."""
+
+    kind: str
+    """``corrupt`` (bytes do not match their id), ``missing`` (object or pack gone) or
+    ``dangling`` (the catalog does not know the pack)."""
+    resource: str
+    """``snapshot`` or ``disk``."""
+    id: str
+    offset: int
+    detail: str
+
+
+@dataclass
+class ScrubReport:
+    packs: int = 0
+    objects: int = 0
+    bytes_read: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, object]:
+        return {**asdict(self), "clean": self.clean}
+
+
+def scrub(engine: Engine, progress: Callable[[int, int], None] | None = None) -> ScrubReport:
+    """Verify every referenced object. Reads each pack once, whole."""
+    report = ScrubReport()
+    with engine.lock:
+        refs = scan(engine.db)
+        with engine.db.connect() as conn:
+            packs = {p.id: p for p in catalog.all_packs(conn)}
+        bad: dict[tuple[int, int], tuple[str, str]] = {}
+        ids = np.unique(refs.rows["pack"]).tolist()
+        total = sum(int(packs[i].size_bytes) for i in ids if i in packs)
+        for pack_id in ids:
+            _check_pack(engine, refs, packs.get(pack_id), pack_id, bad, report)
+            if progress is not None:
+                progress(report.bytes_read, total)
+        report.problems = _affected(engine, refs, bad)
+    return report
+
+
+def _check_pack(
+    engine: Engine,
+    refs: References,
+    pack: object,
+    pack_id: int,
+    bad: dict[tuple[int, int], tuple[str, str]],
+    report: ScrubReport,
+) -> None:
+    rows = refs.rows[refs.rows["pack"] == pack_id]
+    uniq = np.unique(rows[["offset", "length", "oid"]])
+    if pack is None or getattr(pack, "state", "") != "live":
+        for offset in uniq["offset"].tolist():
+            bad[(pack_id, offset)] = ("dangling", f"pack {pack_id} is not live in the catalog")
+        return
+    report.packs += 1
+    key = str(getattr(pack, "key", ""))
+    try:
+        data = engine.store.get(key)
+    except ObjectNotFound:
+        for offset in uniq["offset"].tolist():
+            bad[(pack_id, offset)] = ("missing", f"pack {key} is missing from the store")
+        return
+    report.bytes_read += len(data)
+    view = memoryview(data)
+    for offset, length, oid in uniq.tolist():
+        report.objects += 1
+        frame = view[offset : offset + length]
+        try:
+            if len(frame) != length:
+                raise IntegrityError(f"pack {key} is truncated")
+            bundles.parse(engine.codec.decode(frame, bytes(oid), what=f"object in {key}"))
+        except IntegrityError as exc:
+            bad[(pack_id, int(offset))] = ("corrupt", exc.message)
+
+
+def _affected(
+    engine: Engine, refs: References, bad: dict[tuple[int, int], tuple[str, str]]
+) -> list[Problem]:
+    """Visible snapshots and disks whose reads of a chunk reach a bad object."""
+    if not bad:
+        return []
+    with engine.db.connect() as conn:
+        snapshots = catalog.all_snapshots(conn)
+        disks = catalog.all_disks(conn)
+    kids: dict[str | None, list[str]] = {}
+    for s in snapshots:
+        kids.setdefault(s.parent_id, []).append(s.id)
+    state = {s.id: s.state for s in snapshots}
+    on_base: dict[str, list[str]] = {}
+    for d in disks:
+        if d.base_id is not None:
+            on_base.setdefault(d.base_id, []).append(d.id)
+    found: dict[tuple[str, str, int], Problem] = {}
+    for row in refs.rows.tolist():
+        pack, offset, _length, chunk, _oid, owner = row
+        hit = bad.get((pack, offset))
+        if hit is None:
+            continue
+        kind, detail = hit
+        start = refs.owners[owner][0]
+        todo = [start]
+        while todo:
+            sid = todo.pop()
+            if sid != start and _shadows(engine, sid, chunk):
+                continue
+            if state.get(sid) != "deleted":
+                found[("snapshot", sid, chunk)] = Problem(kind, "snapshot", sid, chunk * CHUNK, detail)
+            for disk_id in on_base.get(sid, []):
+                found[("disk", disk_id, chunk)] = Problem(kind, "disk", disk_id, chunk * CHUNK, detail)
+            todo.extend(kids.get(sid, []))
+    return sorted(found.values(), key=lambda p: (p.resource, p.id, p.offset))
+
+
+def _shadows(engine: Engine, snapshot_id: str, chunk: int) -> bool:
+    """True if the snapshot's reads of chunk never reach its parent."""
+    node = engine.maps.node(snapshot_id)
+    i = node.map.find(chunk)
+    if i < 0:
+        return node.self_contained
+    return int(node.map.entries[i]["kind"]) != bundles.KIND_PATCH
