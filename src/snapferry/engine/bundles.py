@@ -55,7 +55,9 @@ def build(
         np.ascontiguousarray(present, dtype=np.uint8).tobytes(),
         np.ascontiguousarray(zeroed, dtype=np.uint8).tobytes(),
     ]
-    return b"".join(parts) + np.ascontiguousarray(pages).data.cast("B")
+    if pages.size:
+        parts.append(np.ascontiguousarray(pages).data.cast("B"))
+    return b"".join(parts)
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,9 @@ def _check_size(size_bytes: int) -> int:
 
 
 def _check_range(offset: int, length: int, size_bytes: int, what: str) -> None:
+    for value in (offset, length):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise InvalidInput(f"{what} offsets and lengths must be integers, not {value!r}")
     if offset < 0 or length < 0 or offset % SECTOR or length % SECTOR:
         raise InvalidInput(
             f"{what} at offset {offset} of {length} bytes is not aligned to {SECTOR} bytes",
@@ -160,6 +163,10 @@ class Engine:
             self.seal_pending(disk_id)
         for row in deleted:
             self.collapse(row.id)
+        # We hold the region: a temp file left in the store is from a put a crash cut short.
+        cleanup = getattr(self.store, "cleanup_temp", None)
+        if callable(cleanup):
+            cleanup(older_than=0.0)
         heads = self.data_dir / "heads"
         if heads.is_dir():
             for disk_dir in heads.iterdir():
@@ -550,8 +557,7 @@ class Engine:
                 path = _path_between(self.maps.ancestry(base_id), target_id)
             if path is None:
                 raise InvalidInput(f"no lineage joins {base_id} and {target_id}")
-            size = max(base.size_bytes, target.size_bytes)
-            return diffs.diff(path, self.maps.lineage(target_id), size)
+            return diffs.diff(path, self.maps.lineage(target_id), target.size_bytes)
 
     def allocated(self, snapshot_id: str) -> list[tuple[int, int]]:
         """Byte extents of a snapshot's non-zero pages."""

@@ -17,7 +17,8 @@ from snapferry.engine.core import Engine
 from snapferry.engine.refs import References, scan
 from snapferry.errors import IntegrityError, ObjectNotFound
 from snapferry.meta import catalog
-from snapferry.settings import CHUNK
+from snapferry.engine.bitmaps import popcount
+from snapferry.settings import CHUNK, PAGES_PER_CHUNK
 
 
 @dataclass(frozen=True)
@@ -146,4 +147,8 @@ def _shadows(engine: Engine, snapshot_id: str, chunk: int) -> bool:
     i = node.map.find(chunk)
     if i < 0:
         return node.self_contained
-    return int(node.map.entries[i]["kind"]) != bundles.KIND_PATCH
+    entry = node.map.entries[i]
+    if int(entry["kind"]) != bundles.KIND_PATCH:
+        return True
+    # a patch's written pages are the pages it defines: one covering every page reads no further
+    return bool(popcount(entry["written"][None, :])[0] == PAGES_PER_CHUNK)

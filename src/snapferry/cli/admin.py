@@ -1,0 +1,238 @@
+"""Admin commands over one local region: ``scrub``, ``gc``, ``compact`` and ``demo``.
+
+Each command resolves the region's data directory, opens the Engine, makes one engine call and
+renders the result (see ``output``). ``scrub``, ``gc`` and ``compact`` never create a region: a
+directory without ``meta.db`` is an error. The data directory is, first match wins:
+``--data-dir``, then ``$SNAPFERRY_DATA_DIR``, then ``$XDG_DATA_HOME/snapferry/regions/<region>``
+(``XDG_DATA_HOME`` defaulting to ``~/.local/share`` and ``--region`` to ``local``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import RenderableType
+
+from snapferry.cli import demo
+from snapferry.cli import output as out
+from snapferry.cli.output import ExitCode
+from snapferry.engine import Engine
+from snapferry.engine.compact import DEFAULT_COVERAGE, DEFAULT_MAX_DEPTH, CompactReport, compact
+from snapferry.engine.gc import DEFAULT_GRACE, GcReport, collect
+from snapferry.engine.scrub import ScrubReport
+from snapferry.engine.scrub import scrub as run_scrub
+from snapferry.errors import NotFound
+
+DEFAULT_REGION = "local"
+DATA_DIR_ENV = "SNAPFERRY_DATA_DIR"
+_REGION_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+# --- where the region lives ------------------------------------------------------------------
+def default_data_dir(region: str) -> Path:
+    """``$XDG_DATA_HOME/snapferry/regions/<region>``, XDG_DATA_HOME defaulting to
+    ``~/.local/share``."""
+    base = os.environ.get("XDG_DATA_HOME") or "~/.local/share"
+    return Path(base).expanduser() / "snapferry" / "regions" / region
+
+
+def _check_region(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    if not _REGION_NAME.fullmatch(value):
+        raise click.BadParameter("use lowercase letters, digits and '-' (at most 63)")
+    return value
+
+
+def region_options(f: F) -> F:
+    """``--data-dir``, ``--region`` and ``--output``; the command receives ``data_dir`` (a
+    resolved Path), ``region`` and ``output``."""
+    f = click.option(
+        "--region",
+        default=DEFAULT_REGION,
+        show_default=True,
+        callback=_check_region,
+        help="Region name; only picks the default data directory.",
+    )(f)
+    f = click.option(
+        "--data-dir",
+        type=click.Path(path_type=Path),
+        envvar=DATA_DIR_ENV,
+        show_envvar=True,
+        help="The region's data directory. [default: $XDG_DATA_HOME/snapferry/regions/<region>]",
+    )(f)
+    return out.output_option(f)
+
+
+def resolve_data_dir(data_dir: Path | None, region: str) -> Path:
+    """The directory a command works on: data_dir if given, else the region's default."""
+    return default_data_dir(region) if data_dir is None else data_dir.expanduser()
+
+
+@contextmanager
+def open_region(data_dir: Path) -> Iterator[Engine]:
+    """The Engine of the existing region at data_dir, closed on exit. Raises NotFound if there
+    is no region there (never creates one) and RegionBusy if another process holds it."""
+    if not (data_dir / "meta.db").is_file():
+        raise NotFound(
+            f"no region at {data_dir} (no meta.db there); pass --data-dir or set {DATA_DIR_ENV}",
+            data_dir=str(data_dir),
+        )
+    engine = Engine.open(data_dir)
+    try:
+        yield engine
+    finally:
+        engine.close()
+
+
+# --- scrub -----------------------------------------------------------------------------------
+@click.command("scrub")
+@region_options
+@click.pass_context
+def scrub_command(ctx: click.Context, data_dir: Path | None, region: str, output: str) -> None:
+    """Re-read every stored object and report what is corrupt or missing.
+
+    Exit status 0 when clean, 1 when problems were found. A progress bar is drawn on stderr when
+    stderr is a terminal."""
+    path = resolve_data_dir(data_dir, region)
+    stderr_tty = sys.stderr.isatty()
+    with open_region(path) as engine, out.progress_bar("scrub", stderr_tty) as progress:
+        report = run_scrub(engine, progress)
+    doc = {"data_dir": str(path), **report.to_dict()}
+    out.emit(output, doc, lambda: _scrub_view(path, report))
+    ctx.exit(ExitCode.OK if report.clean else ExitCode.PROBLEMS)
+
+
+def _scrub_view(path: Path, report: ScrubReport) -> Iterable[RenderableType]:
+    yield out.kv_table(
+        f"scrub of {path}",
+        [
+            ("packs read", report.packs),
+            ("objects verified", report.objects),
+            ("bytes read", out.size(report.bytes_read)),
+            ("problems", len(report.problems)),
+        ],
+    )
+    if report.clean:
+        yield out.line("clean: every referenced object verified", "bold green")
+        return
+    yield out.grid_table(
+        "problems",
+        ("kind", "resource", "id", "offset", "detail"),
+        [(p.kind, p.resource, p.id, p.offset, p.detail) for p in report.problems],
+    )
+    yield out.line(f"{len(report.problems)} problem(s) found", "bold red")
+
+
+# --- gc --------------------------------------------------------------------------------------
+@click.command("gc")
+@region_options
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_GRACE,
+    show_default=True,
+    metavar="SECONDS",
+    help="Delete unreferenced packs only after they have been dead this long.",
+)
+@click.option(
+    "--repack-below",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    metavar="FRACTION",
+    help="Repack packs whose live bytes fall below this fraction of their size.",
+)
+def gc_command(
+    data_dir: Path | None, region: str, output: str, grace: float, repack_below: float
+) -> None:
+    """Delete unreferenced packs and repack sparse ones. Safe to interrupt and repeat."""
+    path = resolve_data_dir(data_dir, region)
+    with open_region(path) as engine:
+        report = collect(engine, grace_seconds=grace, repack_below=repack_below)
+    doc = {"data_dir": str(path), "grace_seconds": grace, "repack_below": repack_below}
+    out.emit(output, doc | report.to_dict(), lambda: [_gc_table(path, report)])
+
+
+def _gc_table(path: Path, report: GcReport) -> RenderableType:
+    return out.kv_table(
+        f"gc of {path}",
+        [
+            ("packs examined", report.packs),
+            ("live bytes", out.size(report.live_bytes)),
+            ("packs marked dead", report.marked_dead),
+            ("packs deleted", f"{report.deleted} ({out.size(report.deleted_bytes)})"),
+            ("packs repacked", f"{report.repacked} (into {out.size(report.repacked_bytes)})"),
+            ("corrupt packs skipped", f"{report.skipped_corrupt} (run `snapferry scrub`)"),
+        ],
+    )
+
+
+# --- compact ---------------------------------------------------------------------------------
+@click.command("compact")
+@region_options
+@click.option(
+    "--max-depth",
+    type=click.IntRange(min=0),
+    default=DEFAULT_MAX_DEPTH,
+    show_default=True,
+    help="Rewrite a patch as a full version when its chain is deeper than this.",
+)
+@click.option(
+    "--coverage",
+    type=click.FloatRange(0, 1),
+    default=DEFAULT_COVERAGE,
+    show_default=True,
+    help="...or when it already covers at least this fraction of its chunk.",
+)
+def compact_command(
+    data_dir: Path | None, region: str, output: str, max_depth: int, coverage: float
+) -> None:
+    """Rewrite long patch chains as full versions, so reads stay fast. Diffs do not change."""
+    path = resolve_data_dir(data_dir, region)
+    with open_region(path) as engine:
+        report = compact(engine, max_depth=max_depth, coverage=coverage)
+    doc = {"data_dir": str(path), "max_depth": max_depth, "coverage": coverage}
+    out.emit(output, doc | report.to_dict(), lambda: [_compact_table(path, report)])
+
+
+def _compact_table(path: Path, report: CompactReport) -> RenderableType:
+    return out.kv_table(
+        f"compact of {path}",
+        [
+            ("snapshots examined", report.snapshots),
+            ("patches rewritten as full versions", report.compacted),
+        ],
+    )
+
+
+# --- demo ------------------------------------------------------------------------------------
+@click.command("demo")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    help="A new or empty directory for the demo region. [default: a fresh temporary directory]",
+)
+@out.output_option
+@click.pass_context
+def demo_command(ctx: click.Context, data_dir: Path | None, output: str) -> None:
+    """Show the engine at work in a throwaway region: snapshots, an exact diff, a restore.
+
+    Never touches an existing region; the directory is kept so you can look at it. Exit status 1
+    if a check the demo makes fails."""
+    path = demo.fresh_dir(data_dir)
+    with Engine.open(path) as engine:
+        result = demo.run(engine, path)
+    out.emit(output, result.to_dict(), lambda: demo.view(result))
+    ctx.exit(ExitCode.OK if result.passed else ExitCode.PROBLEMS)
+
+
+COMMANDS = (scrub_command, gc_command, compact_command, demo_command)
+"""Every admin command, for the group to register."""

@@ -1,0 +1,241 @@
+"""A model-based test of the engine: random operations checked against plain ``bytearray`` disks.
+
+The model keeps each disk's bytes, each snapshot's bytes, and for each snapshot the pages written
+since the previous snapshot of its family. Every disk and snapshot must read back exactly its model
+content after any operation that could disturb it (writes, snapshots, deletes, GC, compaction,
+reopening), and every diff must equal the model's: the pages written between the two snapshots,
+split by whether the newer content is non-zero (changed) or zero (cleared).
+
+Requires the ``dev`` extra (hypothesis). Run it with ``EngineMachine.TestCase`` from pytest.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from snapferry.engine import Engine
+from snapferry.engine.compact import compact
+from snapferry.engine.gc import collect
+from snapferry.settings import CHUNK, PAGE, SECTOR
+
+SIZES = [CHUNK + SECTOR, 2 * CHUNK + PAGE + SECTOR, 3 * CHUNK]
+
+
+@dataclass
+class ModelSnapshot:
+    content: bytes
+    family: str
+    seq: int
+    touched: frozenset[int]
+    deleted: bool = False
+
+
+@dataclass
+class ModelDisk:
+    content: bytearray
+    family: str
+    touched: set[int] = field(default_factory=set)
+
+
+def _pages(offset: int, length: int) -> set[int]:
+    return set(range(offset // PAGE, -(-(offset + length) // PAGE)))
+
+
+def _extents(pages: list[int], size: int) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for p in sorted(pages):
+        start, end = p * PAGE, min((p + 1) * PAGE, size)
+        if out and out[-1][0] + out[-1][1] == start:
+            out[-1] = (out[-1][0], out[-1][1] + end - start)
+        else:
+            out.append((start, end - start))
+    return out
+
+
+def model_diff(
+    snaps: dict[str, ModelSnapshot], a: str, b: str
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Changed and cleared extents between two snapshots of one family, from the model."""
+    lo, hi = sorted((snaps[a].seq, snaps[b].seq))
+    family = snaps[a].family
+    touched: set[int] = set()
+    for s in snaps.values():
+        if s.family == family and lo < s.seq <= hi:
+            touched |= s.touched
+    content = np.frombuffer(snaps[b].content, dtype=np.uint8)
+    size = len(content)
+    changed, cleared = [], []
+    for p in touched:
+        if p * PAGE >= size:
+            continue
+        (changed if content[p * PAGE : (p + 1) * PAGE].any() else cleared).append(p)
+    return _extents(changed, size), _extents(cleared, size)
+
+
+class EngineMachine(RuleBasedStateMachine):
+    """Drives one Engine in a temporary directory alongside the model."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dir = Path(tempfile.mkdtemp(prefix="snapferry-model-"))
+        self.engine = Engine.open(self.dir)
+        self.disks: dict[str, ModelDisk] = {}
+        self.snaps: dict[str, ModelSnapshot] = {}
+        self.seq = 0
+        self.stale: set[str] = set()
+
+    def teardown(self) -> None:
+        self.engine.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _live_snaps(self) -> list[str]:
+        return [s for s, m in self.snaps.items() if not m.deleted]
+
+    def _everything_stale(self) -> None:
+        self.stale = set(self.disks) | set(self._live_snaps())
+
+    # --- rules ---------------------------------------------------------------------------------
+    @precondition(lambda self: len(self.disks) < 3)
+    @rule(size=st.sampled_from(SIZES))
+    def create_disk(self, size: int) -> None:
+        info = self.engine.create_disk(size)
+        self.disks[info.id] = ModelDisk(bytearray(size), info.family_id)
+        self.stale.add(info.id)
+
+    @precondition(lambda self: bool(self.disks))
+    @rule(data=st.data(), count=st.integers(1, 6))
+    def write(self, data: st.DataObject, count: int) -> None:
+        disk_id = data.draw(st.sampled_from(list(self.disks)))
+        for _ in range(count):
+            self._write_one(data, disk_id)
+
+    def _write_one(self, data: st.DataObject, disk_id: str) -> None:
+        # Writes cluster around a few hot spots so that later writes overlap earlier ones, as
+        # they must for patches, clears and folds to be exercised.
+        sectors = data.draw(st.integers(1, 40))
+        fill = data.draw(st.sampled_from(["random", "zero", "byte"]))
+        spot = data.draw(st.sampled_from(["start", "boundary", "end", "anywhere"]))
+        jitter = data.draw(st.integers(0, 24))
+        disk = self.disks[disk_id]
+        size = len(disk.content)
+        length = min(sectors * SECTOR, size)
+        room = (size - length) // SECTOR
+        base = {
+            "start": 0,
+            "boundary": max(0, CHUNK // SECTOR - 12),
+            "end": room,
+            "anywhere": data.draw(st.integers(0, room)),
+        }[spot]
+        offset = SECTOR * max(0, min(room, base + jitter - (12 if spot == "end" else 0)))
+        if fill == "zero":
+            payload = bytes(length)
+        elif fill == "byte":
+            payload = bytes([data.draw(st.integers(1, 255))]) * length
+        else:
+            # a seed, not st.binary: kilobytes of drawn bytes would exhaust hypothesis's buffer
+            seed = data.draw(st.integers(0, 2**32 - 1))
+            payload = np.random.default_rng(seed).bytes(length)
+        self.engine.write(disk_id, offset, payload)
+        disk.content[offset : offset + length] = payload
+        disk.touched |= _pages(offset, length)
+        self.stale.add(disk_id)
+
+    @precondition(lambda self: bool(self.disks))
+    @rule(data=st.data(), incremental=st.booleans())
+    def snapshot(self, data: st.DataObject, incremental: bool) -> None:
+        disk_id = data.draw(st.sampled_from(list(self.disks)))
+        disk = self.disks[disk_id]
+        info = self.engine.create_snapshot(disk_id, incremental=incremental)
+        self.seq += 1
+        self.snaps[info.id] = ModelSnapshot(
+            bytes(disk.content), disk.family, self.seq, frozenset(disk.touched)
+        )
+        disk.touched = set()
+        self.stale |= {info.id, disk_id}
+
+    @precondition(lambda self: bool(self._live_snaps()) and len(self.disks) < 4)
+    @rule(data=st.data())
+    def restore(self, data: st.DataObject) -> None:
+        sid = data.draw(st.sampled_from(self._live_snaps()))
+        info = self.engine.restore_disk(sid)
+        self.disks[info.id] = ModelDisk(bytearray(self.snaps[sid].content), info.family_id)
+        self.stale.add(info.id)
+
+    @precondition(lambda self: bool(self.disks))
+    @rule(data=st.data(), extra_sectors=st.integers(1, 2048))
+    def grow(self, data: st.DataObject, extra_sectors: int) -> None:
+        disk_id = data.draw(st.sampled_from(list(self.disks)))
+        disk = self.disks[disk_id]
+        self.engine.resize_disk(disk_id, len(disk.content) + extra_sectors * SECTOR)
+        disk.content.extend(bytes(extra_sectors * SECTOR))
+        self.stale.add(disk_id)
+
+    @precondition(lambda self: len(self.disks) > 1)
+    @rule(data=st.data())
+    def delete_disk(self, data: st.DataObject) -> None:
+        disk_id = data.draw(st.sampled_from(list(self.disks)))
+        self.engine.delete_disk(disk_id)
+        del self.disks[disk_id]
+        self._everything_stale()
+
+    @precondition(lambda self: bool(self._live_snaps()))
+    @rule(data=st.data())
+    def delete_snapshot(self, data: st.DataObject) -> None:
+        sid = data.draw(st.sampled_from(self._live_snaps()))
+        self.engine.delete_snapshot(sid)
+        self.snaps[sid].deleted = True
+        self._everything_stale()
+
+    @rule(task=st.sampled_from(["gc", "compact", "reopen"]), max_depth=st.integers(0, 3))
+    def maintain(self, task: str, max_depth: int) -> None:
+        if task == "gc":
+            collect(self.engine, grace_seconds=0)
+        elif task == "compact":
+            compact(self.engine, max_depth=max_depth)
+        else:
+            self.engine.close()
+            self.engine = Engine.open(self.dir)
+        self._everything_stale()
+
+    @precondition(lambda self: len(self._live_snaps()) >= 1)
+    @rule(data=st.data())
+    def diff(self, data: st.DataObject) -> None:
+        a = data.draw(st.sampled_from(self._live_snaps()))
+        family = [s for s in self._live_snaps() if self.snaps[s].family == self.snaps[a].family]
+        b = data.draw(st.sampled_from(family))
+        got = self.engine.diff(a, b)
+        changed, cleared = model_diff(self.snaps, a, b)
+        assert got.changed == changed, (a, b)
+        assert got.cleared == cleared, (a, b)
+        allocated = self.engine.allocated(b)
+        content = np.frombuffer(self.snaps[b].content, dtype=np.uint8)
+        size = len(content)
+        pages = [
+            p for p in range(-(-size // PAGE)) if content[p * PAGE : (p + 1) * PAGE].any()
+        ]
+        assert allocated == _extents(pages, size)
+
+    # --- invariants ----------------------------------------------------------------------------
+    @invariant()
+    def contents_match(self) -> None:
+        for name in sorted(self.stale):
+            if name in self.disks:
+                want = bytes(self.disks[name].content)
+                got = self.engine.read(name, 0, len(want))
+            else:
+                want = self.snaps[name].content
+                got = self.engine.read_snapshot(name, 0, len(want))
+            assert got == want, f"{name} differs from its model"
+        self.stale.clear()
+
+    @invariant()
+    def listings_match(self) -> None:
+        assert {d.id for d in self.engine.list_disks()} == set(self.disks)
+        assert {s.id for s in self.engine.list_snapshots()} == set(self._live_snaps())
