@@ -29,6 +29,28 @@ def pack(bools: Bools) -> Packed:
     return np.packbits(bools, axis=-1)
 
 
+def sparse(packed: Packed) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """(row, page) of every set bit of ``(n, 128)`` packed bitmaps, sorted. Scans the packed bytes,
+    then unpacks only the non-zero ones, so sparse bitmaps cost O(n·128 + set bits)."""
+    rows, cols = np.nonzero(packed)
+    bits = np.unpackbits(packed[rows, cols][:, None], axis=1).astype(bool)
+    sub_r, sub_b = np.nonzero(bits)
+    return rows[sub_r].astype(np.int64), (cols[sub_r] * 8 + sub_b).astype(np.int64)
+
+
+def from_sparse(n: int, rows: npt.NDArray[np.int64], pages: npt.NDArray[np.int64]) -> Packed:
+    """``(n, 128)`` packed bitmaps with the given (row, page) bits set. O(n·128 + bits)."""
+    out = np.zeros(n * BITMAP_BYTES, dtype=np.uint8)
+    bits = (np.uint8(0x80) >> (pages & 7).astype(np.uint8)).astype(np.uint8)
+    np.bitwise_or.at(out, rows * BITMAP_BYTES + (pages >> 3), bits)
+    return out.reshape(n, BITMAP_BYTES)
+
+
+def is_set(packed: Packed, page: int) -> bool:
+    """Whether page's bit is set in one packed bitmap."""
+    return bool((int(packed[page >> 3]) >> (7 - (page & 7))) & 1)
+
+
 def popcount(packed: Packed) -> npt.NDArray[np.int64]:
     """Set bits per bitmap, for ``(n, 128)`` packed bitmaps."""
     return np.bitwise_count(packed).sum(axis=-1, dtype=np.int64)
@@ -54,14 +76,22 @@ def mark_pages(first_page: int, end_page: int) -> dict[int, Bools]:
     return marks
 
 
-def runs(pages: npt.NDArray[np.int64]) -> Extents:
-    """Sorted unique page indices → ``(first_page, count)`` runs of consecutive pages."""
+def run_arrays(
+    pages: npt.NDArray[np.int64],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Sorted unique page indices → first pages and lengths of their runs of consecutive pages."""
     if pages.size == 0:
-        return []
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     breaks = np.flatnonzero(np.diff(pages) != 1) + 1
     starts = np.concatenate(([0], breaks))
     ends = np.concatenate((breaks, [pages.size]))
-    return list(zip(pages[starts].tolist(), (ends - starts).tolist(), strict=True))
+    return pages[starts], (ends - starts).astype(np.int64)
+
+
+def runs(pages: npt.NDArray[np.int64]) -> Extents:
+    """Sorted unique page indices → ``(first_page, count)`` runs of consecutive pages."""
+    firsts, counts = run_arrays(pages)
+    return list(zip(firsts.tolist(), counts.tolist(), strict=True))
 
 
 def global_pages(chunks: npt.NDArray[np.uint64], bools: Bools) -> npt.NDArray[np.int64]:

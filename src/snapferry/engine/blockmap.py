@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
+import zstandard
 import numpy.typing as npt
 
 from snapferry.errors import IntegrityError
@@ -43,16 +44,28 @@ def empty(n: int = 0) -> Entries:
     return entries
 
 
+SEGMENT_FORMAT = b"\x01"
+"""Segment rows are a format byte, then the entries zstd-compressed: the bitmaps of scattered
+writes are mostly zero bytes, so a segment shrinks several-fold and its commit writes less."""
+
+
 def encode_segment(entries: Entries) -> bytes:
     """Bytes for one segment row."""
-    return np.ascontiguousarray(entries).tobytes()
+    raw = np.ascontiguousarray(entries).tobytes()
+    return SEGMENT_FORMAT + zstandard.ZstdCompressor(level=1).compress(raw)
 
 
 def decode_segment(blob: bytes) -> Entries:
-    """Entries of one segment row. Raises IntegrityError if the blob is not a whole number of them."""
-    if len(blob) % ENTRY.itemsize:
+    """Entries of one segment row. Raises IntegrityError if the row is damaged."""
+    try:
+        if blob[:1] != SEGMENT_FORMAT:
+            raise ValueError("unknown format")
+        raw = zstandard.ZstdDecompressor().decompress(blob[1:])
+    except (ValueError, zstandard.ZstdError) as exc:
+        raise IntegrityError(f"block-map segment is unreadable: {exc}") from None
+    if len(raw) % ENTRY.itemsize:
         raise IntegrityError("block-map segment has a torn length")
-    return np.frombuffer(blob, dtype=ENTRY).copy()
+    return np.frombuffer(raw, dtype=ENTRY).copy()
 
 
 def by_segment(entries: Entries) -> dict[int, Entries]:

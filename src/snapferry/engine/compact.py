@@ -69,7 +69,7 @@ def _compact_node(engine: Engine, node: Node, max_depth: int, coverage: float) -
             for i in todo.tolist():
                 chunk = int(entries["chunk"][i])
                 data = engine.chunks.materialize(view, chunk)
-                batch = ChunkBatch(
+                batch = ChunkBatch.dense(
                     np.array([chunk], dtype=np.uint64),
                     np.array([bundles.KIND_FULL], dtype=np.uint8),
                     np.ones((1, PAGES_PER_CHUNK), dtype=bool),

@@ -23,7 +23,7 @@ from sqlalchemy import Engine as SqlEngine
 from snapferry.codec import Codec
 from snapferry.engine import bitmaps, blockmap, diff as diffs, seal
 from snapferry.engine.fold import fold_into
-from snapferry.engine.head import Head, Overlay, head_root
+from snapferry.engine.head import Head, Overlay, Trash, head_root
 from snapferry.engine.maps import MapCache, Node
 from snapferry.engine.models import DiskInfo, SnapshotInfo
 from snapferry.engine.objects import ObjectReader, PackWriter, Pins
@@ -99,6 +99,7 @@ class Engine:
         self._seal_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._lockfile: int | None = None
+        self.trash = Trash(data_dir / "trash")
 
     # --- opening and closing -----------------------------------------------------------------
     @classmethod
@@ -143,6 +144,7 @@ class Engine:
     def close(self) -> None:
         """Release the data directory. Acknowledged work is already durable."""
         self.pool.shutdown(wait=True)
+        self.trash.close()
         self.db.dispose()
         if self._lockfile is not None:
             os.close(self._lockfile)
@@ -167,6 +169,9 @@ class Engine:
         cleanup = getattr(self.store, "cleanup_temp", None)
         if callable(cleanup):
             cleanup(older_than=0.0)
+        self.trash.empty()
+        with self.db.begin() as conn:
+            catalog.drop_stale_head_gens(conn)
         heads = self.data_dir / "heads"
         if heads.is_dir():
             for disk_dir in heads.iterdir():
@@ -211,8 +216,7 @@ class Engine:
         with self.db.connect() as conn:
             rows = catalog.head_bitmaps(conn, disk_id, gen)
         head = Head(disk_id, gen, Overlay(head_root(self.data_dir, disk_id, gen)))
-        for chunk, blob in rows:
-            head.dirty[chunk] = bitmaps.unpack(np.frombuffer(blob, dtype=np.uint8))
+        head.mark({chunk: np.frombuffer(blob, dtype=np.uint8) for chunk, blob in rows})
         return head
 
     # --- disks -------------------------------------------------------------------------------
@@ -266,7 +270,7 @@ class Engine:
             with self.lock, self.db.begin() as conn:
                 catalog.delete_disk_row(conn, disk_id)
             self._heads.pop(disk_id, None)
-            shutil.rmtree(self.data_dir / "heads" / disk_id, ignore_errors=True)
+            self.trash.discard(self.data_dir / "heads" / disk_id)
         self.collapse(base)
 
     def write(self, disk_id: str, offset: int, data: bytes | bytearray | memoryview) -> None:
@@ -294,10 +298,11 @@ class Engine:
                 buf = self._page_aligned(disk_id, pending, offset, view, first, end)
                 head.overlay.write(first * PAGE, buf)
                 for chunk, mask in bitmaps.mark_pages(first, end).items():
-                    old = pending.get(chunk, head.dirty.get(chunk))
-                    pending[chunk] = mask if old is None else old | mask
+                    bits = bitmaps.pack(mask)
+                    old = pending[chunk] if chunk in pending else head.bits(chunk)
+                    pending[chunk] = bits if old is None else old | bits
             head.overlay.sync()
-            packed = {c: bitmaps.pack(m).tobytes() for c, m in pending.items()}
+            packed = {c: m.tobytes() for c, m in pending.items()}
             with self.db.begin() as conn:
                 catalog.put_head_bitmaps(conn, disk_id, head.gen, packed)
             head.mark(pending)
@@ -319,8 +324,8 @@ class Engine:
         head = self.head(disk_id)
         for page in {first, end - 1}:
             chunk, index = divmod(page, PAGES_PER_CHUNK)
-            mask = pending.get(chunk)
-            if mask is not None and mask[index]:
+            bits = pending.get(chunk)
+            if bits is not None and bitmaps.is_set(bits, index):
                 content = head.overlay.gather(np.array([page], dtype=np.int64))[0]
             else:
                 content = self.chunks.materialize(self._disk_view(disk_id), chunk)[index]
@@ -395,6 +400,7 @@ class Engine:
 
     def _seal(self, node: Node) -> None:
         assert node.disk_id is not None and node.frozen_gen is not None
+        disk_id, gen = node.disk_id, node.frozen_gen
         head = self._frozen.get(node.id) or self._load_head(node.disk_id, node.frozen_gen)
         parent = self.maps.lineage(node.parent_id)
         with self.writer() as writer:
@@ -408,11 +414,17 @@ class Engine:
                 catalog.put_segments(conn, node.id, _segment_blobs(entries))
                 catalog.mark_packs_live(conn, sizes)
                 catalog.update_snapshot(conn, node.id, state="ready", frozen_gen=None)
-                catalog.drop_head_gen(conn, node.disk_id, node.frozen_gen)
             self.maps.invalidate(node.id)
             self._frozen.pop(node.id, None)
-        head.overlay.remove()
+        self.trash.discard(head.overlay.root)
+        # the frozen generation's bitmap rows are dead now (only a sealing snapshot's or the live
+        # generation's rows are ever read): drop them off the critical path (redone at open)
+        self.trash.later(lambda: self._drop_head_gen(disk_id, gen))
         self.collapse(node.parent_id)
+
+    def _drop_head_gen(self, disk_id: str, gen: int) -> None:
+        with self.db.begin() as conn:
+            catalog.drop_head_gen(conn, disk_id, gen)
 
     def writer(self) -> PackWriter:
         """A pack writer for one operation (use as a context manager)."""

@@ -76,7 +76,7 @@ def _merge_patches(
         else:
             touched[i] = new_touched | old_mask | old_zero
         pages.append(chunk[touched[i]])
-    batch = ChunkBatch(newer["chunk"].copy(), kinds, touched, np.concatenate(pages))
+    batch = ChunkBatch.dense(newer["chunk"].copy(), kinds, touched, np.concatenate(pages))
     merged = write_versions(writer, batch)
     merged["depth"] = np.where(older["kind"] == bundles.KIND_ZERO, 0, older["depth"])
     return merged

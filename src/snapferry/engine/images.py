@@ -70,38 +70,61 @@ def import_image(
             raise InvalidInput(f"image {path} is empty")
         disk = engine.create_disk(size)
         report = TransferReport(size_bytes=size)
-        buf = np.empty(PIECE, dtype=np.uint8)
+        batch = _Batch(engine, disk.id, report)
         for start, end in data_extents(fd, file_size):
             pos = start - start % PAGE
             while pos < end:
-                n = min(PIECE, end - pos)
-                got = os.preadv(fd, [memoryview(buf)[:n]], pos)
+                n = min(batch.room(), end - pos)
+                got = os.preadv(fd, [batch.take(n)], pos)
                 report.bytes_read += got
-                _write_nonzero(engine, disk.id, pos, buf, got, report)
+                batch.add(pos, got)
                 pos += n
                 if progress is not None:
                     progress(pos, file_size)
+        batch.flush()
         return disk, report
     finally:
         os.close(fd)
 
 
-def _write_nonzero(
-    engine: Engine, disk_id: str, pos: int, buf: np.ndarray, got: int, report: TransferReport
-) -> None:
-    padded = -(-got // SECTOR) * SECTOR
-    buf[got:padded] = 0
-    whole = padded - padded % PAGE
-    pages = buf[:whole].reshape(-1, PAGE)
-    keep = np.flatnonzero(nonzero_rows(pages)).astype(np.int64)
-    writes = [
-        (pos + first * PAGE, memoryview(buf)[first * PAGE : (first + count) * PAGE])
-        for first, count in bitmaps.runs(keep)
-    ]
-    if padded > whole and buf[whole:padded].any():
-        writes.append((pos + whole, memoryview(buf)[whole:padded]))
-    engine.write_many(disk_id, writes)
-    report.bytes_written += sum(len(w) for _, w in writes)
+class _Batch:
+    """Pieces of an image read into one buffer, written with one durability barrier when full."""
+
+    def __init__(self, engine: Engine, disk_id: str, report: TransferReport) -> None:
+        self.engine, self.disk_id, self.report = engine, disk_id, report
+        self.buf = np.empty(PIECE, dtype=np.uint8)
+        self.fill = 0
+        self.writes: list[tuple[int, memoryview]] = []
+
+    def room(self) -> int:
+        if self.fill >= PIECE:
+            self.flush()
+        return PIECE - self.fill
+
+    def take(self, n: int) -> memoryview:
+        return memoryview(self.buf.data)[self.fill : self.fill + n]
+
+    def add(self, pos: int, got: int) -> None:
+        """Queue the non-zero pages of the ``got`` bytes just read at image offset pos."""
+        lo = self.fill
+        padded = -(-got // SECTOR) * SECTOR
+        self.buf[lo + got : lo + padded] = 0
+        whole = padded - padded % PAGE
+        pages = self.buf[lo : lo + whole].reshape(-1, PAGE)
+        keep = np.flatnonzero(nonzero_rows(pages)).astype(np.int64)
+        view = memoryview(self.buf.data)
+        for first, count in bitmaps.runs(keep):
+            a, b = lo + first * PAGE, lo + (first + count) * PAGE
+            self.writes.append((pos + first * PAGE, view[a:b]))
+        if padded > whole and self.buf[lo + whole : lo + padded].any():
+            self.writes.append((pos + whole, view[lo + whole : lo + padded]))
+        self.fill += padded
+
+    def flush(self) -> None:
+        if self.writes:
+            self.engine.write_many(self.disk_id, self.writes)
+            self.report.bytes_written += sum(len(w) for _, w in self.writes)
+        self.writes, self.fill = [], 0
 
 
 def export_image(

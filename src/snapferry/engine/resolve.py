@@ -56,7 +56,7 @@ class ChunkReader:
         out = np.zeros((PAGES_PER_CHUNK, PAGE), dtype=np.uint8)
         resolved = np.zeros(PAGES_PER_CHUNK, dtype=bool)
         for head in view.heads:
-            mask = head.dirty.get(chunk)
+            mask = head.mask(chunk)
             if mask is None:
                 continue
             new = mask & ~resolved

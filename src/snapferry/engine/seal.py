@@ -26,28 +26,29 @@ BATCH_PAGES = 16384
 
 
 def _batches(
-    chunks: npt.NDArray[np.uint64], masks: npt.NDArray[np.bool_]
-) -> Iterator[tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_]]]:
-    counts = np.cumsum(masks.sum(axis=1))
+    chunks: npt.NDArray[np.uint64], packed: npt.NDArray[np.uint8]
+) -> Iterator[tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint8]]]:
+    counts = np.cumsum(bitmaps.popcount(packed))
     start = 0
     while start < len(chunks):
         base = int(counts[start - 1]) if start else 0
         end = int(np.searchsorted(counts, base + BATCH_PAGES, side="right"))
         end = max(end, start + 1)
-        yield chunks[start:end], masks[start:end]
+        yield chunks[start:end], packed[start:end]
         start = end
 
 
 def seal_incremental(writer: PackWriter, head: Head, parent: list[Node]) -> blockmap.Entries:
     """The map delta of a snapshot whose pages are head's and whose lineage parent is ``parent``."""
-    chunks, masks = head.dirty_arrays()
+    chunks, packed = head.dirty_arrays()
     parts = []
-    for part_chunks, part_masks in _batches(chunks, masks):
+    for part_chunks, part_packed in _batches(chunks, packed):
         has_base, depth = chain_depth(parent, part_chunks)
         kinds = np.where(has_base, bundles.KIND_PATCH, bundles.KIND_FULL).astype(np.uint8)
-        pages = head.overlay.gather(bitmaps.global_pages(part_chunks, part_masks))
-        entries = write_versions(writer, ChunkBatch(part_chunks, kinds, part_masks, pages))
-        entries["written"] = bitmaps.pack(part_masks)
+        rows, cols = bitmaps.sparse(part_packed)
+        pages = head.overlay.gather(part_chunks.astype(np.int64)[rows] * PAGES_PER_CHUNK + cols)
+        entries = write_versions(writer, ChunkBatch(part_chunks, kinds, rows, cols, pages))
+        entries["written"] = part_packed
         entries["depth"] = np.where(has_base, np.minimum(depth + 1, blockmap.MAX_DEPTH), 0)
         parts.append(entries)
     return blockmap.merge_sorted(parts)
@@ -59,23 +60,22 @@ def seal_full(
     """The map of a self-contained snapshot of ``view`` (whose newest head is ``head``)."""
     parts = []
     for chunk in allocated_chunks(view).tolist():
-        written = head.dirty.get(chunk)
+        written = head.bits(chunk)
         if written is None:
             reused = _reusable_full(view.lineage, chunk)
             if reused is not None:
                 parts.append(reused)
                 continue
         data = reader.materialize(view, chunk)
-        touched = np.ones((1, PAGES_PER_CHUNK), dtype=bool)
-        batch = ChunkBatch(
+        batch = ChunkBatch.dense(
             np.array([chunk], dtype=np.uint64),
             np.array([bundles.KIND_FULL], dtype=np.uint8),
-            touched,
+            np.ones((1, PAGES_PER_CHUNK), dtype=bool),
             data,
         )
         entry = write_versions(writer, batch)
         if written is not None:
-            entry["written"] = bitmaps.pack(written[None, :])
+            entry["written"] = written
         if entry["kind"][0] != bundles.KIND_ZERO or written is not None:
             parts.append(entry)
     return blockmap.merge_sorted(parts)

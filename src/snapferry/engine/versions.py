@@ -15,18 +15,32 @@ import numpy.typing as npt
 
 from snapferry.engine import bitmaps, blockmap, bundles
 from snapferry.engine.objects import PackWriter
-from snapferry.settings import PAGE, PAGES_PER_CHUNK
+from snapferry.settings import PAGE
 
 
 @dataclass
 class ChunkBatch:
-    """Chunk versions to store. ``touched`` marks the pages each version defines (for a full
-    version: every page); ``pages`` holds the touched pages' content, row by row in order."""
+    """Chunk versions to store, sparse: the pages each version defines are given as (row, page)
+    pairs sorted by row then page, and ``pages`` holds their content in the same order. For a
+    full version every page must be listed (pages not listed would read as zero)."""
 
     chunks: npt.NDArray[np.uint64]
     kinds: npt.NDArray[np.uint8]
-    touched: npt.NDArray[np.bool_]
+    rows: npt.NDArray[np.int64]
+    cols: npt.NDArray[np.int64]
     pages: npt.NDArray[np.uint8]
+
+    @classmethod
+    def dense(
+        cls,
+        chunks: npt.NDArray[np.uint64],
+        kinds: npt.NDArray[np.uint8],
+        touched: npt.NDArray[np.bool_],
+        pages: npt.NDArray[np.uint8],
+    ) -> ChunkBatch:
+        """A batch from ``(n, 1024)`` masks of touched pages (for a few chunks at a time)."""
+        rows, cols = np.nonzero(touched)
+        return cls(chunks, kinds, rows.astype(np.int64), cols.astype(np.int64), pages)
 
 
 def nonzero_rows(pages: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
@@ -39,28 +53,25 @@ def nonzero_rows(pages: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
 def write_versions(writer: PackWriter, batch: ChunkBatch) -> blockmap.Entries:
     """Store a batch; its entries (sorted as given). A full version with no data becomes kind 0."""
     n = len(batch.chunks)
-    rows, cols = np.nonzero(batch.touched)
     keep = nonzero_rows(batch.pages)
-    present = np.zeros((n, PAGES_PER_CHUNK), dtype=bool)
-    present[rows[keep], cols[keep]] = True
-    zeroed = batch.touched & ~present
+    data_rows = np.bincount(batch.rows[keep], minlength=n).astype(np.int64)
     kinds = batch.kinds.copy()
-    kinds[(kinds == bundles.KIND_FULL) & ~present.any(axis=1)] = bundles.KIND_ZERO
-    zeroed[kinds != bundles.KIND_PATCH] = False
+    kinds[(kinds == bundles.KIND_FULL) & (data_rows == 0)] = bundles.KIND_ZERO
+    present = bitmaps.from_sparse(n, batch.rows[keep], batch.cols[keep])
+    is_patch = kinds[batch.rows] == bundles.KIND_PATCH
+    cleared = ~keep & is_patch
+    zeroed = bitmaps.from_sparse(n, batch.rows[cleared], batch.cols[cleared])
     entries = blockmap.empty(n)
     entries["chunk"] = batch.chunks
     entries["kind"] = kinds
-    entries["present"] = bitmaps.pack(present)
-    data = batch.pages[keep]
-    data_rows = np.bincount(rows[keep], minlength=n).astype(np.int64)
+    entries["present"] = present
     stored = np.flatnonzero(kinds != bundles.KIND_ZERO)
     if len(stored) == 0:
         return entries
+    data = batch.pages[keep] if not keep.all() else batch.pages
     # rows of data belonging to a stored slot (zero-kind slots own no data by construction)
     first = np.concatenate(([0], np.cumsum(data_rows)[:-1]))
     groups = bundles.split_points(data_rows[stored], bundles.BUNDLE_TARGET // PAGE)
-    packed_present = bitmaps.pack(present)
-    packed_zeroed = bitmaps.pack(zeroed)
     contents = []
     for lo, hi in groups:
         slots = stored[lo:hi]
@@ -68,11 +79,7 @@ def write_versions(writer: PackWriter, batch: ChunkBatch) -> blockmap.Entries:
         end = int(first[slots[-1]] + data_rows[slots[-1]])
         contents.append(
             bundles.build(
-                batch.chunks[slots],
-                kinds[slots],
-                packed_present[slots],
-                packed_zeroed[slots],
-                data[start:end],
+                batch.chunks[slots], kinds[slots], present[slots], zeroed[slots], data[start:end]
             )
         )
     locations = writer.write(contents)

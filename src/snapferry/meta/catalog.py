@@ -150,6 +150,18 @@ def drop_head_gen(conn: Connection, disk_id: str, gen: int) -> None:
     )
 
 
+def drop_stale_head_gens(conn: Connection) -> None:
+    """Delete the bitmap rows of every head generation that is neither its disk's live one nor
+    frozen by a snapshot still sealing."""
+    current = select(disks.c.head_gen).where(disks.c.id == head_pages.c.disk_id).scalar_subquery()
+    frozen = select(snapshots.c.frozen_gen).where(
+        snapshots.c.state == "sealing", snapshots.c.disk_id == head_pages.c.disk_id
+    )
+    conn.execute(
+        delete(head_pages).where(head_pages.c.gen != current, head_pages.c.gen.not_in(frozen))
+    )
+
+
 # --- packs -----------------------------------------------------------------------------------
 def insert_pack(conn: Connection, key: str, created_at: float) -> int:
     result = conn.execute(
