@@ -16,13 +16,16 @@ Hashes are computed from the worker's own model of what it wrote, never read bac
 The process kills itself with SIGKILL at a precise point (``--kill OP --nth N``): the Nth call of a
 store operation (``put_if_absent``, ``delete``, ``get``; ``--after`` lets the call finish first, so
 its effect is durable but nothing that follows it happens), the Nth durable overlay sync of a disk
-write (``overlay_sync``: the write's pages are on disk, its page bitmap not committed), or the Nth
+write (``overlay_sync``: the write's pages are on disk, its page bitmap not committed), the first
+journal replay of an overwrite (``journal_replay``: committed, not yet copied into place), or the Nth
 ``os.link`` (``link``: inside ``LocalStore.put_if_absent``, the temp file written and fsynced but
 not yet in place). The count starts when the scenario arms the kill, just before the step under
 test. The ``churn`` scenario has no kill point: it loops until the parent kills it.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import argparse
 import hashlib
@@ -95,6 +98,15 @@ class Killer:
                     die()
 
             Overlay.sync = sync  # type: ignore[method-assign,assignment]
+        elif self.op == "journal_replay":
+            original_replay = Overlay.replay_journal
+
+            def replay(overlay: Overlay, pages: Any) -> None:
+                if self.hit():
+                    die()
+                original_replay(overlay, pages)
+
+            Overlay.replay_journal = replay  # type: ignore[method-assign]
         elif self.op == "link":
             original_link = os.link
 
@@ -281,7 +293,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dir", type=Path, required=True)
     parser.add_argument("--scenario", choices=sorted(SCENARIOS), required=True)
-    parser.add_argument("--kill", choices=[*STORE_OPS, "overlay_sync", "link"])
+    parser.add_argument("--kill", choices=[*STORE_OPS, "overlay_sync", "journal_replay", "link"])
     parser.add_argument("--nth", type=int, default=1)
     parser.add_argument("--after", action="store_true")
     parser.add_argument("--seed", type=int, default=0)

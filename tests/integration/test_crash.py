@@ -306,12 +306,31 @@ def test_kill_at_a_store_call_loses_nothing_acknowledged(
     verify(tmp_path, log)
 
 
-def test_kill_mid_overwrite_leaves_the_old_or_the_new_content(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "nth",
+    [
+        pytest.param(1, id="journal-durable-before-commit"),
+        pytest.param(2, id="committed-journal-applied-row-kept"),
+    ],
+)
+def test_kill_mid_overwrite_leaves_the_old_or_the_new_content(tmp_path: Path, nth: int) -> None:
     """A write over pages an acknowledged write put in the same head generation, also covering
-    pages it did not, killed once its overlay pages are durable but before its page bitmap
-    commits: the disk must read as before the write or after it, never a mix (invariant 1)."""
-    log = run_worker(tmp_path, "tear", "overlay_sync")
+    pages it did not, killed once its journal and fresh pages are durable but before its page
+    bitmap commits (1st sync), or after the commit once the journal was copied into place but
+    before its row was dropped (2nd sync): the disk must read as before the write or after it,
+    never a mix (invariant 1); recovery replays a committed journal."""
+    log = run_worker(tmp_path, "tear", "overlay_sync", nth)
     verify(tmp_path, log)
+
+
+def test_kill_before_a_committed_journal_is_applied_replays_it(tmp_path: Path) -> None:
+    """Killed right after an overwrite's journal and bitmap committed, before the journal was
+    copied into the overlay: the write was not acknowledged, and recovery must show it whole."""
+    log = run_worker(tmp_path, "tear", "journal_replay")
+    verify(tmp_path, log)
+    with Engine.open(tmp_path) as engine:
+        disk = next(iter(log.disks))
+        assert disk_sha(engine, disk) == log.events[-1]["sha256"], "the committed write is lost"
 
 
 def test_kill_inside_a_store_put_leaves_only_collectable_garbage(tmp_path: Path) -> None:

@@ -158,6 +158,14 @@ class Engine:
 
     def _recover(self) -> None:
         with self.db.connect() as conn:
+            journals = catalog.journals(conn)
+        for disk_id, gen, pages in journals:
+            Overlay(head_root(self.data_dir, disk_id, gen)).replay_journal(
+                np.frombuffer(pages, dtype=np.int64)
+            )
+            with self.db.begin() as conn:
+                catalog.drop_journal(conn, disk_id, gen)
+        with self.db.connect() as conn:
             sealing = catalog.snapshots_in_state(conn, "sealing")
             deleted = catalog.snapshots_in_state(conn, "deleted")
             disks = {r.id: int(r.head_gen) for r in catalog.all_disks(conn)}
@@ -293,24 +301,47 @@ class Engine:
         with self.disk_lock(disk_id):
             head = self.head(disk_id)
             pending: dict[int, np.ndarray] = {}
+            journal = _Journal()
             for offset, view in checked:
                 first, end = bitmaps.page_span(offset, len(view))
-                buf = self._page_aligned(disk_id, pending, offset, view, first, end)
-                head.overlay.write(first * PAGE, buf)
+                buf = self._page_aligned(disk_id, pending, journal, offset, view, first, end)
+                held = _held(head, first, end)
+                if held.any():
+                    # pages an acknowledged write already put in this generation: overwriting
+                    # them in place could tear; they go through the journal
+                    self._write_fresh(head, first, buf, ~held)
+                    journal.add(first, buf, held)
+                else:
+                    head.overlay.write(first * PAGE, buf)
                 for chunk, mask in bitmaps.mark_pages(first, end).items():
                     bits = bitmaps.pack(mask)
                     old = pending[chunk] if chunk in pending else head.bits(chunk)
                     pending[chunk] = bits if old is None else old | bits
+            if journal:
+                head.overlay.write_journal(journal.parts)
             head.overlay.sync()
             packed = {c: m.tobytes() for c, m in pending.items()}
             with self.db.begin() as conn:
                 catalog.put_head_bitmaps(conn, disk_id, head.gen, packed)
+                if journal:
+                    catalog.put_journal(conn, disk_id, head.gen, journal.pages().tobytes())
+            if journal:
+                head.overlay.replay_journal(journal.pages())
+                with self.db.begin() as conn:
+                    catalog.drop_journal(conn, disk_id, head.gen)
             head.mark(pending)
+
+    @staticmethod
+    def _write_fresh(head: Head, first: int, buf: memoryview, fresh: np.ndarray) -> None:
+        firsts, counts = bitmaps.run_arrays(np.flatnonzero(fresh).astype(np.int64))
+        for lo, count in zip(firsts.tolist(), counts.tolist(), strict=True):
+            head.overlay.write((first + lo) * PAGE, buf[lo * PAGE : (lo + count) * PAGE])
 
     def _page_aligned(
         self,
         disk_id: str,
         pending: dict[int, np.ndarray],
+        journal: _Journal,
         offset: int,
         data: memoryview,
         first: int,
@@ -325,7 +356,10 @@ class Engine:
         for page in {first, end - 1}:
             chunk, index = divmod(page, PAGES_PER_CHUNK)
             bits = pending.get(chunk)
-            if bits is not None and bitmaps.is_set(bits, index):
+            journaled = journal.latest(page)
+            if journaled is not None:
+                content = journaled
+            elif bits is not None and bitmaps.is_set(bits, index):
                 content = head.overlay.gather(np.array([page], dtype=np.int64))[0]
             else:
                 content = self.chunks.materialize(self._disk_view(disk_id), chunk)[index]
@@ -574,6 +608,48 @@ class Engine:
     def allocated(self, snapshot_id: str) -> list[tuple[int, int]]:
         """Byte extents of a snapshot's non-zero pages."""
         return self.diff(None, snapshot_id).changed
+
+
+class _Journal:
+    """The pages of one ``write_many`` that overwrite pages its head already holds, in order."""
+
+    def __init__(self) -> None:
+        self.parts: list[memoryview] = []
+        self._pages: list[np.ndarray] = []
+
+    def __bool__(self) -> bool:
+        return bool(self._pages)
+
+    def add(self, first: int, buf: memoryview, held: np.ndarray) -> None:
+        rows = np.flatnonzero(held).astype(np.int64)
+        pages = np.frombuffer(buf, dtype=np.uint8).reshape(-1, PAGE)[rows]
+        self._pages.append(first + rows)
+        self.parts.append(memoryview(pages.reshape(-1)))
+
+    def pages(self) -> np.ndarray:
+        return np.concatenate(self._pages)
+
+    def latest(self, page: int) -> np.ndarray | None:
+        """The newest journaled content of page in this batch, if any."""
+        for pages, part in zip(reversed(self._pages), reversed(self.parts), strict=True):
+            hit = np.flatnonzero(pages == page)
+            if len(hit):
+                row = int(hit[-1])
+                return np.frombuffer(part, dtype=np.uint8)[row * PAGE : (row + 1) * PAGE]
+        return None
+
+
+def _held(head: Head, first: int, end: int) -> np.ndarray:
+    """Which of pages ``[first, end)`` the head generation already holds (committed)."""
+    held = np.zeros(end - first, dtype=bool)
+    for chunk in range(first // PAGES_PER_CHUNK, (end - 1) // PAGES_PER_CHUNK + 1):
+        mask = head.mask(chunk)
+        if mask is None:
+            continue
+        lo = max(first, chunk * PAGES_PER_CHUNK)
+        hi = min(end, (chunk + 1) * PAGES_PER_CHUNK)
+        held[lo - first : hi - first] = mask[lo - chunk * PAGES_PER_CHUNK : hi - chunk * PAGES_PER_CHUNK]
+    return held
 
 
 def _path_between(ancestry: list[Node], ancestor_id: str) -> list[Node] | None:

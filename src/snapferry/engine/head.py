@@ -70,6 +70,40 @@ class Overlay:
                 os.close(fd)
         self._unsynced.clear()
 
+    @property
+    def journal_path(self) -> Path:
+        return self.root / "journal.bin"
+
+    def write_journal(self, parts: list[memoryview]) -> None:
+        """Make the journal file hold exactly parts, durably (before its row commits)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            for part in parts:
+                done = 0
+                while done < len(part):
+                    done += os.write(fd, part[done:])
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
+
+    def replay_journal(self, pages: npt.NDArray[np.int64]) -> None:
+        """Copy the journal's pages (in the order written) to their places, durably. Repeatable."""
+        fd = os.open(self.journal_path, os.O_RDONLY)
+        try:
+            data = np.empty((len(pages), PAGE), dtype=np.uint8)
+            if os.preadv(fd, [data], 0) != data.nbytes:
+                raise OSError(f"journal {self.journal_path} is shorter than its committed row")
+        finally:
+            os.close(fd)
+        view = memoryview(data.data).cast("B")
+        row = 0
+        firsts, counts = run_arrays(pages)  # runs of consecutive pages, in journal order
+        for first, count in zip(firsts.tolist(), counts.tolist(), strict=True):
+            self.write(first * PAGE, view[row * PAGE : (row + count) * PAGE])
+            row += count
+        self.sync()
+
     def gather(self, pages: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
         """The content of the given disk pages (sorted, unique), ``(n, 4096)``, in that order.
 

@@ -11,7 +11,14 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
-from snapferry.meta.schema import disks, head_pages, map_segments, packs, snapshots
+from snapferry.meta.schema import (
+    disks,
+    head_journal,
+    head_pages,
+    map_segments,
+    packs,
+    snapshots,
+)
 
 
 # --- snapshots -------------------------------------------------------------------------------
@@ -107,6 +114,7 @@ def update_disk(conn: Connection, disk_id: str, **values: Any) -> None:
 
 
 def delete_disk_row(conn: Connection, disk_id: str) -> None:
+    conn.execute(delete(head_journal).where(head_journal.c.disk_id == disk_id))
     conn.execute(delete(head_pages).where(head_pages.c.disk_id == disk_id))
     conn.execute(delete(disks).where(disks.c.id == disk_id))
 
@@ -159,6 +167,21 @@ def drop_stale_head_gens(conn: Connection) -> None:
     )
     conn.execute(
         delete(head_pages).where(head_pages.c.gen != current, head_pages.c.gen.not_in(frozen))
+    )
+
+
+def put_journal(conn: Connection, disk_id: str, gen: int, pages: bytes) -> None:
+    conn.execute(insert(head_journal).values(disk_id=disk_id, gen=gen, pages=pages))
+
+
+def journals(conn: Connection) -> list[tuple[str, int, bytes]]:
+    rows = conn.execute(select(head_journal)).all()
+    return [(str(r.disk_id), int(r.gen), bytes(r.pages)) for r in rows]
+
+
+def drop_journal(conn: Connection, disk_id: str, gen: int) -> None:
+    conn.execute(
+        delete(head_journal).where(head_journal.c.disk_id == disk_id, head_journal.c.gen == gen)
     )
 
 

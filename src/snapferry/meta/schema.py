@@ -10,6 +10,8 @@ Tables and what their rows mean:
   array of entries (see ``engine.blockmap``).
 * ``disks`` — a disk's size, family, base snapshot and head generation (its live overlay).
 * ``head_pages`` — which pages of which chunk a head generation has written (a 1024-bit bitmap).
+* ``head_journal`` — a write over pages a head already holds, committed but perhaps not yet
+  copied from its journal file into the overlay (replayed at open).
 * ``packs`` — store objects holding version frames; ``pending`` until the metadata that points at
   them commits, ``dead`` once nothing references them (deleted after the GC grace period).
 """
@@ -81,6 +83,14 @@ head_pages = Table(
     Column("gen", Integer, primary_key=True, autoincrement=False),
     Column("chunk", BigInteger, primary_key=True, autoincrement=False),
     Column("bitmap", LargeBinary, nullable=False),
+)
+
+head_journal = Table(
+    "head_journal",
+    metadata,
+    Column("disk_id", ID, ForeignKey("disks.id", ondelete="CASCADE"), primary_key=True),
+    Column("gen", Integer, primary_key=True, autoincrement=False),
+    Column("pages", LargeBinary, nullable=False),
 )
 
 packs = Table(
