@@ -23,5 +23,7 @@ def validate_key(key: str) -> str:
     only ``a-z 0-9 . _ -``, so no key can be absolute, contain ``..`` or escape a store's root.
     """
     if not isinstance(key, str) or len(key) > MAX_KEY_LENGTH or not _KEY.fullmatch(key):
-        raise InvalidInput(f"invalid store key {key!r}: keys are relative, lowercase, '/'-separated")
+        raise InvalidInput(
+            f"invalid store key {key!r}: keys are relative, lowercase, '/'-separated"
+        )
     return key

@@ -25,8 +25,6 @@ test. The ``churn`` scenario has no kill point: it loops until the parent kills 
 
 from __future__ import annotations
 
-from typing import Any
-
 import argparse
 import hashlib
 import json
@@ -36,6 +34,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 

@@ -53,7 +53,8 @@ def is_set(packed: Packed, page: int) -> bool:
 
 def popcount(packed: Packed) -> npt.NDArray[np.int64]:
     """Set bits per bitmap, for ``(n, 128)`` packed bitmaps."""
-    return np.bitwise_count(packed).sum(axis=-1, dtype=np.int64)
+    counts: npt.NDArray[np.int64] = np.bitwise_count(packed).sum(axis=-1, dtype=np.int64)
+    return counts
 
 
 def page_span(offset: int, length: int) -> tuple[int, int]:
@@ -97,7 +98,8 @@ def runs(pages: npt.NDArray[np.int64]) -> Extents:
 def global_pages(chunks: npt.NDArray[np.uint64], bools: Bools) -> npt.NDArray[np.int64]:
     """Disk-wide page indices of the set bits of ``(n, 1024)`` masks for sorted chunk indices."""
     rows, cols = np.nonzero(bools)
-    return chunks.astype(np.int64)[rows] * PAGES_PER_CHUNK + cols
+    pages: npt.NDArray[np.int64] = chunks.astype(np.int64)[rows] * PAGES_PER_CHUNK + cols
+    return pages
 
 
 def to_byte_extents(pages: npt.NDArray[np.int64], size_bytes: int) -> Extents:

@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-import zstandard
 import numpy.typing as npt
+import zstandard
 
 from snapferry.errors import IntegrityError
 from snapferry.settings import BITMAP_BYTES, SEGMENT_CHUNKS
@@ -75,9 +75,7 @@ def by_segment(entries: Entries) -> dict[int, Entries]:
     segs = (entries["chunk"] // SEGMENT_CHUNKS).astype(np.int64)
     cuts = np.flatnonzero(np.diff(segs)) + 1
     starts = np.concatenate(([0], cuts))
-    return {
-        int(segs[s]): part for s, part in zip(starts, np.split(entries, cuts), strict=True)
-    }
+    return {int(segs[s]): part for s, part in zip(starts, np.split(entries, cuts), strict=True)}
 
 
 def merge_sorted(parts: Iterable[Entries]) -> Entries:
@@ -103,7 +101,8 @@ class NodeMap:
 
     @property
     def chunks(self) -> npt.NDArray[np.uint64]:
-        return self.entries["chunk"]  # type: ignore[no-any-return]
+        chunks: npt.NDArray[np.uint64] = self.entries["chunk"]
+        return chunks
 
     def find(self, chunk: int) -> int:
         """Index of chunk's entry, or -1."""

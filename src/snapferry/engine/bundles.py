@@ -48,7 +48,7 @@ def build(
 ) -> bytes:
     """The content of a bundle. ``pages`` is ``(k, 4096)``: the present pages of every slot in order."""
     count = len(chunks)
-    parts = [
+    parts: list[bytes | memoryview] = [
         HEAD.pack(MAGIC, 1, count),
         chunks.astype("<u8").tobytes(),
         kinds.astype(np.uint8).tobytes(),

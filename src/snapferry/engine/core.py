@@ -21,7 +21,8 @@ import numpy as np
 from sqlalchemy import Engine as SqlEngine
 
 from snapferry.codec import Codec
-from snapferry.engine import bitmaps, blockmap, diff as diffs, seal
+from snapferry.engine import bitmaps, blockmap, seal
+from snapferry.engine import diff as diffs
 from snapferry.engine.fold import fold_into
 from snapferry.engine.head import Head, Overlay, Trash, head_root
 from snapferry.engine.maps import MapCache, Node
@@ -183,12 +184,14 @@ class Engine:
         heads = self.data_dir / "heads"
         if heads.is_dir():
             for disk_dir in heads.iterdir():
-                gen = disks.get(disk_dir.name)
-                for gen_dir in disk_dir.iterdir() if gen is not None else []:
-                    if gen_dir.name != head_root(self.data_dir, disk_dir.name, gen).name:
-                        shutil.rmtree(gen_dir, ignore_errors=True)
-                if gen is None:
+                live = disks.get(disk_dir.name)
+                if live is None:
                     shutil.rmtree(disk_dir, ignore_errors=True)
+                    continue
+                keep = head_root(self.data_dir, disk_dir.name, live).name
+                for gen_dir in disk_dir.iterdir():
+                    if gen_dir.name != keep:
+                        shutil.rmtree(gen_dir, ignore_errors=True)
 
     # --- locks and cached state --------------------------------------------------------------
     def _lock_of(self, table: dict[str, threading.Lock], key: str) -> threading.Lock:
@@ -433,7 +436,8 @@ class Engine:
             self._seal(self.maps.node(row.id))
 
     def _seal(self, node: Node) -> None:
-        assert node.disk_id is not None and node.frozen_gen is not None
+        assert node.disk_id is not None
+        assert node.frozen_gen is not None
         disk_id, gen = node.disk_id, node.frozen_gen
         head = self._frozen.get(node.id) or self._load_head(node.disk_id, node.frozen_gen)
         parent = self.maps.lineage(node.parent_id)
@@ -590,7 +594,9 @@ class Engine:
         with self.lock:
             target = self._ready(target_id)
             if base_id is None:
-                return diffs.Diff(diffs.allocated(self.maps.lineage(target_id), target.size_bytes), [])
+                return diffs.Diff(
+                    diffs.allocated(self.maps.lineage(target_id), target.size_bytes), []
+                )
             base = self._ready(base_id)
             if base.family_id != target.family_id:
                 raise InvalidInput(
@@ -624,7 +630,7 @@ class _Journal:
         rows = np.flatnonzero(held).astype(np.int64)
         pages = np.frombuffer(buf, dtype=np.uint8).reshape(-1, PAGE)[rows]
         self._pages.append(first + rows)
-        self.parts.append(memoryview(pages.reshape(-1)))
+        self.parts.append(memoryview(pages.reshape(-1).data))
 
     def pages(self) -> np.ndarray:
         return np.concatenate(self._pages)
@@ -648,7 +654,9 @@ def _held(head: Head, first: int, end: int) -> np.ndarray:
             continue
         lo = max(first, chunk * PAGES_PER_CHUNK)
         hi = min(end, (chunk + 1) * PAGES_PER_CHUNK)
-        held[lo - first : hi - first] = mask[lo - chunk * PAGES_PER_CHUNK : hi - chunk * PAGES_PER_CHUNK]
+        held[lo - first : hi - first] = mask[
+            lo - chunk * PAGES_PER_CHUNK : hi - chunk * PAGES_PER_CHUNK
+        ]
     return held
 
 
@@ -661,4 +669,6 @@ def _path_between(ancestry: list[Node], ancestor_id: str) -> list[Node] | None:
 
 
 def _segment_blobs(entries: blockmap.Entries) -> dict[int, bytes]:
-    return {seg: blockmap.encode_segment(part) for seg, part in blockmap.by_segment(entries).items()}
+    return {
+        seg: blockmap.encode_segment(part) for seg, part in blockmap.by_segment(entries).items()
+    }

@@ -95,9 +95,9 @@ def _sweep(
     for p in packs:
         if p.id in live or p.id in pinned or p.id in revived:
             continue
-        expired = (
-            p.state == "pending" and p.created_at + grace <= now
-        ) or (p.state != "pending" and (dead_at[p.id] or now) + grace <= now)
+        expired = (p.state == "pending" and p.created_at + grace <= now) or (
+            p.state != "pending" and (dead_at[p.id] or now) + grace <= now
+        )
         if not expired:
             continue
         engine.store.delete(p.key)

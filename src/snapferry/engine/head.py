@@ -9,10 +9,10 @@ fixed at the request and writes go on at once.
 
 from __future__ import annotations
 
-import os
-import shutil
 import logging
+import os
 import queue
+import shutil
 import threading
 import uuid
 from collections.abc import Callable
@@ -92,7 +92,7 @@ class Overlay:
         fd = os.open(self.journal_path, os.O_RDONLY)
         try:
             data = np.empty((len(pages), PAGE), dtype=np.uint8)
-            if os.preadv(fd, [data], 0) != data.nbytes:
+            if os.preadv(fd, [memoryview(data.data)], 0) != data.nbytes:
                 raise OSError(f"journal {self.journal_path} is shorter than its committed row")
         finally:
             os.close(fd)
@@ -121,7 +121,8 @@ class Overlay:
                 if fd is None:
                     fd = fds[span] = self._open_span(span)
                 piece = out[row : row + count]
-                got = os.preadv(fd, [piece], (first - span * per_span) * PAGE) if fd >= 0 else 0
+                at = (first - span * per_span) * PAGE
+                got = os.preadv(fd, [memoryview(piece.data)], at) if fd >= 0 else 0
                 if got < piece.nbytes:
                     piece.reshape(-1)[max(got, 0) :] = 0
                 row += count
@@ -229,7 +230,7 @@ class Trash:
                 if task is None:
                     return
                 task()
-            except Exception:  # noqa: BLE001 - a failed clean-up is redone at the next open
+            except Exception:
                 _log.warning("background clean-up failed", exc_info=True)
             finally:
                 self._tasks.task_done()

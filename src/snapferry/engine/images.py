@@ -144,7 +144,7 @@ def export_image(
             for first, count in bitmaps.runs(np.flatnonzero(nonzero_rows(data)).astype(np.int64)):
                 lo, hi = first * PAGE, min((first + count) * PAGE, limit)
                 if hi > lo:
-                    piece = memoryview(data.reshape(-1))[lo:hi]
+                    piece = memoryview(data.reshape(-1).data)[lo:hi]
                     written = 0
                     while written < len(piece):
                         written += os.pwrite(fd, piece[written:], base + lo + written)

@@ -13,11 +13,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from snapferry.engine import bundles
+from snapferry.engine.bitmaps import popcount
 from snapferry.engine.core import Engine
 from snapferry.engine.refs import References, scan
 from snapferry.errors import IntegrityError, ObjectNotFound
 from snapferry.meta import catalog
-from snapferry.engine.bitmaps import popcount
 from snapferry.settings import CHUNK, PAGES_PER_CHUNK
 
 
@@ -134,9 +134,13 @@ def _affected(
             if sid != start and _shadows(engine, sid, chunk):
                 continue
             if state.get(sid) != "deleted":
-                found[("snapshot", sid, chunk)] = Problem(kind, "snapshot", sid, chunk * CHUNK, detail)
+                found[("snapshot", sid, chunk)] = Problem(
+                    kind, "snapshot", sid, chunk * CHUNK, detail
+                )
             for disk_id in on_base.get(sid, []):
-                found[("disk", disk_id, chunk)] = Problem(kind, "disk", disk_id, chunk * CHUNK, detail)
+                found[("disk", disk_id, chunk)] = Problem(
+                    kind, "disk", disk_id, chunk * CHUNK, detail
+                )
             todo.extend(kids.get(sid, []))
     return sorted(found.values(), key=lambda p: (p.resource, p.id, p.offset))
 

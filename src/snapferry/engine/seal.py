@@ -54,9 +54,7 @@ def seal_incremental(writer: PackWriter, head: Head, parent: list[Node]) -> bloc
     return blockmap.merge_sorted(parts)
 
 
-def seal_full(
-    writer: PackWriter, reader: ChunkReader, head: Head, view: View
-) -> blockmap.Entries:
+def seal_full(writer: PackWriter, reader: ChunkReader, head: Head, view: View) -> blockmap.Entries:
     """The map of a self-contained snapshot of ``view`` (whose newest head is ``head``)."""
     parts = []
     for chunk in allocated_chunks(view).tolist():

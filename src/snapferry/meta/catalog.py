@@ -153,9 +153,7 @@ def put_head_bitmaps(conn: Connection, disk_id: str, gen: int, bitmaps: dict[int
 
 
 def drop_head_gen(conn: Connection, disk_id: str, gen: int) -> None:
-    conn.execute(
-        delete(head_pages).where(head_pages.c.disk_id == disk_id, head_pages.c.gen == gen)
-    )
+    conn.execute(delete(head_pages).where(head_pages.c.disk_id == disk_id, head_pages.c.gen == gen))
 
 
 def drop_stale_head_gens(conn: Connection) -> None:
@@ -190,7 +188,9 @@ def insert_pack(conn: Connection, key: str, created_at: float) -> int:
     result = conn.execute(
         insert(packs).values(key=key, size_bytes=0, state="pending", created_at=created_at)
     )
-    return int(result.inserted_primary_key[0])
+    key_row = result.inserted_primary_key
+    assert key_row is not None
+    return int(key_row[0])
 
 
 def mark_packs_live(conn: Connection, sizes: dict[int, int]) -> None:
@@ -213,9 +213,7 @@ def all_packs(conn: Connection) -> Sequence[Row[Any]]:
 def mark_packs_dead(conn: Connection, pack_ids: Iterable[int], at: float) -> None:
     ids = list(pack_ids)
     if ids:
-        conn.execute(
-            update(packs).where(packs.c.id.in_(ids)).values(state="dead", dead_at=at)
-        )
+        conn.execute(update(packs).where(packs.c.id.in_(ids)).values(state="dead", dead_at=at))
 
 
 def delete_pack_row(conn: Connection, pack_id: int) -> None:

@@ -57,9 +57,7 @@ snapshots = Table(
 map_segments = Table(
     "map_segments",
     metadata,
-    Column(
-        "snapshot_id", ID, ForeignKey("snapshots.id", ondelete="CASCADE"), primary_key=True
-    ),
+    Column("snapshot_id", ID, ForeignKey("snapshots.id", ondelete="CASCADE"), primary_key=True),
     Column("segment", BigInteger, primary_key=True, autoincrement=False),
     Column("entries", LargeBinary, nullable=False),
 )

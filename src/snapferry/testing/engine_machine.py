@@ -71,7 +71,8 @@ def model_diff(
             touched |= s.touched
     content = np.frombuffer(snaps[b].content, dtype=np.uint8)
     size = len(content)
-    changed, cleared = [], []
+    changed: list[int] = []
+    cleared: list[int] = []
     for p in touched:
         if p * PAGE >= size:
             continue
@@ -217,9 +218,7 @@ class EngineMachine(RuleBasedStateMachine):
         allocated = self.engine.allocated(b)
         content = np.frombuffer(self.snaps[b].content, dtype=np.uint8)
         size = len(content)
-        pages = [
-            p for p in range(-(-size // PAGE)) if content[p * PAGE : (p + 1) * PAGE].any()
-        ]
+        pages = [p for p in range(-(-size // PAGE)) if content[p * PAGE : (p + 1) * PAGE].any()]
         assert allocated == _extents(pages, size)
 
     # --- invariants ----------------------------------------------------------------------------

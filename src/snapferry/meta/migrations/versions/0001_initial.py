@@ -57,9 +57,7 @@ def upgrade() -> None:
     op.create_index("ix_disks_base", "disks", ["base_id"])
     op.create_table(
         "head_pages",
-        sa.Column(
-            "disk_id", ID, sa.ForeignKey("disks.id", ondelete="CASCADE"), primary_key=True
-        ),
+        sa.Column("disk_id", ID, sa.ForeignKey("disks.id", ondelete="CASCADE"), primary_key=True),
         sa.Column("gen", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("chunk", sa.BigInteger, primary_key=True, autoincrement=False),
         sa.Column("bitmap", sa.LargeBinary, nullable=False),

@@ -19,7 +19,10 @@ def upgrade() -> None:
     op.create_table(
         "head_journal",
         sa.Column(
-            "disk_id", sa.String(32), sa.ForeignKey("disks.id", ondelete="CASCADE"), primary_key=True
+            "disk_id",
+            sa.String(32),
+            sa.ForeignKey("disks.id", ondelete="CASCADE"),
+            primary_key=True,
         ),
         sa.Column("gen", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("pages", sa.LargeBinary, nullable=False),
