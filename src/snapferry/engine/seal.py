@@ -9,6 +9,7 @@ newest version already is a full one share it instead of being rewritten.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import numpy.typing as npt
@@ -21,8 +22,8 @@ from snapferry.engine.resolve import ChunkReader, View, allocated_chunks
 from snapferry.engine.versions import ChunkBatch, write_versions
 from snapferry.settings import PAGES_PER_CHUNK
 
-BATCH_PAGES = 16384
-"""Pages gathered per step (64 MiB): bounds a seal's memory whatever the head's size."""
+BATCH_PAGES = 4096
+"""Pages gathered per step (16 MiB); with one step in flight this bounds a seal's memory."""
 
 
 def _batches(
@@ -39,19 +40,36 @@ def _batches(
 
 
 def seal_incremental(writer: PackWriter, head: Head, parent: list[Node]) -> blockmap.Entries:
-    """The map delta of a snapshot whose pages are head's and whose lineage parent is ``parent``."""
+    """The map delta of a snapshot whose pages are head's and whose lineage parent is ``parent``.
+
+    A two-stage pipeline: while one batch is bundled, hashed, compressed and stored on a helper
+    thread, the next batch's pages are read from the overlay."""
     chunks, packed = head.dirty_arrays()
-    parts = []
-    for part_chunks, part_packed in _batches(chunks, packed):
-        has_base, depth = chain_depth(parent, part_chunks)
-        kinds = np.where(has_base, bundles.KIND_PATCH, bundles.KIND_FULL).astype(np.uint8)
-        rows, cols = bitmaps.sparse(part_packed)
-        pages = head.overlay.gather(part_chunks.astype(np.int64)[rows] * PAGES_PER_CHUNK + cols)
-        entries = write_versions(writer, ChunkBatch(part_chunks, kinds, rows, cols, pages))
-        entries["written"] = part_packed
-        entries["depth"] = np.where(has_base, np.minimum(depth + 1, blockmap.MAX_DEPTH), 0)
-        parts.append(entries)
-    return blockmap.merge_sorted(parts)
+    parts: list[Future[blockmap.Entries]] = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapferry-seal") as stage:
+        for part_chunks, part_packed in _batches(chunks, packed):
+            has_base, depth = chain_depth(parent, part_chunks)
+            kinds = np.where(has_base, bundles.KIND_PATCH, bundles.KIND_FULL).astype(np.uint8)
+            rows, cols = bitmaps.sparse(part_packed)
+            pages = head.overlay.gather(part_chunks.astype(np.int64)[rows] * PAGES_PER_CHUNK + cols)
+            batch = ChunkBatch(part_chunks, kinds, rows, cols, pages)
+            depths = np.where(has_base, np.minimum(depth + 1, blockmap.MAX_DEPTH), 0)
+            if parts:
+                parts[-1].result()  # one batch in flight: bounds memory, keeps order
+            parts.append(stage.submit(_store_batch, writer, batch, part_packed, depths))
+        return blockmap.merge_sorted([p.result() for p in parts])
+
+
+def _store_batch(
+    writer: PackWriter,
+    batch: ChunkBatch,
+    written: npt.NDArray[np.uint8],
+    depths: npt.NDArray[np.int64],
+) -> blockmap.Entries:
+    entries = write_versions(writer, batch)
+    entries["written"] = written
+    entries["depth"] = depths
+    return entries
 
 
 def seal_full(writer: PackWriter, reader: ChunkReader, head: Head, view: View) -> blockmap.Entries:
