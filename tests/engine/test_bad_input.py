@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import text
 
 from snapferry.engine import Engine
-from snapferry.errors import InvalidInput, NotFound, SnapferryError
+from snapferry.errors import IntegrityError, InvalidInput, NotFound, SnapferryError
 from snapferry.settings import CHUNK, MAX_DISK_BYTES, PAGE, SECTOR
 from snapferry.store import CountingStore, LocalStore
 
@@ -285,3 +285,17 @@ def test_largest_disk_is_created_at_once_and_costs_only_metadata(tmp_path: Path)
         assert engine.allocated(snapshot.id) == [(MAX_DISK_BYTES - PAGE, PAGE)]
         assert store.nbytes["put_if_absent"] < 64 * 1024
         assert disk_usage(root) - baseline < 2 * 1024 * 1024
+
+
+def test_opening_a_region_where_none_can_be_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_bytes(b"x")
+    with pytest.raises(InvalidInput, match="cannot open a region"):
+        Engine.open(blocker / "region")
+
+
+def test_a_damaged_metadata_database_is_an_integrity_error(tmp_path: Path) -> None:
+    (tmp_path / "meta.db").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(IntegrityError, match="metadata database"):
+        Engine.open(tmp_path)
+    Engine.open(tmp_path / "elsewhere").close()  # the failed open released nothing it held

@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from snapferry.engine import bitmaps, blockmap, bundles
-from snapferry.engine.core import Engine, _segment_blobs
+from snapferry.engine.base import segment_blobs
+from snapferry.engine.core import Engine
 from snapferry.engine.maps import Node, chain_depth
 from snapferry.engine.resolve import View
 from snapferry.engine.versions import ChunkBatch, write_versions
@@ -88,6 +89,6 @@ def _compact_node(engine: Engine, node: Node, max_depth: int, coverage: float) -
 
 def _commit(engine: Engine, node: Node, entries: blockmap.Entries, sizes: dict[int, int]) -> None:
     with engine.db.begin() as conn:
-        catalog.put_segments(conn, node.id, _segment_blobs(entries))
+        catalog.put_segments(conn, node.id, segment_blobs(entries))
         catalog.mark_packs_live(conn, sizes)
     engine.maps.invalidate(node.id)

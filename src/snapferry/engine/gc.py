@@ -10,9 +10,12 @@ repointed, and the old pack marked dead — all in one transaction after the new
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
+from sqlalchemy import Row
 
 from snapferry.codec import frame_id
 from snapferry.engine import blockmap
@@ -48,12 +51,12 @@ def collect(
     """Run one collection. Safe to interrupt at any point and to repeat."""
     report = GcReport()
     with engine.lock:
+        # metadata that points at packs only commits under engine.lock, so the references
+        # cannot change while we hold it; new pending packs can appear, pinned (see Pins)
         refs = scan(engine.db)
         live = refs.live_bytes()
-        with engine.db.connect() as conn:
-            packs = catalog.all_packs(conn)
+        packs, pinned = _packs_and_pins(engine)
         now = engine.clock()
-        pinned = engine.pins.snapshot()
         sparse = [
             p.id
             for p in packs
@@ -67,22 +70,23 @@ def collect(
             _repack(engine, refs, set(sparse), report)
             refs = scan(engine.db)
             live = refs.live_bytes()
-        _sweep(engine, live, pinned, grace_seconds, report)
+        _sweep(engine, live, grace_seconds, report)
         report.live_bytes = sum(live.values())
         engine.objects.forget()
     return report
 
 
-def _sweep(
-    engine: Engine,
-    live: dict[int, int],
-    pinned: frozenset[int],
-    grace: float,
-    report: GcReport,
-) -> None:
+def _packs_and_pins(engine: Engine) -> tuple[Sequence[Row[Any]], frozenset[int]]:
+    with engine.pins.registering:
+        with engine.db.connect() as conn:
+            packs = catalog.all_packs(conn)
+        return packs, engine.pins.snapshot()
+
+
+def _sweep(engine: Engine, live: dict[int, int], grace: float, report: GcReport) -> None:
+    packs, pinned = _packs_and_pins(engine)
     now = engine.clock()
     with engine.db.begin() as conn:
-        packs = catalog.all_packs(conn)
         newly_dead = [p.id for p in packs if p.state == "live" and p.id not in live]
         newly_dead = [p for p in newly_dead if p not in pinned]
         catalog.mark_packs_dead(conn, newly_dead, now)

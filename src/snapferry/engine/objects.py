@@ -43,11 +43,16 @@ class Location:
 
 
 class Pins:
-    """Pack ids that in-flight operations are writing; GC never touches them."""
+    """Pack ids that in-flight operations are writing; GC never touches them.
+
+    ``registering`` is held while a pack's pending row is inserted and pinned, and while GC lists
+    packs and reads the pins, so GC never sees a pending row whose pin is not there yet.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._ids: dict[int, int] = {}
+        self.registering = threading.Lock()
 
     def add(self, pack_id: int) -> None:
         with self._lock:
@@ -119,9 +124,10 @@ class PackWriter:
 
     def _open(self) -> None:
         self._key = pack_key(new_id())
-        with self.db.begin() as conn:
-            self._pack = catalog.insert_pack(conn, self._key, self.clock())
-        self.pins.add(self._pack)
+        with self.pins.registering:
+            with self.db.begin() as conn:
+                self._pack = catalog.insert_pack(conn, self._key, self.clock())
+            self.pins.add(self._pack)
 
     def _flush(self) -> None:
         data = b"".join(self._frames)

@@ -1,0 +1,167 @@
+"""The engine's shared state and helpers: database, store, caches, locks, read views.
+
+Thread safety: every public method may be called from any thread. A per-disk lock orders writes
+against the freeze of a snapshot (a write lands wholly before or wholly after it); a per-disk seal
+lock seals a disk's snapshots one at a time, oldest first; the engine lock guards metadata changes
+and the building of read views. One process owns a data directory at a time (``region.lock``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import Engine as SqlEngine
+
+from snapferry.codec import Codec
+from snapferry.engine import blockmap
+from snapferry.engine.head import Head, Overlay, Trash, head_root
+from snapferry.engine.maps import MapCache, Node
+from snapferry.engine.models import DiskInfo, SnapshotInfo
+from snapferry.engine.objects import ObjectReader, PackWriter, Pins
+from snapferry.engine.resolve import ChunkReader, View
+from snapferry.errors import NotFound, NotReady
+from snapferry.meta import catalog
+from snapferry.store.base import ChunkStore
+
+CACHE_BYTES = 256 * 1024 * 1024
+
+
+class EngineBase:
+    """State shared by the engine's operations: database, store, caches, locks and read views."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        db: SqlEngine,
+        store: ChunkStore,
+        *,
+        clock: Callable[[], float] = time.time,
+        cache_bytes: int = CACHE_BYTES,
+    ) -> None:
+        self.data_dir = data_dir
+        self.db = db
+        self.store = store
+        self.clock = clock
+        self.codec = Codec()
+        self.pins = Pins()
+        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="snapferry-codec")
+        self.objects = ObjectReader(db, store, self.codec, cache_bytes)
+        self.chunks = ChunkReader(self.objects)
+        self.maps = MapCache(db)
+        self.lock = threading.RLock()
+        self._heads: dict[str, Head] = {}
+        self._frozen: dict[str, Head] = {}
+        self._disk_locks: dict[str, threading.Lock] = {}
+        self._seal_locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._lockfile: int | None = None
+        self.trash = Trash(data_dir / "trash")
+
+    # --- locks and cached state --------------------------------------------------------------
+    def _lock_of(self, table: dict[str, threading.Lock], key: str) -> threading.Lock:
+        with self._locks_guard:
+            lock = table.get(key)
+            if lock is None:
+                lock = table[key] = threading.Lock()
+            return lock
+
+    def disk_lock(self, disk_id: str) -> threading.Lock:
+        return self._lock_of(self._disk_locks, disk_id)
+
+    def seal_lock(self, disk_id: str) -> threading.Lock:
+        return self._lock_of(self._seal_locks, disk_id)
+
+    def _disk_row(self, disk_id: str) -> tuple[int, str, str | None, int, float]:
+        with self.db.connect() as conn:
+            row = catalog.disk(conn, disk_id)
+        if row is None:
+            raise NotFound(f"disk {disk_id} not found", disk=disk_id)
+        return int(row.size_bytes), row.family_id, row.base_id, int(row.head_gen), row.created_at
+
+    def get_disk(self, disk_id: str) -> DiskInfo:
+        size, family, base, _, created = self._disk_row(disk_id)
+        source = None
+        if base is not None:
+            origin = self.maps.ancestry(base)
+            source = next((n.id for n in origin if n.family_id != family), None)
+        return DiskInfo(disk_id, size, family, created, source)
+
+    def head(self, disk_id: str) -> Head:
+        """The disk's live head generation (loaded on first use)."""
+        head = self._heads.get(disk_id)
+        if head is None:
+            _, _, _, gen, _ = self._disk_row(disk_id)
+            head = self._load_head(disk_id, gen)
+            self._heads[disk_id] = head
+        return head
+
+    def _load_head(self, disk_id: str, gen: int) -> Head:
+        with self.db.connect() as conn:
+            rows = catalog.head_bitmaps(conn, disk_id, gen)
+        head = Head(disk_id, gen, Overlay(head_root(self.data_dir, disk_id, gen)))
+        head.mark({chunk: np.frombuffer(blob, dtype=np.uint8) for chunk, blob in rows})
+        return head
+
+    def _disk_view(self, disk_id: str, head: Head | None = None) -> View:
+        with self.lock:
+            size, _, base, _, _ = self._disk_row(disk_id)
+            heads = [head if head is not None else self.head(disk_id)]
+            while base is not None:
+                node = self.maps.node(base)
+                if node.state != "sealing":
+                    break
+                heads.append(self._frozen[base])
+                base = node.parent_id
+            return View(f"disk {disk_id}", size, self.maps.lineage(base), heads)
+
+    def _drop_head_gen(self, disk_id: str, gen: int) -> None:
+        with self.db.begin() as conn:
+            catalog.drop_head_gen(conn, disk_id, gen)
+
+    def writer(self) -> PackWriter:
+        """A pack writer for one operation (use as a context manager)."""
+        return PackWriter(self.db, self.store, self.codec, self.pins, self.pool, self.clock)
+
+    def _info(self, node: Node) -> SnapshotInfo:
+        return SnapshotInfo(
+            node.id,
+            node.disk_id,
+            node.family_id,
+            node.parent_id,
+            node.size_bytes,
+            node.incremental,
+            node.state,
+            node.created_at,
+            node.seq,
+        )
+
+    def _visible(self, snapshot_id: str) -> Node:
+        node = self.maps.node(snapshot_id)
+        if node.state == "deleted":
+            raise NotFound(f"snapshot {snapshot_id} not found", snapshot=snapshot_id)
+        return node
+
+    def _ready(self, snapshot_id: str) -> Node:
+        node = self._visible(snapshot_id)
+        if node.state != "ready":
+            raise NotReady(f"snapshot {snapshot_id} is still being sealed", snapshot=snapshot_id)
+        return node
+
+
+def path_between(ancestry: list[Node], ancestor_id: str) -> list[Node] | None:
+    """The nodes of ancestry before ancestor_id, if ancestor_id is in it."""
+    for i, node in enumerate(ancestry):
+        if node.id == ancestor_id:
+            return ancestry[:i]
+    return None
+
+
+def segment_blobs(entries: blockmap.Entries) -> dict[int, bytes]:
+    return {
+        seg: blockmap.encode_segment(part) for seg, part in blockmap.by_segment(entries).items()
+    }

@@ -1,0 +1,209 @@
+"""Snapshot operations: taking (freeze, then seal), reading, deleting (fold), restoring, diffing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from snapferry.engine import diff as diffs
+from snapferry.engine import seal
+from snapferry.engine.base import EngineBase, path_between, segment_blobs
+from snapferry.engine.checks import check_range, check_size
+from snapferry.engine.fold import fold_into
+from snapferry.engine.head import Head, Overlay, head_root
+from snapferry.engine.maps import Node
+from snapferry.engine.models import DiskInfo, SnapshotInfo
+from snapferry.engine.resolve import View
+from snapferry.errors import InvalidInput, NotFound
+from snapferry.ids import new_id
+from snapferry.meta import catalog
+
+
+class SnapshotOps(EngineBase):
+    """Snapshots: freeze and seal, read, delete (fold), restore, diff."""
+
+    # --- snapshots -----------------------------------------------------------------------------
+    def create_snapshot(self, disk_id: str, *, incremental: bool = True) -> SnapshotInfo:
+        """Snapshot a disk as it is when the call starts. Incremental snapshots store only the
+        pages written since the previous one; full ones (``incremental=False``) are
+        self-contained."""
+        with self.disk_lock(disk_id):
+            size, family, base, gen, _ = self._disk_row(disk_id)
+            head = self.head(disk_id)
+            sid = new_id()
+            with self.lock, self.db.begin() as conn:
+                catalog.insert_snapshot(
+                    conn,
+                    id=sid,
+                    family_id=family,
+                    disk_id=disk_id,
+                    parent_id=base,
+                    seq=catalog.next_seq(conn),
+                    size_bytes=size,
+                    incremental=incremental,
+                    self_contained=not incremental,
+                    state="sealing",
+                    frozen_gen=gen,
+                    created_at=self.clock(),
+                )
+                catalog.update_disk(conn, disk_id, base_id=sid, head_gen=gen + 1)
+            self._frozen[sid] = head
+            self._heads[disk_id] = Head(
+                disk_id, gen + 1, Overlay(head_root(self.data_dir, disk_id, gen + 1))
+            )
+        self.seal_pending(disk_id)
+        return self.get_snapshot(sid)
+
+    def seal_pending(self, disk_id: str, *, locked: bool = False) -> None:
+        """Seal every snapshot of the disk still sealing, oldest first."""
+        if not locked:
+            with self.seal_lock(disk_id):
+                self.seal_pending(disk_id, locked=True)
+            return
+        with self.db.connect() as conn:
+            rows = [r for r in catalog.snapshots_in_state(conn, "sealing") if r.disk_id == disk_id]
+        for row in rows:
+            self._seal(self.maps.node(row.id))
+
+    def _seal(self, node: Node) -> None:
+        assert node.disk_id is not None
+        assert node.frozen_gen is not None
+        disk_id, gen = node.disk_id, node.frozen_gen
+        head = self._frozen.get(node.id) or self._load_head(node.disk_id, node.frozen_gen)
+        parent = self.maps.lineage(node.parent_id)
+        with self.writer() as writer:
+            if node.incremental:
+                entries = seal.seal_incremental(writer, head, parent)
+            else:
+                view = View(f"snapshot {node.id}", node.size_bytes, parent, [head], node.id)
+                entries = seal.seal_full(writer, self.chunks, head, view)
+            sizes = writer.finish()
+            with self.lock, self.db.begin() as conn:
+                catalog.put_segments(conn, node.id, segment_blobs(entries))
+                catalog.mark_packs_live(conn, sizes)
+                catalog.update_snapshot(conn, node.id, state="ready", frozen_gen=None)
+            self.maps.invalidate(node.id)
+            self._frozen.pop(node.id, None)
+        self.trash.discard(head.overlay.root)
+        # the frozen generation's bitmap rows are dead now (only a sealing snapshot's or the live
+        # generation's rows are ever read): drop them off the critical path (redone at open)
+        self.trash.later(lambda: self._drop_head_gen(disk_id, gen))
+        self.collapse(node.parent_id)
+
+    def get_snapshot(self, snapshot_id: str) -> SnapshotInfo:
+        return self._info(self._visible(snapshot_id))
+
+    def list_snapshots(self, family_id: str | None = None) -> list[SnapshotInfo]:
+        """Visible snapshots, oldest first; only one family's when family_id is given."""
+        with self.db.connect() as conn:
+            rows = catalog.all_snapshots(conn)
+        return [
+            self._info(self.maps.node(r.id))
+            for r in rows
+            if r.state != "deleted" and (family_id is None or r.family_id == family_id)
+        ]
+
+    def delete_snapshot(self, snapshot_id: str) -> None:
+        """Delete a snapshot; every other snapshot and disk keeps its exact content."""
+        with self.lock:
+            self._ready(snapshot_id)
+            with self.db.begin() as conn:
+                catalog.update_snapshot(conn, snapshot_id, state="deleted")
+            self.maps.invalidate(snapshot_id)
+        self.collapse(snapshot_id)
+
+    def collapse(self, snapshot_id: str | None) -> None:
+        """Fold a deleted snapshot into its children once no disk builds on it."""
+        if snapshot_id is None:
+            return
+        with self.lock:
+            try:
+                node = self.maps.node(snapshot_id)
+            except NotFound:
+                return
+            with self.db.connect() as conn:
+                if node.state != "deleted" or catalog.disks_on_base(conn, node.id):
+                    return
+                kids = [self.maps.node(r.id, conn) for r in catalog.children(conn, node.id)]
+            if any(k.state == "sealing" for k in kids):
+                return
+            with self.writer() as writer:
+                folded = {k.id: fold_into(writer, self.objects, node, k) for k in kids}
+                sizes = writer.finish()
+                with self.db.begin() as conn:
+                    for kid_id, entries in folded.items():
+                        old = {seg: b"" for seg, _ in catalog.segments(conn, kid_id)}
+                        catalog.put_segments(conn, kid_id, old | segment_blobs(entries))
+                        catalog.update_snapshot(conn, kid_id, parent_id=node.parent_id)
+                    catalog.delete_snapshot_row(conn, node.id)
+                    catalog.mark_packs_live(conn, sizes)
+            self.maps.invalidate(node.id, *folded)
+
+    def read_snapshot(self, snapshot_id: str, offset: int, length: int) -> bytes:
+        return b"".join(self.iter_read_snapshot(snapshot_id, offset, length))
+
+    def iter_read_snapshot(self, snapshot_id: str, offset: int, length: int) -> Iterator[bytes]:
+        """A snapshot's bytes, streamed a chunk at a time."""
+        view = self.snapshot_view(snapshot_id)
+        check_range(offset, length, view.size_bytes, "read")
+        return self.chunks.iter_range(view, offset, length)
+
+    def snapshot_view(self, snapshot_id: str) -> View:
+        with self.lock:
+            node = self._ready(snapshot_id)
+            return View(
+                f"snapshot {snapshot_id}",
+                node.size_bytes,
+                self.maps.lineage(snapshot_id),
+                snapshot_id=snapshot_id,
+            )
+
+    def restore_disk(self, snapshot_id: str, size_bytes: int | None = None) -> DiskInfo:
+        """A new disk with the snapshot's content, at once: it shares the snapshot's versions."""
+        with self.lock:
+            node = self._ready(snapshot_id)
+            size = node.size_bytes if size_bytes is None else check_size(size_bytes)
+            if size < node.size_bytes:
+                raise InvalidInput(
+                    f"a disk restored from snapshot {snapshot_id} needs at least "
+                    f"{node.size_bytes} bytes",
+                    size_bytes=size,
+                )
+            disk_id = new_id()
+            with self.db.begin() as conn:
+                catalog.insert_disk(
+                    conn,
+                    id=disk_id,
+                    family_id=new_id(),
+                    size_bytes=size,
+                    base_id=snapshot_id,
+                    head_gen=1,
+                    created_at=self.clock(),
+                )
+        return self.get_disk(disk_id)
+
+    def diff(self, base_id: str | None, target_id: str) -> diffs.Diff:
+        """Pages that differ between two snapshots of one family (base None: all allocated
+        pages of target). Either may be the older."""
+        with self.lock:
+            target = self._ready(target_id)
+            if base_id is None:
+                return diffs.Diff(
+                    diffs.allocated(self.maps.lineage(target_id), target.size_bytes), []
+                )
+            base = self._ready(base_id)
+            if base.family_id != target.family_id:
+                raise InvalidInput(
+                    f"snapshots {base_id} and {target_id} are not of the same family",
+                    base=base_id,
+                    target=target_id,
+                )
+            path = path_between(self.maps.ancestry(target_id), base_id)
+            if path is None:
+                path = path_between(self.maps.ancestry(base_id), target_id)
+            if path is None:
+                raise InvalidInput(f"no lineage joins {base_id} and {target_id}")
+            return diffs.diff(path, self.maps.lineage(target_id), target.size_bytes)
+
+    def allocated(self, snapshot_id: str) -> list[tuple[int, int]]:
+        """Byte extents of a snapshot's non-zero pages."""
+        return self.diff(None, snapshot_id).changed
