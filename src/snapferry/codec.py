@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import struct
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -61,10 +62,20 @@ class Cipher(Protocol):
 
 @dataclass(frozen=True)
 class Encoded:
-    """A frame ready for a store, and the id of the content it holds."""
+    """A frame ready for a store, as parts to be written one after another (so content is not
+    copied just to be framed), and the id of the content it holds."""
 
     object_id: bytes
-    frame: bytes
+    parts: list[bytes | memoryview]
+
+    @property
+    def frame(self) -> bytes:
+        """The frame as one bytes object."""
+        return b"".join(self.parts)
+
+    @property
+    def size(self) -> int:
+        return sum(len(p) for p in self.parts)
 
 
 class Codec:
@@ -87,22 +98,32 @@ class Codec:
             d = self._local.d = zstandard.ZstdDecompressor()
         return d
 
-    def encode(self, content: bytes | memoryview, object_id: bytes | None = None) -> Encoded:
-        """Frame content. ``object_id`` may be passed when already computed (it is trusted)."""
-        oid = object_id if object_id is not None else content_id(content)
+    def encode(self, content: bytes | memoryview) -> Encoded:
+        """Frame content."""
+        return self.encode_parts([content])
+
+    def encode_parts(self, parts: Sequence[bytes | memoryview]) -> Encoded:
+        """Frame the concatenation of parts without building it: the id is hashed and the
+        payload compressed part by part."""
+        hasher = blake3.blake3(max_threads=1)
+        length = 0
+        for part in parts:
+            hasher.update(part)
+            length += len(part)
+        oid = hasher.digest()
         flags = 0
-        payload: bytes | memoryview = content
-        if len(content) >= 512:
-            packed = self._compressor().compress(content)
-            if len(packed) <= len(content) * (1 - MIN_GAIN):
-                payload, flags = packed, FLAG_ZSTD
+        payload: list[bytes | memoryview] = list(parts)
+        if length >= 512:
+            stream = self._compressor().compressobj(size=length)
+            packed = b"".join([stream.compress(p) for p in parts] + [stream.flush()])
+            if len(packed) <= length * (1 - MIN_GAIN):
+                payload, flags = [packed], FLAG_ZSTD
         slot = 0
         if self._cipher is not None:
-            payload = self._cipher.encrypt(oid, bytes(payload))
+            payload = [self._cipher.encrypt(oid, b"".join(payload))]
             flags |= FLAG_ENCRYPTED
             slot = self._cipher.key_slot
-        header = HEADER.pack(FORMAT_VERSION, flags, slot, len(content), oid)
-        return Encoded(oid, header + payload)
+        return Encoded(oid, [HEADER.pack(FORMAT_VERSION, flags, slot, length, oid), *payload])
 
     def decode(self, frame: bytes | memoryview, expected_id: bytes, what: str = "object") -> bytes:
         """The verified plaintext of frame. Raises IntegrityError naming ``what`` on any mismatch."""

@@ -13,9 +13,11 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine as SqlEngine
+from sqlalchemy import Row
 
 from snapferry.codec import Codec
 from snapferry.engine import blockmap
@@ -127,17 +129,19 @@ class EngineBase:
         """A pack writer for one operation (use as a context manager)."""
         return PackWriter(self.db, self.store, self.codec, self.pins, self.pool, self.clock)
 
-    def _info(self, node: Node) -> SnapshotInfo:
+    @staticmethod
+    def _info(row: Node | Row[Any]) -> SnapshotInfo:
+        """What callers see of a snapshot (from its cached node or its catalog row)."""
         return SnapshotInfo(
-            node.id,
-            node.disk_id,
-            node.family_id,
-            node.parent_id,
-            node.size_bytes,
-            node.incremental,
-            node.state,
-            node.created_at,
-            node.seq,
+            row.id,
+            row.disk_id,
+            row.family_id,
+            row.parent_id,
+            int(row.size_bytes),
+            bool(row.incremental),
+            row.state,
+            float(row.created_at),
+            int(row.seq),
         )
 
     def _visible(self, snapshot_id: str) -> Node:

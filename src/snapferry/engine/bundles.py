@@ -45,19 +45,22 @@ def build(
     present: npt.NDArray[np.uint8],
     zeroed: npt.NDArray[np.uint8],
     pages: npt.NDArray[np.uint8],
-) -> bytes:
-    """The content of a bundle. ``pages`` is ``(k, 4096)``: the present pages of every slot in order."""
-    count = len(chunks)
-    parts: list[bytes | memoryview] = [
-        HEAD.pack(MAGIC, 1, count),
-        chunks.astype("<u8").tobytes(),
-        kinds.astype(np.uint8).tobytes(),
-        np.ascontiguousarray(present, dtype=np.uint8).tobytes(),
-        np.ascontiguousarray(zeroed, dtype=np.uint8).tobytes(),
-    ]
-    if pages.size:
-        parts.append(np.ascontiguousarray(pages).data.cast("B"))
-    return b"".join(parts)
+) -> list[bytes | memoryview]:
+    """The content of a bundle, as a header and a view of the pages (concatenate to get the
+    content; the codec hashes and compresses the parts without copying the pages). ``pages`` is
+    ``(k, 4096)``: the present pages of every slot in order."""
+    head = b"".join(
+        [
+            HEAD.pack(MAGIC, 1, len(chunks)),
+            chunks.astype("<u8").tobytes(),
+            kinds.astype(np.uint8).tobytes(),
+            np.ascontiguousarray(present, dtype=np.uint8).tobytes(),
+            np.ascontiguousarray(zeroed, dtype=np.uint8).tobytes(),
+        ]
+    )
+    if not pages.size:
+        return [head]
+    return [head, np.ascontiguousarray(pages).data.cast("B")]
 
 
 @dataclass(frozen=True)

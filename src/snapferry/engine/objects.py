@@ -87,7 +87,7 @@ class PackWriter:
     pool: ThreadPoolExecutor
     clock: Callable[[], float] = time.time
     sizes: dict[int, int] = field(default_factory=dict)
-    _frames: list[bytes] = field(default_factory=list)
+    _buf: bytearray = field(default_factory=bytearray)
     _pack: int = -1
     _key: str = ""
     _fill: int = 0
@@ -98,23 +98,30 @@ class PackWriter:
     def __exit__(self, *exc: object) -> None:
         self.pins.discard(list(self.sizes) + ([self._pack] if self._pack >= 0 else []))
 
-    def write(self, contents: Sequence[bytes]) -> list[Location]:
-        """Encode contents (in parallel) and append them; their locations in order."""
-        encoded: list[Encoded] = list(self.pool.map(self.codec.encode, contents))
-        return self.write_frames([enc.frame for enc in encoded])
+    def write(self, contents: Sequence[Sequence[bytes | memoryview]]) -> list[Location]:
+        """Encode contents, each given as parts (in parallel), and append them; their locations
+        in order."""
+        encoded: list[Encoded] = list(self.pool.map(self.codec.encode_parts, contents))
+        return [self._append(enc.object_id, enc.parts) for enc in encoded]
 
     def write_frames(self, frames: Sequence[bytes]) -> list[Location]:
         """Append already-encoded frames as they are (repacking moves stored bytes unchanged)."""
-        out = []
-        for frame in frames:
-            if self._pack < 0:
-                self._open()
-            out.append(Location(frame_id(frame), self._pack, self._fill, len(frame)))
-            self._frames.append(frame)
-            self._fill += len(frame)
-            if self._fill >= PACK_TARGET_BYTES:
-                self._flush()
-        return out
+        return [self._append(frame_id(frame), [frame]) for frame in frames]
+
+    def _append(self, oid: bytes, parts: Sequence[bytes | memoryview]) -> Location:
+        if self._pack < 0:
+            self._open()
+        start = self._fill
+        for part in parts:
+            end = self._fill + len(part)
+            if end > len(self._buf):
+                self._buf.extend(bytes(max(end - len(self._buf), PACK_TARGET_BYTES // 4)))
+            self._buf[self._fill : end] = part
+            self._fill = end
+        loc = Location(oid, self._pack, start, self._fill - start)
+        if self._fill >= PACK_TARGET_BYTES:
+            self._flush()
+        return loc
 
     def finish(self) -> dict[int, int]:
         """Flush the open pack; the sizes of every pack written (id → bytes)."""
@@ -130,10 +137,9 @@ class PackWriter:
             self.pins.add(self._pack)
 
     def _flush(self) -> None:
-        data = b"".join(self._frames)
-        self.store.put_if_absent(self._key, data)
-        self.sizes[self._pack] = len(data)
-        self._frames, self._pack, self._fill = [], -1, 0
+        self.store.put_if_absent(self._key, memoryview(self._buf)[: self._fill])
+        self.sizes[self._pack] = self._fill
+        self._pack, self._fill = -1, 0
 
 
 class ObjectReader:

@@ -90,14 +90,19 @@ class SnapshotOps(EngineBase):
         self.collapse(node.parent_id)
 
     def get_snapshot(self, snapshot_id: str) -> SnapshotInfo:
-        return self._info(self._visible(snapshot_id))
+        """A visible snapshot, or NotFound. Reads one catalog row (no block map)."""
+        with self.db.connect() as conn:
+            row = catalog.snapshot(conn, snapshot_id)
+        if row is None or row.state == "deleted":
+            raise NotFound(f"snapshot {snapshot_id} not found", snapshot=snapshot_id)
+        return self._info(row)
 
     def list_snapshots(self, family_id: str | None = None) -> list[SnapshotInfo]:
         """Visible snapshots, oldest first; only one family's when family_id is given."""
         with self.db.connect() as conn:
             rows = catalog.all_snapshots(conn)
         return [
-            self._info(self.maps.node(r.id))
+            self._info(r)
             for r in rows
             if r.state != "deleted" and (family_id is None or r.family_id == family_id)
         ]

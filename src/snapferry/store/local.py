@@ -248,10 +248,21 @@ def _byte_view(data: bytes | memoryview) -> memoryview:
     return view.cast("B") if view.format != "B" or view.ndim != 1 else view
 
 
+WRITE_PIECE = 1024 * 1024
+
+
 def _write_all(fd: int, view: memoryview) -> None:
+    # Reserve the blocks first and write in 1 MiB pieces: on ext4 here one 64 MiB write(2) into a
+    # new file runs at ~0.4 GB/s, the same bytes this way at ~1.4 GB/s (bench/seal_throughput.py).
+    if len(view) > WRITE_PIECE:
+        try:
+            os.posix_fallocate(fd, 0, len(view))
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                raise
     written = 0
     while written < len(view):
-        written += os.write(fd, view[written:])
+        written += os.write(fd, view[written : written + WRITE_PIECE])
 
 
 def _read_range(fd: int, start: int, count: int) -> bytes:

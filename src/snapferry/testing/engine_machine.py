@@ -151,7 +151,9 @@ class EngineMachine(RuleBasedStateMachine):
     @precondition(lambda self: bool(self.disks))
     @rule(data=st.data(), incremental=st.booleans())
     def snapshot(self, data: st.DataObject, incremental: bool) -> None:
-        disk_id = data.draw(st.sampled_from(list(self.disks)))
+        self._snapshot(data.draw(st.sampled_from(list(self.disks))), incremental)
+
+    def _snapshot(self, disk_id: str, incremental: bool) -> None:
         disk = self.disks[disk_id]
         info = self.engine.create_snapshot(disk_id, incremental=incremental)
         self.seq += 1
@@ -160,6 +162,17 @@ class EngineMachine(RuleBasedStateMachine):
         )
         disk.touched = set()
         self.stale |= {info.id, disk_id}
+        self._check_family(disk.family)
+
+    @precondition(lambda self: bool(self.disks))
+    @rule(data=st.data(), rounds=st.integers(2, 4), incremental=st.booleans())
+    def write_and_snapshot(self, data: st.DataObject, rounds: int, incremental: bool) -> None:
+        """A disk's life between backups: a few writes, a snapshot, again — long families."""
+        disk_id = data.draw(st.sampled_from(list(self.disks)))
+        for _ in range(rounds):
+            for _ in range(data.draw(st.integers(1, 4))):
+                self._write_one(data, disk_id)
+            self._snapshot(disk_id, incremental)
 
     @precondition(lambda self: bool(self._live_snaps()) and len(self.disks) < 4)
     @rule(data=st.data())
@@ -193,6 +206,7 @@ class EngineMachine(RuleBasedStateMachine):
         self.engine.delete_snapshot(sid)
         self.snaps[sid].deleted = True
         self._everything_stale()
+        self._check_family(self.snaps[sid].family)
 
     @rule(task=st.sampled_from(["gc", "compact", "reopen"]), max_depth=st.integers(0, 3))
     def maintain(self, task: str, max_depth: int) -> None:
@@ -204,6 +218,8 @@ class EngineMachine(RuleBasedStateMachine):
             self.engine.close()
             self.engine = Engine.open(self.dir)
         self._everything_stale()
+        for family in dict.fromkeys(m.family for m in self.snaps.values()):
+            self._check_family(family)
 
     @precondition(lambda self: len(self._live_snaps()) >= 1)
     @rule(data=st.data())
@@ -211,15 +227,27 @@ class EngineMachine(RuleBasedStateMachine):
         a = data.draw(st.sampled_from(self._live_snaps()))
         family = [s for s in self._live_snaps() if self.snaps[s].family == self.snaps[a].family]
         b = data.draw(st.sampled_from(family))
+        self._check_diff(a, b)
+        self._check_allocated(b)
+
+    def _check_diff(self, a: str, b: str) -> None:
         got = self.engine.diff(a, b)
         changed, cleared = model_diff(self.snaps, a, b)
-        assert got.changed == changed, (a, b)
-        assert got.cleared == cleared, (a, b)
-        allocated = self.engine.allocated(b)
+        assert got.changed == changed, ("changed", a, b)
+        assert got.cleared == cleared, ("cleared", a, b)
+
+    def _check_allocated(self, b: str) -> None:
         content = np.frombuffer(self.snaps[b].content, dtype=np.uint8)
         size = len(content)
         pages = [p for p in range(-(-size // PAGE)) if content[p * PAGE : (p + 1) * PAGE].any()]
-        assert allocated == _extents(pages, size)
+        assert self.engine.allocated(b) == _extents(pages, size)
+
+    def _check_family(self, family: str) -> None:
+        """Every diff among the newest few snapshots of a family (diffs read metadata only)."""
+        members = [s for s in self._live_snaps() if self.snaps[s].family == family][-5:]
+        for a in members:
+            for b in members:
+                self._check_diff(a, b)
 
     # --- invariants ----------------------------------------------------------------------------
     @invariant()
