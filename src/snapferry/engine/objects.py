@@ -87,7 +87,7 @@ class PackWriter:
     pool: ThreadPoolExecutor
     clock: Callable[[], float] = time.time
     sizes: dict[int, int] = field(default_factory=dict)
-    _buf: bytearray = field(default_factory=bytearray)
+    _buf: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint8))
     _pack: int = -1
     _key: str = ""
     _fill: int = 0
@@ -112,11 +112,15 @@ class PackWriter:
         if self._pack < 0:
             self._open()
         start = self._fill
+        need = start + sum(len(p) for p in parts)
+        if need > len(self._buf):
+            # np.empty does not touch its pages: only the bytes written are ever faulted in
+            grown = np.empty(max(need, PACK_TARGET_BYTES + PACK_TARGET_BYTES // 8), dtype=np.uint8)
+            grown[:start] = self._buf[:start]
+            self._buf = grown
         for part in parts:
             end = self._fill + len(part)
-            if end > len(self._buf):
-                self._buf.extend(bytes(max(end - len(self._buf), PACK_TARGET_BYTES // 4)))
-            self._buf[self._fill : end] = part
+            self._buf[self._fill : end] = np.frombuffer(part, dtype=np.uint8)
             self._fill = end
         loc = Location(oid, self._pack, start, self._fill - start)
         if self._fill >= PACK_TARGET_BYTES:
@@ -137,7 +141,7 @@ class PackWriter:
             self.pins.add(self._pack)
 
     def _flush(self) -> None:
-        self.store.put_if_absent(self._key, memoryview(self._buf)[: self._fill])
+        self.store.put_if_absent(self._key, memoryview(self._buf.data)[: self._fill])
         self.sizes[self._pack] = self._fill
         self._pack, self._fill = -1, 0
 
