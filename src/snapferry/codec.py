@@ -79,7 +79,8 @@ class Encoded:
 
 
 class Codec:
-    """Thread-safe encoder/decoder of frames. Compression level 1 (see machine-limits)."""
+    """Thread-safe encoder/decoder of frames. zstd level 1: the fastest level, and on disk-like
+    data it already halves what is stored; compression is the dominant CPU cost of a seal."""
 
     def __init__(self, level: int = 1, cipher: Cipher | None = None) -> None:
         self._level = level

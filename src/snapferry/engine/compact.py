@@ -17,7 +17,7 @@ from snapferry.engine.base import segment_blobs
 from snapferry.engine.core import Engine
 from snapferry.engine.maps import Node, chain_depth
 from snapferry.engine.resolve import View
-from snapferry.engine.versions import ChunkBatch, write_versions
+from snapferry.engine.versions import write_full
 from snapferry.meta import catalog
 from snapferry.settings import PAGES_PER_CHUNK
 
@@ -69,14 +69,7 @@ def _compact_node(engine: Engine, node: Node, max_depth: int, coverage: float) -
             fresh = []
             for i in todo.tolist():
                 chunk = int(entries["chunk"][i])
-                data = engine.chunks.materialize(view, chunk)
-                batch = ChunkBatch.dense(
-                    np.array([chunk], dtype=np.uint64),
-                    np.array([bundles.KIND_FULL], dtype=np.uint8),
-                    np.ones((1, PAGES_PER_CHUNK), dtype=bool),
-                    data,
-                )
-                entry = write_versions(writer, batch)
+                entry = write_full(writer, chunk, engine.chunks.materialize(view, chunk))
                 entry["written"] = entries["written"][i]
                 fresh.append(entry)
             sizes = writer.finish()

@@ -107,29 +107,31 @@ class Overlay:
     def gather(self, pages: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
         """The content of the given disk pages (sorted, unique), ``(n, 4096)``, in that order.
 
-        One ``preadv`` per run of consecutive pages: scattered pages cost a syscall each, which
+        One ``pread`` per run of consecutive pages, the runs and their places worked out with
+        numpy first so the loop does nothing else: scattered pages cost a syscall each, which
         measured cheaper here than faulting them in through a mapping of a sparse file."""
-        out = np.empty((len(pages), PAGE), dtype=np.uint8)
+        out = np.zeros((len(pages), PAGE), dtype=np.uint8)
+        if len(pages) == 0:
+            return out
         per_span = OVERLAY_SPAN // PAGE
-        fds: dict[int, int] = {}
-        try:
-            row = 0
-            firsts, counts = run_arrays(pages)
-            for first, count in zip(firsts.tolist(), counts.tolist(), strict=True):
-                span = first // per_span
-                fd = fds.get(span)
-                if fd is None:
-                    fd = fds[span] = self._open_span(span)
-                piece = out[row : row + count]
-                at = (first - span * per_span) * PAGE
-                got = os.preadv(fd, [memoryview(piece.data)], at) if fd >= 0 else 0
-                if got < piece.nbytes:
-                    piece.reshape(-1)[max(got, 0) :] = 0
-                row += count
-        finally:
-            for fd in fds.values():
-                if fd >= 0:
-                    os.close(fd)
+        firsts, counts = run_arrays(pages)
+        spans = firsts // per_span
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1])) * PAGE
+        ends = starts + counts * PAGE
+        offsets = (firsts - spans * per_span) * PAGE
+        flat = memoryview(out.data).cast("B")
+        for span in np.unique(spans).tolist():
+            fd = self._open_span(span)
+            if fd < 0:
+                continue  # never written: the pages stay zero
+            sel = spans == span
+            try:
+                for lo, hi, at in zip(
+                    starts[sel].tolist(), ends[sel].tolist(), offsets[sel].tolist(), strict=True
+                ):
+                    os.preadv(fd, [flat[lo:hi]], at)  # a short read leaves zeros (file end)
+            finally:
+                os.close(fd)
         return out
 
     def _open_span(self, span: int) -> int:

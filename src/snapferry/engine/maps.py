@@ -81,6 +81,11 @@ class MapCache:
             map=NodeMap(entries),
         )
 
+    def put(self, node: Node) -> None:
+        """Cache a node the caller has just committed exactly as given."""
+        with self._lock:
+            self._nodes[node.id] = node
+
     def invalidate(self, *snapshot_ids: str | None) -> None:
         """Forget cached nodes (all of them when called with no ids)."""
         with self._lock:

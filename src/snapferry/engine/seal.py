@@ -19,7 +19,7 @@ from snapferry.engine.head import Head
 from snapferry.engine.maps import Node, chain_depth
 from snapferry.engine.objects import PackWriter
 from snapferry.engine.resolve import ChunkReader, View, allocated_chunks
-from snapferry.engine.versions import ChunkBatch, write_versions
+from snapferry.engine.versions import ChunkBatch, write_full, write_versions
 from snapferry.settings import PAGES_PER_CHUNK
 
 BATCH_PAGES = 4096
@@ -82,14 +82,7 @@ def seal_full(writer: PackWriter, reader: ChunkReader, head: Head, view: View) -
             if reused is not None:
                 parts.append(reused)
                 continue
-        data = reader.materialize(view, chunk)
-        batch = ChunkBatch.dense(
-            np.array([chunk], dtype=np.uint64),
-            np.array([bundles.KIND_FULL], dtype=np.uint8),
-            np.ones((1, PAGES_PER_CHUNK), dtype=bool),
-            data,
-        )
-        entry = write_versions(writer, batch)
+        entry = write_full(writer, chunk, reader.materialize(view, chunk))
         if written is not None:
             entry["written"] = written
         if entry["kind"][0] != bundles.KIND_ZERO or written is not None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 from snapferry.engine import diff as diffs
 from snapferry.engine import seal
 from snapferry.engine.base import EngineBase, path_between, segment_blobs
+from snapferry.engine.blockmap import NodeMap
 from snapferry.engine.checks import check_range, check_size
 from snapferry.engine.fold import fold_into
 from snapferry.engine.head import Head, Overlay, head_root
@@ -81,7 +83,8 @@ class SnapshotOps(EngineBase):
                 catalog.put_segments(conn, node.id, segment_blobs(entries))
                 catalog.mark_packs_live(conn, sizes)
                 catalog.update_snapshot(conn, node.id, state="ready", frozen_gen=None)
-            self.maps.invalidate(node.id)
+            # the next snapshot of this disk reads this map at once: keep it, don't reload it
+            self.maps.put(replace(node, state="ready", frozen_gen=None, map=NodeMap(entries)))
             self._frozen.pop(node.id, None)
         self.trash.discard(head.overlay.root)
         # the frozen generation's bitmap rows are dead now (only a sealing snapshot's or the live

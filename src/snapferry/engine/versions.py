@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from snapferry.engine import bitmaps, blockmap, bundles
 from snapferry.engine.objects import PackWriter
-from snapferry.settings import PAGE
+from snapferry.settings import PAGE, PAGES_PER_CHUNK
 
 
 @dataclass
@@ -91,3 +91,15 @@ def write_versions(writer: PackWriter, batch: ChunkBatch) -> blockmap.Entries:
         entries["oid"][slots] = np.frombuffer(loc.oid, dtype=np.uint8)
         entries["slot"][slots] = np.arange(hi - lo, dtype=np.uint16)
     return entries
+
+
+def write_full(writer: PackWriter, chunk: int, data: npt.NDArray[np.uint8]) -> blockmap.Entries:
+    """Store one chunk's whole content (``(1024, 4096)``) as a full version; its one entry (kind
+    zero if the chunk is all zeros). Callers set ``written``."""
+    batch = ChunkBatch.dense(
+        np.array([chunk], dtype=np.uint64),
+        np.array([bundles.KIND_FULL], dtype=np.uint8),
+        np.ones((1, PAGES_PER_CHUNK), dtype=bool),
+        data,
+    )
+    return write_versions(writer, batch)
