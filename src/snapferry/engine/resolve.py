@@ -51,8 +51,9 @@ class ChunkReader:
         self.objects = objects
 
     def materialize(self, view: View, chunk: int) -> npt.NDArray[np.uint8]:
-        """Chunk ``chunk`` of the view as a ``(1024, 4096)`` array. IntegrityError names the view
-        and the chunk's offset if a version it needs is missing or corrupt."""
+        """Chunk ``chunk`` of the view as a ``(1024, 4096)`` array, possibly read-only (callers
+        only read it). IntegrityError names the view and the chunk's offset if a version it needs
+        is missing or corrupt."""
         out = np.zeros((PAGES_PER_CHUNK, PAGE), dtype=np.uint8)
         resolved = np.zeros(PAGES_PER_CHUNK, dtype=bool)
         for head in view.heads:
@@ -84,6 +85,8 @@ class ChunkReader:
                 ) from None
             slot = int(entry["slot"])
             present, data = bundle.slot_pages(slot)
+            if len(data) == PAGES_PER_CHUNK and not resolved.any():
+                return data  # a whole chunk, nothing above it: the (read-only) version itself
             take = present & ~resolved
             if take.any():
                 rank = np.cumsum(present) - 1
