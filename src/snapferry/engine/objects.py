@@ -101,8 +101,20 @@ class PackWriter:
     def write(self, contents: Sequence[Sequence[bytes | memoryview]]) -> list[Location]:
         """Encode contents, each given as parts (in parallel), and append them; their locations
         in order."""
-        encoded: list[Encoded] = list(self.pool.map(self.codec.encode_parts, contents))
-        return [self._append(enc.object_id, enc.parts) for enc in encoded]
+        return self.submit(contents)()
+
+    def submit(
+        self, contents: Sequence[Sequence[bytes | memoryview]]
+    ) -> Callable[[], list[Location]]:
+        """Start encoding contents on the pool; the returned call waits for them and appends
+        them. Calls must be made in submission order; the contents must stay unchanged until."""
+        futures = [self.pool.submit(self.codec.encode_parts, c) for c in contents]
+
+        def append() -> list[Location]:
+            encoded: list[Encoded] = [f.result() for f in futures]
+            return [self._append(enc.object_id, enc.parts) for enc in encoded]
+
+        return append
 
     def write_frames(self, frames: Sequence[bytes]) -> list[Location]:
         """Append already-encoded frames as they are (repacking moves stored bytes unchanged)."""

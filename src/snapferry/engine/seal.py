@@ -8,8 +8,7 @@ newest version already is a full one share it instead of being rewritten.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import numpy.typing as npt
@@ -19,7 +18,7 @@ from snapferry.engine.head import Head
 from snapferry.engine.maps import Node, chain_depth
 from snapferry.engine.objects import PackWriter
 from snapferry.engine.resolve import ChunkReader, View, allocated_chunks
-from snapferry.engine.versions import ChunkBatch, write_full, write_versions
+from snapferry.engine.versions import ChunkBatch, submit_versions, write_full
 from snapferry.settings import PAGES_PER_CHUNK
 
 BATCH_PAGES = 4096
@@ -42,34 +41,38 @@ def _batches(
 def seal_incremental(writer: PackWriter, head: Head, parent: list[Node]) -> blockmap.Entries:
     """The map delta of a snapshot whose pages are head's and whose lineage parent is ``parent``.
 
-    A two-stage pipeline: while one batch is bundled, hashed, compressed and stored on a helper
-    thread, the next batch's pages are read from the overlay."""
+    Pipelined on one thread: while the codec pool hashes and compresses one batch, the next
+    batch's pages are read from the overlay; then the first batch is stored."""
     chunks, packed = head.dirty_arrays()
-    parts: list[Future[blockmap.Entries]] = []
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapferry-seal") as stage:
-        for part_chunks, part_packed in _batches(chunks, packed):
-            has_base, depth = chain_depth(parent, part_chunks)
-            kinds = np.where(has_base, bundles.KIND_PATCH, bundles.KIND_FULL).astype(np.uint8)
-            rows, cols = bitmaps.sparse(part_packed)
-            pages = head.overlay.gather(part_chunks.astype(np.int64)[rows] * PAGES_PER_CHUNK + cols)
-            batch = ChunkBatch(part_chunks, kinds, rows, cols, pages)
-            depths = np.where(has_base, np.minimum(depth + 1, blockmap.MAX_DEPTH), 0)
-            if parts:
-                parts[-1].result()  # one batch in flight: bounds memory, keeps order
-            parts.append(stage.submit(_store_batch, writer, batch, part_packed, depths))
-        return blockmap.merge_sorted([p.result() for p in parts])
+    parts: list[blockmap.Entries] = []
+    pending: Callable[[], blockmap.Entries] | None = None
+    for part_chunks, part_packed in _batches(chunks, packed):
+        has_base, depth = chain_depth(parent, part_chunks)
+        kinds = np.where(has_base, bundles.KIND_PATCH, bundles.KIND_FULL).astype(np.uint8)
+        rows, cols = bitmaps.sparse(part_packed)
+        pages = head.overlay.gather(part_chunks.astype(np.int64)[rows] * PAGES_PER_CHUNK + cols)
+        finish = submit_versions(writer, ChunkBatch(part_chunks, kinds, rows, cols, pages))
+        if pending is not None:
+            parts.append(pending())
+        depths = np.where(has_base, np.minimum(depth + 1, blockmap.MAX_DEPTH), 0)
+        pending = _with_map_fields(finish, part_packed, depths)
+    if pending is not None:
+        parts.append(pending())
+    return blockmap.merge_sorted(parts)
 
 
-def _store_batch(
-    writer: PackWriter,
-    batch: ChunkBatch,
+def _with_map_fields(
+    finish: Callable[[], blockmap.Entries],
     written: npt.NDArray[np.uint8],
     depths: npt.NDArray[np.int64],
-) -> blockmap.Entries:
-    entries = write_versions(writer, batch)
-    entries["written"] = written
-    entries["depth"] = depths
-    return entries
+) -> Callable[[], blockmap.Entries]:
+    def done() -> blockmap.Entries:
+        entries = finish()
+        entries["written"] = written
+        entries["depth"] = depths
+        return entries
+
+    return done
 
 
 def seal_full(writer: PackWriter, reader: ChunkReader, head: Head, view: View) -> blockmap.Entries:

@@ -8,6 +8,7 @@ set ``written`` and ``depth``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +53,12 @@ def nonzero_rows(pages: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
 
 def write_versions(writer: PackWriter, batch: ChunkBatch) -> blockmap.Entries:
     """Store a batch; its entries (sorted as given). A full version with no data becomes kind 0."""
+    return submit_versions(writer, batch)()
+
+
+def submit_versions(writer: PackWriter, batch: ChunkBatch) -> Callable[[], blockmap.Entries]:
+    """Bundle a batch and start encoding it; the returned call waits, stores the bundles and
+    gives the entries. Finish batches in the order they were submitted."""
     n = len(batch.chunks)
     keep = nonzero_rows(batch.pages)
     data_rows = np.bincount(batch.rows[keep], minlength=n).astype(np.int64)
@@ -66,8 +73,6 @@ def write_versions(writer: PackWriter, batch: ChunkBatch) -> blockmap.Entries:
     entries["kind"] = kinds
     entries["present"] = present
     stored = np.flatnonzero(kinds != bundles.KIND_ZERO)
-    if len(stored) == 0:
-        return entries
     data = batch.pages[keep] if not keep.all() else batch.pages
     # rows of data belonging to a stored slot (zero-kind slots own no data by construction)
     first = np.concatenate(([0], np.cumsum(data_rows)[:-1]))
@@ -82,15 +87,19 @@ def write_versions(writer: PackWriter, batch: ChunkBatch) -> blockmap.Entries:
                 batch.chunks[slots], kinds[slots], present[slots], zeroed[slots], data[start:end]
             )
         )
-    locations = writer.write(contents)
-    for (lo, hi), loc in zip(groups, locations, strict=True):
-        slots = stored[lo:hi]
-        entries["pack"][slots] = loc.pack
-        entries["offset"][slots] = loc.offset
-        entries["length"][slots] = loc.length
-        entries["oid"][slots] = np.frombuffer(loc.oid, dtype=np.uint8)
-        entries["slot"][slots] = np.arange(hi - lo, dtype=np.uint16)
-    return entries
+    stored_at = writer.submit(contents)
+
+    def finish() -> blockmap.Entries:
+        for (lo, hi), loc in zip(groups, stored_at(), strict=True):
+            slots = stored[lo:hi]
+            entries["pack"][slots] = loc.pack
+            entries["offset"][slots] = loc.offset
+            entries["length"][slots] = loc.length
+            entries["oid"][slots] = np.frombuffer(loc.oid, dtype=np.uint8)
+            entries["slot"][slots] = np.arange(hi - lo, dtype=np.uint16)
+        return entries
+
+    return finish
 
 
 def write_full(writer: PackWriter, chunk: int, data: npt.NDArray[np.uint8]) -> blockmap.Entries:
