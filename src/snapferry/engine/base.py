@@ -24,7 +24,7 @@ from snapferry.engine import blockmap
 from snapferry.engine.head import Head, Overlay, Trash, head_root
 from snapferry.engine.maps import MapCache, Node
 from snapferry.engine.models import DiskInfo, SnapshotInfo
-from snapferry.engine.objects import ObjectReader, PackWriter, Pins
+from snapferry.engine.objects import Buffers, ObjectReader, PackWriter, Pins
 from snapferry.engine.resolve import ChunkReader, View
 from snapferry.errors import NotFound, NotReady
 from snapferry.meta import catalog
@@ -51,6 +51,7 @@ class EngineBase:
         self.clock = clock
         self.codec = Codec()
         self.pins = Pins()
+        self.buffers = Buffers()
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="snapferry-codec")
         self.objects = ObjectReader(db, store, self.codec, cache_bytes)
         self.chunks = ChunkReader(self.objects)
@@ -127,7 +128,9 @@ class EngineBase:
 
     def writer(self) -> PackWriter:
         """A pack writer for one operation (use as a context manager)."""
-        return PackWriter(self.db, self.store, self.codec, self.pins, self.pool, self.clock)
+        return PackWriter(
+            self.db, self.store, self.codec, self.pins, self.pool, self.buffers, self.clock
+        )
 
     @staticmethod
     def _info(row: Node | Row[Any]) -> SnapshotInfo:

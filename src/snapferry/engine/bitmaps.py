@@ -32,10 +32,11 @@ def pack(bools: Bools) -> Packed:
 def sparse(packed: Packed) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """(row, page) of every set bit of ``(n, 128)`` packed bitmaps, sorted. Scans the packed bytes,
     then unpacks only the non-zero ones, so sparse bitmaps cost O(n·128 + set bits)."""
-    rows, cols = np.nonzero(packed)
-    bits = np.unpackbits(packed[rows, cols][:, None], axis=1).astype(bool)
+    flat = np.flatnonzero(packed.reshape(-1))
+    bits = np.unpackbits(packed.reshape(-1)[flat][:, None], axis=1)
     sub_r, sub_b = np.nonzero(bits)
-    return rows[sub_r].astype(np.int64), (cols[sub_r] * 8 + sub_b).astype(np.int64)
+    at = flat[sub_r]
+    return at // BITMAP_BYTES, (at % BITMAP_BYTES) * 8 + sub_b
 
 
 def from_sparse(n: int, rows: npt.NDArray[np.int64], pages: npt.NDArray[np.int64]) -> Packed:

@@ -72,6 +72,29 @@ class Pins:
             return frozenset(self._ids)
 
 
+class Buffers:
+    """Pack-sized buffers kept for reuse: faulting in fresh multi-MiB buffers for every pack
+    costs more than filling them (and sometimes far more, when the kernel must find memory)."""
+
+    SIZE = PACK_TARGET_BYTES + PACK_TARGET_BYTES // 8
+
+    def __init__(self, keep: int = 2) -> None:
+        self._lock = threading.Lock()
+        self._free: list[np.ndarray] = []
+        self._keep = keep
+
+    def take(self) -> np.ndarray:
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+        return np.empty(self.SIZE, dtype=np.uint8)
+
+    def give(self, buf: np.ndarray) -> None:
+        with self._lock:
+            if len(buf) == self.SIZE and len(self._free) < self._keep:
+                self._free.append(buf)
+
+
 @dataclass
 class PackWriter:
     """Appends encoded bundles to packs of about ``PACK_TARGET_BYTES``. Not thread-safe.
@@ -85,6 +108,7 @@ class PackWriter:
     codec: Codec
     pins: Pins
     pool: ThreadPoolExecutor
+    buffers: Buffers
     clock: Callable[[], float] = time.time
     sizes: dict[int, int] = field(default_factory=dict)
     _buf: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint8))
@@ -97,6 +121,9 @@ class PackWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.pins.discard(list(self.sizes) + ([self._pack] if self._pack >= 0 else []))
+        if len(self._buf):
+            self.buffers.give(self._buf)
+            self._buf = np.empty(0, dtype=np.uint8)
 
     def write(self, contents: Sequence[Sequence[bytes | memoryview]]) -> list[Location]:
         """Encode contents, each given as parts (in parallel), and append them; their locations
@@ -126,9 +153,10 @@ class PackWriter:
         start = self._fill
         need = start + sum(len(p) for p in parts)
         if need > len(self._buf):
-            # np.empty does not touch its pages: only the bytes written are ever faulted in
-            grown = np.empty(max(need, PACK_TARGET_BYTES + PACK_TARGET_BYTES // 8), dtype=np.uint8)
+            grown = self.buffers.take() if need <= Buffers.SIZE else np.empty(need, np.uint8)
             grown[:start] = self._buf[:start]
+            if len(self._buf) == Buffers.SIZE:
+                self.buffers.give(self._buf)
             self._buf = grown
         for part in parts:
             end = self._fill + len(part)
