@@ -30,7 +30,7 @@ TARGET_RATIO = 1.2
 
 
 def main() -> None:
-    args = parse_args(__doc__.splitlines()[0], reps=5)
+    args = parse_args(__doc__.splitlines()[0], reps=9)
     writes = 2048 if args.quick else 16384
     sizes = {"1GiB": GiB, "1TiB": TiB}
     gen = rng(1)
