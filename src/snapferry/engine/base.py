@@ -98,9 +98,11 @@ class EngineBase:
         """The disk's live head generation (loaded on first use)."""
         head = self._heads.get(disk_id)
         if head is None:
-            _, _, _, gen, _ = self._disk_row(disk_id)
-            head = self._load_head(disk_id, gen)
-            self._heads[disk_id] = head
+            with self.lock:  # one Head per generation, however many threads ask at once
+                head = self._heads.get(disk_id)
+                if head is None:
+                    _, _, _, gen, _ = self._disk_row(disk_id)
+                    head = self._heads[disk_id] = self._load_head(disk_id, gen)
         return head
 
     def _load_head(self, disk_id: str, gen: int) -> Head:

@@ -32,26 +32,27 @@ class SnapshotOps(EngineBase):
             size, family, base, gen, _ = self._disk_row(disk_id)
             head = self.head(disk_id)
             sid = new_id()
-            with self.lock, self.db.begin() as conn:
-                catalog.insert_snapshot(
-                    conn,
-                    id=sid,
-                    family_id=family,
-                    disk_id=disk_id,
-                    parent_id=base,
-                    seq=catalog.next_seq(conn),
-                    size_bytes=size,
-                    incremental=incremental,
-                    self_contained=not incremental,
-                    state="sealing",
-                    frozen_gen=gen,
-                    created_at=self.clock(),
+            with self.lock:  # readers build views under it: they see the old state or the new
+                with self.db.begin() as conn:
+                    catalog.insert_snapshot(
+                        conn,
+                        id=sid,
+                        family_id=family,
+                        disk_id=disk_id,
+                        parent_id=base,
+                        seq=catalog.next_seq(conn),
+                        size_bytes=size,
+                        incremental=incremental,
+                        self_contained=not incremental,
+                        state="sealing",
+                        frozen_gen=gen,
+                        created_at=self.clock(),
+                    )
+                    catalog.update_disk(conn, disk_id, base_id=sid, head_gen=gen + 1)
+                self._frozen[sid] = head
+                self._heads[disk_id] = Head(
+                    disk_id, gen + 1, Overlay(head_root(self.data_dir, disk_id, gen + 1))
                 )
-                catalog.update_disk(conn, disk_id, base_id=sid, head_gen=gen + 1)
-            self._frozen[sid] = head
-            self._heads[disk_id] = Head(
-                disk_id, gen + 1, Overlay(head_root(self.data_dir, disk_id, gen + 1))
-            )
         self.seal_pending(disk_id)
         return self.get_snapshot(sid)
 
@@ -79,12 +80,14 @@ class SnapshotOps(EngineBase):
                 view = View(f"snapshot {node.id}", node.size_bytes, parent, [head], node.id)
                 entries = seal.seal_full(writer, self.chunks, head, view)
             sizes = writer.finish()
-            with self.lock, self.db.begin() as conn:
-                catalog.put_segments(conn, node.id, segment_blobs(entries))
-                catalog.mark_packs_live(conn, sizes)
-                catalog.update_snapshot(conn, node.id, state="ready", frozen_gen=None)
-            # the next snapshot of this disk reads this map at once: keep it, don't reload it
-            self.maps.put(replace(node, state="ready", frozen_gen=None, map=NodeMap(entries)))
+            with self.lock:
+                with self.db.begin() as conn:
+                    catalog.put_segments(conn, node.id, segment_blobs(entries))
+                    catalog.mark_packs_live(conn, sizes)
+                    catalog.update_snapshot(conn, node.id, state="ready", frozen_gen=None)
+                # the next snapshot of this disk reads this map at once: keep it, don't reload
+                # it (under the lock, so no fold into this snapshot can come in between)
+                self.maps.put(replace(node, state="ready", frozen_gen=None, map=NodeMap(entries)))
             self._frozen.pop(node.id, None)
         self.trash.discard(head.overlay.root)
         # the frozen generation's bitmap rows are dead now (only a sealing snapshot's or the live
