@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from sqlalchemy import Row
 
 from snapferry.codec import Codec
 from snapferry.engine import blockmap
+from snapferry.engine.checks import check_range
 from snapferry.engine.head import Head, Overlay, Trash, head_root
 from snapferry.engine.maps import MapCache, Node
 from snapferry.engine.models import DiskInfo, SnapshotInfo
@@ -127,6 +128,11 @@ class EngineBase:
     def _drop_head_gen(self, disk_id: str, gen: int) -> None:
         with self.db.begin() as conn:
             catalog.drop_head_gen(conn, disk_id, gen)
+
+    def _stream(self, view: View, offset: int, length: int) -> Iterator[bytes]:
+        """The view's bytes in ``[offset, offset+length)``, validated, a chunk at a time."""
+        check_range(offset, length, view.size_bytes, "read")
+        return self.chunks.iter_range(view, offset, length)
 
     def writer(self) -> PackWriter:
         """A pack writer for one operation (use as a context manager)."""

@@ -9,7 +9,6 @@ import numpy as np
 from snapferry.engine import bitmaps
 from snapferry.engine.base import EngineBase
 from snapferry.engine.checks import check_range, check_size
-from snapferry.engine.head import Head
 from snapferry.engine.journal import Journal, held_pages
 from snapferry.engine.models import DiskInfo
 from snapferry.engine.resolve import View
@@ -82,13 +81,11 @@ class DiskOps(EngineBase):
                 first, end = bitmaps.page_span(offset, len(view))
                 buf = self._page_aligned(disk_id, pending, journal, offset, view, first, end)
                 held = held_pages(head, first, end)
+                head.overlay.write_runs(first, buf, ~held)
                 if held.any():
                     # pages an acknowledged write already put in this generation: overwriting
                     # them in place could tear; they go through the journal
-                    self._write_fresh(head, first, buf, ~held)
                     journal.add(first, buf, held)
-                else:
-                    head.overlay.write(first * PAGE, buf)
                 for chunk, mask in bitmaps.mark_pages(first, end).items():
                     bits = bitmaps.pack(mask)
                     old = pending[chunk] if chunk in pending else head.bits(chunk)
@@ -106,12 +103,6 @@ class DiskOps(EngineBase):
                 with self.db.begin() as conn:
                     catalog.drop_journal(conn, disk_id, head.gen)
             head.mark(pending)
-
-    @staticmethod
-    def _write_fresh(head: Head, first: int, buf: memoryview, fresh: np.ndarray) -> None:
-        firsts, counts = bitmaps.run_arrays(np.flatnonzero(fresh).astype(np.int64))
-        for lo, count in zip(firsts.tolist(), counts.tolist(), strict=True):
-            head.overlay.write((first + lo) * PAGE, buf[lo * PAGE : (lo + count) * PAGE])
 
     def _page_aligned(
         self,
@@ -149,9 +140,7 @@ class DiskOps(EngineBase):
 
     def iter_read(self, disk_id: str, offset: int, length: int) -> Iterator[bytes]:
         """A disk's bytes, streamed a chunk at a time."""
-        view = self._disk_view(disk_id)
-        check_range(offset, length, view.size_bytes, "read")
-        return self.chunks.iter_range(view, offset, length)
+        return self._stream(self._disk_view(disk_id), offset, length)
 
     def disk_view(self, disk_id: str) -> View:
         return self._disk_view(disk_id)

@@ -32,43 +32,53 @@ class Overlay:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._unsynced: set[int] = set()
+        self._unsynced: dict[int, int] = {}
+        """Span → open descriptor, for the spans written since the last ``sync``."""
 
     def _path(self, span: int) -> Path:
         return self.root / f"span-{span:03d}.ovl"
 
     def write(self, offset: int, data: memoryview) -> None:
-        """Write page-aligned data at its disk offset (not yet durable: call ``sync``)."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        """Write page-aligned data at its disk offset (not yet durable: call ``sync``, which
+        also closes the files this opened)."""
         pos = 0
         while pos < len(data):
             span, inner = divmod(offset + pos, OVERLAY_SPAN)
             n = min(len(data) - pos, OVERLAY_SPAN - inner)
-            fd = os.open(self._path(span), os.O_WRONLY | os.O_CREAT, 0o600)
-            try:
-                done = 0
-                while done < n:
-                    done += os.pwrite(fd, data[pos + done : pos + n], inner + done)
-            finally:
-                os.close(fd)
-            self._unsynced.add(span)
+            fd = self._unsynced.get(span)
+            if fd is None:
+                self.root.mkdir(parents=True, exist_ok=True)
+                fd = self._unsynced[span] = os.open(
+                    self._path(span), os.O_WRONLY | os.O_CREAT, 0o600
+                )
+            done = 0
+            while done < n:
+                done += os.pwrite(fd, data[pos + done : pos + n], inner + done)
             pos += n
+
+    def write_runs(self, first: int, data: memoryview, mask: npt.NDArray[np.bool_]) -> None:
+        """Write the pages of data (which starts at page ``first``) that mask selects, one
+        ``pwrite`` per run of selected pages."""
+        firsts, counts = run_arrays(np.flatnonzero(mask).astype(np.int64))
+        for lo, count in zip(firsts.tolist(), counts.tolist(), strict=True):
+            self.write((first + lo) * PAGE, data[lo * PAGE : (lo + count) * PAGE])
 
     def sync(self) -> None:
         """Make every write so far durable."""
-        for span in sorted(self._unsynced):
-            fd = os.open(self._path(span), os.O_RDONLY)
-            try:
+        if not self._unsynced:
+            return
+        try:
+            for fd in self._unsynced.values():
                 os.fdatasync(fd)
-            finally:
-                os.close(fd)
-        if self._unsynced:
             fd = os.open(self.root, os.O_RDONLY)
             try:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        self._unsynced.clear()
+        finally:
+            for fd in self._unsynced.values():
+                os.close(fd)
+            self._unsynced.clear()
 
     @property
     def journal_path(self) -> Path:

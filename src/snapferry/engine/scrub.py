@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
+from sqlalchemy import Row
 
 from snapferry.engine import bundles
 from snapferry.engine.bitmaps import popcount
@@ -58,10 +61,12 @@ def scrub(engine: Engine, progress: Callable[[int, int], None] | None = None) ->
         with engine.db.connect() as conn:
             packs = {p.id: p for p in catalog.all_packs(conn)}
         bad: dict[tuple[int, int], tuple[str, str]] = {}
-        ids = np.unique(refs.rows["pack"]).tolist()
-        total = sum(int(packs[i].size_bytes) for i in ids if i in packs)
-        for pack_id in ids:
-            _check_pack(engine, refs, packs.get(pack_id), pack_id, bad, report)
+        ordered = refs.rows[np.argsort(refs.rows["pack"], kind="stable")]
+        ids, starts = np.unique(ordered["pack"], return_index=True)
+        total = sum(int(packs[i].size_bytes) for i in ids.tolist() if i in packs)
+        groups = np.split(ordered, starts[1:]) if len(ordered) else []
+        for pack_id, rows in zip(ids.tolist(), groups, strict=True):
+            _check_pack(engine, rows, packs.get(pack_id), pack_id, bad, report)
             if progress is not None:
                 progress(report.bytes_read, total)
         report.problems = _affected(engine, refs, bad)
@@ -70,20 +75,20 @@ def scrub(engine: Engine, progress: Callable[[int, int], None] | None = None) ->
 
 def _check_pack(
     engine: Engine,
-    refs: References,
-    pack: object,
+    rows: npt.NDArray[np.void],
+    pack: Row[Any] | None,
     pack_id: int,
     bad: dict[tuple[int, int], tuple[str, str]],
     report: ScrubReport,
 ) -> None:
-    rows = refs.rows[refs.rows["pack"] == pack_id]
+    """Verify the objects of one pack that ``rows`` (its references) name."""
     uniq = np.unique(rows[["offset", "length", "oid"]])
-    if pack is None or getattr(pack, "state", "") != "live":
+    if pack is None or pack.state != "live":
         for offset in uniq["offset"].tolist():
             bad[(pack_id, offset)] = ("dangling", f"pack {pack_id} is not live in the catalog")
         return
     report.packs += 1
-    key = str(getattr(pack, "key", ""))
+    key = str(pack.key)
     try:
         data = engine.store.get(key)
     except ObjectNotFound:
@@ -121,12 +126,12 @@ def _affected(
         if d.base_id is not None:
             on_base.setdefault(d.base_id, []).append(d.id)
     found: dict[tuple[str, str, int], Problem] = {}
-    for row in refs.rows.tolist():
+    # one integer per object: pack offsets stay far below 2**40 (packs close at ~64 MiB)
+    keys = refs.rows["pack"].astype(np.int64) << 40 | refs.rows["offset"].astype(np.int64)
+    wanted = np.array([p << 40 | o for p, o in bad], dtype=np.int64)
+    for row in refs.rows[np.isin(keys, wanted)].tolist():  # only the entries naming bad objects
         pack, offset, _length, chunk, _oid, owner = row
-        hit = bad.get((pack, offset))
-        if hit is None:
-            continue
-        kind, detail = hit
+        kind, detail = bad[(pack, offset)]
         start = refs.owners[owner][0]
         todo = [start]
         while todo:

@@ -9,7 +9,7 @@ from snapferry.engine import diff as diffs
 from snapferry.engine import seal
 from snapferry.engine.base import EngineBase, path_between, segment_blobs
 from snapferry.engine.blockmap import NodeMap
-from snapferry.engine.checks import check_range, check_size
+from snapferry.engine.checks import check_size
 from snapferry.engine.fold import fold_into
 from snapferry.engine.head import Head, Overlay, head_root
 from snapferry.engine.maps import Node
@@ -154,9 +154,7 @@ class SnapshotOps(EngineBase):
 
     def iter_read_snapshot(self, snapshot_id: str, offset: int, length: int) -> Iterator[bytes]:
         """A snapshot's bytes, streamed a chunk at a time."""
-        view = self.snapshot_view(snapshot_id)
-        check_range(offset, length, view.size_bytes, "read")
-        return self.chunks.iter_range(view, offset, length)
+        return self._stream(self.snapshot_view(snapshot_id), offset, length)
 
     def snapshot_view(self, snapshot_id: str) -> View:
         with self.lock:
