@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 SECTOR = 512
 """Writes, reads and disk sizes are aligned to this many bytes."""
 
@@ -26,3 +29,10 @@ PACK_TARGET_BYTES = 64 * 1024 * 1024
 
 OVERLAY_SPAN = 1024**4
 """A disk head's overlay is split into sparse files of this many bytes (ext4 caps files at 16 TiB)."""
+
+
+def default_data_dir() -> Path:
+    """Where ``snapferry up`` keeps its cloud and where the CLI looks for ``cloud.json``:
+    ``$SNAPFERRY_DATA_DIR``, else ``~/.snapferry``."""
+    env = os.environ.get("SNAPFERRY_DATA_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".snapferry"

@@ -14,6 +14,20 @@ Tables and what their rows mean:
   copied from its journal file into the overlay (replayed at open).
 * ``packs`` — store objects holding version frames; ``pending`` until the metadata that points at
   them commits, ``dead`` once nothing references them (deleted after the GC grace period).
+
+ARM tables of a region (``snapferry.control``):
+
+* ``arm_resources`` — one row per ARM disk or snapshot, keyed by its lowercase resource id;
+  ``engine_id`` names the engine disk or snapshot behind it (``NULL`` while it is being created),
+  ``body`` holds the JSON of what the user set (tags, sku, zones, creationData, ...).
+* ``arm_operations`` — long-running operations (status resources), with their result or error.
+
+Tables of the front door (``snapferry.identity`` and ``snapferry.api.frontdoor``); a front door
+and a region may share one schema, each using its own tables:
+
+* ``resource_groups`` — ARM resource groups, keyed by lowercase ``subscription/name``.
+* ``resource_index`` — which region holds a resource (a cache: regions are the source of truth).
+* ``principals`` and ``role_assignments`` — who may call, with which role on which subscription.
 """
 
 from __future__ import annotations
@@ -23,6 +37,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Float,
+    Text,
     ForeignKey,
     Index,
     Integer,
@@ -100,4 +115,82 @@ packs = Table(
     Column("state", String(16), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("dead_at", Float, nullable=True),
+)
+
+
+RESOURCE_KEY = String(512)
+
+arm_resources = Table(
+    "arm_resources",
+    metadata,
+    Column("key", RESOURCE_KEY, primary_key=True),
+    Column("subscription", String(64), nullable=False),
+    Column("resource_group", String(90), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("id", RESOURCE_KEY, nullable=False),
+    Column("location", String(64), nullable=False),
+    Column("engine_id", ID, nullable=True),
+    Column("state", String(16), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("unique_id", String(36), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_arm_resources_scope", "subscription", "type", "resource_group", "key"),
+)
+
+arm_operations = Table(
+    "arm_operations",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("subscription", String(64), nullable=False),
+    Column("resource_key", RESOURCE_KEY, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("error", Text, nullable=True),
+    Column("result", Text, nullable=True),
+    Column("started_at", Float, nullable=False),
+    Column("ended_at", Float, nullable=True),
+    Index("ix_arm_operations_status", "status"),
+)
+
+resource_groups = Table(
+    "resource_groups",
+    metadata,
+    Column("key", String(160), primary_key=True),
+    Column("subscription", String(64), nullable=False),
+    Column("name", String(90), nullable=False),
+    Column("location", String(64), nullable=False),
+    Column("tags", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_resource_groups_subscription", "subscription", "key"),
+)
+
+resource_index = Table(
+    "resource_index",
+    metadata,
+    Column("key", RESOURCE_KEY, primary_key=True),
+    Column("region", String(64), nullable=False),
+)
+
+principals = Table(
+    "principals",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tenant", String(36), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("admin", Boolean, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+role_assignments = Table(
+    "role_assignments",
+    metadata,
+    Column(
+        "principal_id",
+        String(36),
+        ForeignKey("principals.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("subscription", String(64), primary_key=True),
+    Column("role", String(16), nullable=False),
 )
