@@ -15,6 +15,7 @@ import click
 
 from snapferry.cli import output as out
 from snapferry.cli.admin import COMMANDS
+from snapferry.cli.servers import COMMANDS as SERVER_COMMANDS
 from snapferry.cli.output import ExitCode
 from snapferry.errors import Conflict, InvalidInput, NotFound, RegionBusy, SnapferryError
 
@@ -87,7 +88,7 @@ def cli() -> None:
     """
 
 
-for _command in COMMANDS:
+for _command in [*COMMANDS, *SERVER_COMMANDS]:
     cli.add_command(_command)
 
 

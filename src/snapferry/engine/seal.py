@@ -3,7 +3,8 @@
 Incremental: each chunk the head touched becomes a *patch* version holding just the touched pages
 (or a *full* version when no older snapshot has the chunk), bundled so the cost follows the pages
 written, not the chunks touched. Full: every allocated chunk gets a full version; chunks whose
-newest version already is a full one share it instead of being rewritten.
+newest version already is a full one share it instead of being rewritten. Copy: a full
+snapshot's map, taken as another snapshot's own, shares every version and stores nothing.
 """
 
 from __future__ import annotations
@@ -108,3 +109,18 @@ def _reusable_full(lineage: list[Node], chunk: int) -> blockmap.Entries | None:
             return blockmap.empty(0)
         return entry
     return blockmap.empty(0)
+
+
+def copy_full_map(source: Node) -> blockmap.Entries:
+    """The map of a new, parentless snapshot reading exactly as the self-contained ``source``.
+
+    Versions are content-addressed and never change, so the copy names the very versions the
+    source names: a self-contained snapshot's map already resolves every chunk on its own (its
+    lineage is itself), and the copy's lineage is itself too, so every chunk reads the same.
+    Zero entries are dropped (a parentless map without the chunk reads zeros as well) and
+    ``written`` becomes ``present``: with no parent, the pages written are the non-zero ones."""
+    assert source.self_contained, source.id
+    entries = source.map.entries
+    copied: blockmap.Entries = entries[entries["kind"] != bundles.KIND_ZERO].copy()
+    copied["written"] = copied["present"]
+    return copied

@@ -95,6 +95,45 @@ class SnapshotOps(EngineBase):
         self.trash.later(lambda: self._drop_head_gen(disk_id, gen))
         self.collapse(node.parent_id)
 
+    def copy_snapshot(self, snapshot_id: str) -> SnapshotInfo:
+        """A new full, self-contained snapshot with the same content as snapshot_id, which must
+        be a ready full snapshot (an incremental one raises InvalidInput: those are copied to
+        another region with CopyStart). The copy starts a family of its own (no disk, no
+        parent) and outlives the source, its disk, GC, compaction and reopening.
+
+        It stores no bytes: its map names the source's (immutable, content-addressed) versions,
+        which GC keeps while any map names them and repacking repoints in every map alike. One
+        transaction writes the copy's row, ready, and its map, so a crash leaves either no copy
+        or a whole one. Cost: O(allocated chunks) of metadata, under the engine lock."""
+        with self.lock:  # no fold, repack or delete can change the source's map meanwhile
+            source = self._ready(snapshot_id)
+            if source.incremental:
+                raise InvalidInput(
+                    f"snapshot {snapshot_id} is incremental: only full snapshots can be copied "
+                    "within a region; incremental snapshots are copied to another region with "
+                    "CopyStart",
+                    snapshot=snapshot_id,
+                )
+            entries = seal.copy_full_map(source)
+            sid = new_id()
+            with self.db.begin() as conn:
+                catalog.insert_snapshot(
+                    conn,
+                    id=sid,
+                    family_id=new_id(),
+                    disk_id=None,
+                    parent_id=None,
+                    seq=catalog.next_seq(conn),
+                    size_bytes=source.size_bytes,
+                    incremental=False,
+                    self_contained=True,
+                    state="ready",
+                    frozen_gen=None,
+                    created_at=self.clock(),
+                )
+                catalog.put_segments(conn, sid, segment_blobs(entries))
+        return self.get_snapshot(sid)
+
     def get_snapshot(self, snapshot_id: str) -> SnapshotInfo:
         """A visible snapshot, or NotFound. Reads one catalog row (no block map)."""
         with self.db.connect() as conn:

@@ -1,7 +1,8 @@
 """A model-based test of the engine: random operations checked against plain ``bytearray`` disks.
 
 The model keeps each disk's bytes, each snapshot's bytes, and for each snapshot the pages written
-since the previous snapshot of its family. Every disk and snapshot must read back exactly its model
+since the previous snapshot of its family (none for a copy of a full snapshot, which starts a
+family of its own). Every disk and snapshot must read back exactly its model
 content after any operation that could disturb it (writes, snapshots, deletes, GC, compaction,
 reopening), and every diff must equal the model's: the pages written between the two snapshots,
 split by whether the newer content is non-zero (changed) or zero (cleared).
@@ -17,12 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from snapferry.engine import Engine
 from snapferry.engine.compact import compact
 from snapferry.engine.gc import collect
+from snapferry.errors import InvalidInput
 from snapferry.settings import CHUNK, PAGE, SECTOR
 
 SIZES = [CHUNK + SECTOR, 2 * CHUNK + PAGE + SECTOR, 3 * CHUNK]
@@ -34,6 +37,7 @@ class ModelSnapshot:
     family: str
     seq: int
     touched: frozenset[int]
+    full: bool = False
     deleted: bool = False
 
 
@@ -158,7 +162,7 @@ class EngineMachine(RuleBasedStateMachine):
         info = self.engine.create_snapshot(disk_id, incremental=incremental)
         self.seq += 1
         self.snaps[info.id] = ModelSnapshot(
-            bytes(disk.content), disk.family, self.seq, frozenset(disk.touched)
+            bytes(disk.content), disk.family, self.seq, frozenset(disk.touched), not incremental
         )
         disk.touched = set()
         self.stale |= {info.id, disk_id}
@@ -173,6 +177,24 @@ class EngineMachine(RuleBasedStateMachine):
             for _ in range(data.draw(st.integers(1, 4))):
                 self._write_one(data, disk_id)
             self._snapshot(disk_id, incremental)
+
+    @precondition(lambda self: bool(self._live_snaps()))
+    @rule(data=st.data())
+    def copy_snapshot(self, data: st.DataObject) -> None:
+        """Copy a full snapshot into a family of its own; an incremental one is refused."""
+        sid = data.draw(st.sampled_from(self._live_snaps()))
+        source = self.snaps[sid]
+        if not source.full:
+            with pytest.raises(InvalidInput):
+                self.engine.copy_snapshot(sid)
+            return
+        info = self.engine.copy_snapshot(sid)
+        self.seq += 1
+        self.snaps[info.id] = ModelSnapshot(
+            source.content, info.family_id, self.seq, frozenset(), full=True
+        )
+        self.stale.add(info.id)
+        self._check_allocated(info.id)
 
     @precondition(lambda self: bool(self._live_snaps()) and len(self.disks) < 4)
     @rule(data=st.data())

@@ -1,0 +1,204 @@
+"""What every snapferry ARM app shares: the error envelope, api-version rules, canonical
+(case-insensitive) paths and the request body limit."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+
+from snapferry.control import errors as arm
+from snapferry.errors import (
+    Conflict,
+    IntegrityError,
+    InvalidInput,
+    NotFound,
+    NotReady,
+    RegionBusy,
+    SnapferryError,
+    TransientStoreError,
+)
+
+log = logging.getLogger("snapferry.api")
+
+MIN_API_VERSION = "2020-12-01"
+MAX_BODY_BYTES = 1024 * 1024
+_API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}(-preview)?")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+# --- errors ----------------------------------------------------------------------------------
+_STATUS_BY_CODE = {"InvalidAuthenticationToken": 401, "AuthorizationFailed": 403}
+
+
+def _status(exc: SnapferryError) -> int:
+    status = getattr(exc, "status", None) or _STATUS_BY_CODE.get(exc.code)
+    if isinstance(status, int):
+        return status
+    for kind, code in (
+        (InvalidInput, 400),
+        (NotFound, 404),
+        (NotReady, 409),
+        (Conflict, 409),
+        (RegionBusy, 503),
+        (TransientStoreError, 503),
+        (IntegrityError, 500),
+    ):
+        if isinstance(exc, kind):
+            return code
+    return 500
+
+
+def error_body(code: str, message: str, target: str | None = None) -> dict[str, Any]:
+    """The ARM error envelope."""
+    error: dict[str, Any] = {"code": code, "message": message}
+    if target:
+        error["target"] = target
+    return {"error": error}
+
+
+def error_response(exc: SnapferryError) -> JSONResponse:
+    """The ARM error envelope for a typed error. Never carries Retry-After on a 4xx: azure-core
+    would retry it."""
+    status = _status(exc)
+    target = exc.details.get("target")
+    code = exc.code if status != 404 or exc.code != "NotFound" else "ResourceNotFound"
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return JSONResponse(
+        error_body(code, exc.message, str(target) if target else None), status, headers=headers
+    )
+
+
+def _validation_error(exc: RequestValidationError) -> SnapferryError:
+    problems = exc.errors()
+    for err in problems:
+        if tuple(err.get("loc", ())) == ("query", "api-version"):
+            return arm.MissingApiVersion(
+                "the api-version query parameter is required (for example 2024-03-02)"
+            )
+    parts = []
+    for err in problems[:10]:
+        loc = [str(p) for p in err.get("loc", ()) if p != "body"]
+        parts.append(f"{'.'.join(loc) or 'body'}: {err.get('msg', 'invalid')}")
+    first = [str(p) for p in problems[0].get("loc", ()) if p != "body"] if problems else []
+    return arm.BadRequest(
+        "the request is invalid: " + "; ".join(parts), target=".".join(first) or None
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error leaves as an ARM envelope; unexpected ones as a 500 with no details."""
+
+    async def typed(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, SnapferryError)
+        if _status(exc) >= 500:
+            log.error("request failed: %s: %s", exc.code, exc.message)
+        return error_response(exc)
+
+    async def invalid(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return error_response(_validation_error(exc))
+
+    async def unexpected(_: Request, exc: Exception) -> Response:
+        log.exception("unexpected error", exc_info=exc)
+        return JSONResponse(
+            error_body("InternalServerError", "the server failed to handle the request"), 500
+        )
+
+    app.add_exception_handler(SnapferryError, typed)
+    app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(Exception, unexpected)
+
+
+def check_api_version(value: str) -> str:
+    """value if it is an api-version snapferry serves (any from 2020-12-01 on)."""
+    if not _API_VERSION.fullmatch(value) or value[:10] < MIN_API_VERSION:
+        raise arm.InvalidApiVersion(
+            f"api-version {value[:40]!r} is not supported; use {MIN_API_VERSION} or later "
+            "(for example 2024-03-02)"
+        )
+    return value
+
+
+# --- canonical paths -------------------------------------------------------------------------
+_KEYWORDS = {
+    word.lower(): word
+    for word in (
+        "subscriptions",
+        "resourceGroups",
+        "providers",
+        "Microsoft.Compute",
+        "disks",
+        "snapshots",
+        "locations",
+        "operations",
+        "beginGetAccess",
+        "endGetAccess",
+    )
+}
+_NAME_FOLLOWS = {"subscriptions", "resourcegroups", "disks", "snapshots", "locations", "operations"}
+
+
+def canonical_path(path: str) -> str:
+    """ARM paths match case-insensitively: rewrite the fixed words of a path to their
+    canonical case (``resourcegroups`` → ``resourceGroups``), leaving names as they are."""
+    parts = path.split("/")
+    for i in range(1, len(parts)):
+        previous = parts[i - 1].lower() if i > 1 else ""
+        if previous in _NAME_FOLLOWS:
+            continue
+        parts[i] = _KEYWORDS.get(parts[i].lower(), parts[i])
+    return "/".join(parts)
+
+
+class ArmMiddleware:
+    """Canonical paths, and request bodies refused past ``MAX_BODY_BYTES`` with a 413."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        scope["path"] = canonical_path(scope["path"])
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            await _send_too_large(send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > MAX_BODY_BYTES:
+                raise arm.RequestTooLarge(f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+            return message
+
+        await self.app(scope, limited, send)
+
+
+async def _send_too_large(send: Send) -> None:
+    response = error_response(
+        arm.RequestTooLarge(f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": response.status_code,
+            "headers": response.raw_headers,
+        }
+    )
+    await send({"type": "http.response.body", "body": response.body})

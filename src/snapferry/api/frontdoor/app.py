@@ -1,0 +1,319 @@
+"""The front door app: authenticates, authorizes, serves resource groups and principals, and
+routes compute calls to regions (see ``routing``)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import FastAPI, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+
+from snapferry.api.common import ArmMiddleware, error_response, install_error_handlers
+from snapferry.api.frontdoor.groups import Groups
+from snapferry.api.frontdoor.links import RegionLinks, Reply
+from snapferry.api.frontdoor.routing import GROUP_LIST, ITEM, OPERATION, SUB_LIST, Index, Router
+from snapferry.api.region import openapi_document
+from snapferry.control.errors import (
+    BadRequest,
+    LinkedAuthorizationFailed,
+    OperationNotFound,
+    ResourceGroupNotEmpty,
+    ResourceNotFound,
+    Unauthenticated,
+)
+from snapferry.control.ids import ResourceId, check_subscription, normalize_location
+from snapferry.errors import SnapferryError
+from snapferry.identity import AuthorizationFailed, Principal, Registry
+
+WRITE_METHODS = {"PUT", "PATCH", "DELETE", "POST"}
+ApiVersion = Annotated[str, Query(alias="api-version")]
+Sub = Annotated[str, Path(alias="subscriptionId")]
+GroupName = Annotated[str, Path(alias="resourceGroupName")]
+
+
+def base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+class FrontDoor:
+    """The state the front door's handlers share."""
+
+    def __init__(self, registry: Registry, groups: Groups, links: RegionLinks, index: Index):
+        self.registry = registry
+        self.groups = groups
+        self.links = links
+        self.router = Router(links, index)
+
+    async def principal(self, request: Request) -> Principal:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated(
+                "the request needs an Authorization: Bearer <token> header; "
+                "`snapferry token create` makes a token"
+            )
+        return await run_in_threadpool(self.registry.authenticate, token.strip())
+
+    @staticmethod
+    def authorize(principal: Principal, subscription: str, *, write: bool, action: str) -> None:
+        allowed = principal.can_write if write else principal.can_read
+        if not allowed(subscription):
+            raise AuthorizationFailed(
+                f"the client {principal.id!r} does not have authorization to perform action "
+                f"{action!r} over scope '/subscriptions/{subscription[:64]}' or the scope is "
+                "invalid"
+            )
+
+
+def _reply(reply: Reply) -> Response:
+    return Response(reply.body, reply.status, headers=reply.headers)
+
+
+def _json_or_none(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def _check_source(door: FrontDoor, principal: Principal, doc: Any) -> None:
+    """A copy reads its source: the caller must be allowed to read the source's subscription."""
+    try:
+        source = doc["properties"]["creationData"]["sourceResourceId"]
+        sub = ResourceId.parse(source).subscription
+    except (KeyError, TypeError, SnapferryError):
+        return  # no (valid) source: the region explains
+    if not principal.can_read(sub):
+        raise LinkedAuthorizationFailed(
+            f"the client {principal.id!r} cannot read the source {str(source)[:300]!r}",
+            target="properties.creationData.sourceResourceId",
+        )
+
+
+async def _compute(door: FrontDoor, request: Request) -> Response:
+    path, method, base = request.url.path, request.method, base_url(request)
+    principal = await door.principal(request)
+    query = dict(request.query_params)
+    if match := OPERATION.fullmatch(path):
+        door.authorize(principal, match["sub"], write=False, action="operations/read")
+        region = normalize_location(match["loc"])
+        if region not in door.links.urls:
+            raise OperationNotFound(f"operation {match['op'][:64]!r} was not found")
+        qs = "?" + request.url.query if request.url.query else ""
+        return _reply(
+            await door.links.call(region, "GET", path + qs, base=base, principal=principal.id)
+        )
+    match = ITEM.fullmatch(path) or GROUP_LIST.fullmatch(path) or SUB_LIST.fullmatch(path)
+    if match is None or (method != "GET" and "name" not in match.groupdict()):
+        raise ResourceNotFound(f"no snapferry API answers {method} {path[:200]}")
+    sub = match["sub"]
+    check_subscription(sub)
+    action = f"Microsoft.Compute/{match['type']}/{'write' if method != 'GET' else 'read'}"
+    door.authorize(principal, sub, write=method in WRITE_METHODS, action=action)
+    groups = match.groupdict()
+    if groups.get("rg") is not None:
+        await run_in_threadpool(door.groups.get, sub, groups["rg"])
+    if "name" not in groups:
+        merged = await door.router.list_merged(path, query, base=base, principal=principal.id)
+        return _reply(merged) if isinstance(merged, Reply) else JSONResponse(merged)
+    rid = ResourceId.of(sub, groups["rg"], groups["type"], groups["name"])
+    item_path = path.removesuffix(groups["action"] or "")
+    body = await request.body()
+    if method == "PUT":
+        doc = _json_or_none(body)
+        _check_source(door, principal, doc)
+        region: str | None = await door.router.route_put(item_path, rid.key, doc, base=base)
+    else:
+        region = await door.router.locate(item_path, rid.key, base=base)
+    if region is None:
+        if method == "DELETE":
+            return Response(status_code=204)
+        raise ResourceNotFound(
+            f"{'disk' if rid.rtype == 'disks' else 'snapshot'} {rid.name!r} was not found in "
+            f"resource group {rid.resource_group!r}",
+            target=rid.name,
+        )
+    qs = "?" + request.url.query if request.url.query else ""
+    reply = await door.links.call(
+        region,
+        method,
+        quote(path) + qs,
+        base=base,
+        principal=principal.id,
+        headers=dict(request.headers),
+        body=body or None,
+    )
+    if method == "PUT" and reply.status < 300:
+        await run_in_threadpool(door.router.index.set, rid.key, region)
+    return _reply(reply)
+
+
+def _add_group_routes(app: FastAPI, door: FrontDoor) -> None:
+    item = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}"
+
+    async def allowed(request: Request, sub: str, *, write: bool) -> None:
+        principal = await door.principal(request)
+        check_subscription(sub)
+        door.authorize(
+            principal,
+            sub,
+            write=write,
+            action="Microsoft.Resources/subscriptions/resourceGroups/"
+            + ("write" if write else "read"),
+        )
+
+    @app.put(item, operation_id="ResourceGroups_CreateOrUpdate")
+    async def put_group(request: Request, sub: Sub, name: GroupName, v: ApiVersion) -> Response:
+        await allowed(request, sub, write=True)
+        doc = _json_or_none(await request.body())
+        group, created = await run_in_threadpool(door.groups.put, sub, name, doc)
+        return JSONResponse(group.to_arm(), 201 if created else 200)
+
+    @app.patch(item, operation_id="ResourceGroups_Update")
+    async def patch_group(request: Request, sub: Sub, name: GroupName, v: ApiVersion) -> Any:
+        await allowed(request, sub, write=True)
+        doc = _json_or_none(await request.body())
+        return (await run_in_threadpool(door.groups.patch, sub, name, doc)).to_arm()
+
+    @app.get(item, operation_id="ResourceGroups_Get")
+    async def get_group(request: Request, sub: Sub, name: GroupName, v: ApiVersion) -> Any:
+        await allowed(request, sub, write=False)
+        return (await run_in_threadpool(door.groups.get, sub, name)).to_arm()
+
+    @app.head(item, operation_id="ResourceGroups_CheckExistence")
+    async def head_group(request: Request, sub: Sub, name: GroupName, v: ApiVersion) -> Response:
+        await allowed(request, sub, write=False)
+        found = await run_in_threadpool(door.groups.exists, sub, name)
+        return Response(status_code=204 if found else 404)
+
+    @app.delete(item, operation_id="ResourceGroups_Delete")
+    async def delete_group(request: Request, sub: Sub, name: GroupName, v: ApiVersion) -> Response:
+        await allowed(request, sub, write=True)
+        if not await run_in_threadpool(door.groups.exists, sub, name):
+            return Response(status_code=204)
+        base = base_url(request)
+        for rtype in ("disks", "snapshots"):
+            path = f"{item.format(subscriptionId=sub, resourceGroupName=name)}"
+            path += f"/providers/Microsoft.Compute/{rtype}"
+            page = await door.router.list_merged(path, {"api-version": v}, base=base, principal="")
+            if isinstance(page, Reply):
+                return _reply(page)
+            if page["value"]:
+                raise ResourceGroupNotEmpty(
+                    f"resource group {name!r} still holds {rtype}; delete them first "
+                    "(snapferry never deletes data with its group)",
+                    target=name,
+                )
+        await run_in_threadpool(door.groups.delete, sub, name)
+        return Response(status_code=200)
+
+    @app.get("/subscriptions/{subscriptionId}/resourceGroups", operation_id="ResourceGroups_List")
+    async def list_groups(request: Request, sub: Sub, v: ApiVersion) -> Any:
+        await allowed(request, sub, write=False)
+        groups = await run_in_threadpool(door.groups.list, sub)
+        return {"value": [g.to_arm() for g in groups]}
+
+
+def _add_admin_routes(app: FastAPI, door: FrontDoor) -> None:
+    async def admin(request: Request) -> Principal:
+        principal = await door.principal(request)
+        if not principal.admin:
+            raise AuthorizationFailed("only the cloud's admin principal manages principals")
+        return principal
+
+    @app.post("/snapferry/principals", operation_id="Principals_Create")
+    async def create_principal(request: Request) -> Any:
+        await admin(request)
+        doc = _json_or_none(await request.body())
+        if not isinstance(doc, dict):
+            raise BadRequest("the request body must be a JSON object")
+        sub, role = doc.get("subscription"), doc.get("role", "Contributor")
+        name = doc.get("name") or f"{role}-{sub}"
+        lifetime = doc.get("lifetimeSeconds", 365 * 86400)
+        if not isinstance(sub, str) or not isinstance(role, str) or not isinstance(name, str):
+            raise BadRequest("subscription, role and name must be strings")
+        if not isinstance(lifetime, int) or isinstance(lifetime, bool):
+            raise BadRequest("lifetimeSeconds must be an integer", target="lifetimeSeconds")
+        check_subscription(sub)
+
+        def make() -> dict[str, Any]:
+            principal = door.registry.create_principal(name, {sub: role})
+            token, expires = door.registry.mint(principal.id, lifetime)
+            return {
+                "principalId": principal.id,
+                "tenantId": principal.tenant,
+                "name": principal.name,
+                "subscription": sub,
+                "role": principal.role_for(sub),
+                "token": token,
+                "expiresOn": int(expires),
+            }
+
+        return await run_in_threadpool(make)
+
+    @app.post("/snapferry/principals/{principalId}/disable", operation_id="Principals_Disable")
+    async def disable_principal(
+        request: Request, principal_id: Annotated[str, Path(alias="principalId")]
+    ) -> Any:
+        await admin(request)
+        principal = await run_in_threadpool(door.registry.disable, principal_id)
+        return {"principalId": principal.id, "enabled": principal.enabled}
+
+
+def frontdoor_app(door: FrontDoor) -> FastAPI:
+    """The one ARM endpoint for every region."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await door.links.open()
+        try:
+            yield
+        finally:
+            await door.links.close()
+
+    app = FastAPI(title="snapferry", docs_url=None, redoc_url=None, lifespan=lifespan)
+    install_error_handlers(app)
+    _add_group_routes(app, door)
+    _add_admin_routes(app, door)
+
+    @app.get("/snapferry/health", include_in_schema=False)
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "regions": door.links.names, "time": time.time()}
+
+    @app.api_route(
+        "/subscriptions/{rest:path}",
+        methods=["GET", "PUT", "PATCH", "DELETE", "POST"],
+        include_in_schema=False,
+    )
+    async def compute(request: Request) -> Response:
+        try:
+            return await _compute(door, request)
+        except SnapferryError as exc:
+            return error_response(exc)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+
+            own = get_openapi(title="snapferry", version="2024-03-02", routes=app.routes)
+            doc = openapi_document()
+            doc["info"]["title"] = "snapferry"
+            doc["paths"].update(own.get("paths", {}))
+            for name, schema in own.get("components", {}).get("schemas", {}).items():
+                doc.setdefault("components", {}).setdefault("schemas", {})[name] = schema
+            doc["components"]["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            }
+            doc["security"] = [{"bearer": []}]
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    app.add_middleware(ArmMiddleware)
+    return app

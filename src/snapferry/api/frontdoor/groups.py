@@ -1,0 +1,143 @@
+"""Resource groups, kept by the front door as ARM keeps them (they belong to no region)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, delete, insert, select, update
+
+from snapferry.control.errors import BadRequest, ResourceGroupNotFound
+from snapferry.control.ids import check_group, group_key, normalize_location
+from snapferry.meta.schema import resource_groups
+
+
+@dataclass(frozen=True)
+class Group:
+    subscription: str
+    name: str
+    location: str
+    tags: dict[str, str]
+
+    def to_arm(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": f"/subscriptions/{self.subscription}/resourceGroups/{self.name}",
+            "name": self.name,
+            "type": "Microsoft.Resources/resourceGroups",
+            "location": self.location,
+            "properties": {"provisioningState": "Succeeded"},
+        }
+        if self.tags:
+            body["tags"] = self.tags
+        return body
+
+
+def _tags(raw: object) -> dict[str, str]:
+    if raw is None:
+        return {}
+    ok = isinstance(raw, dict) and len(raw) <= 50
+    ok = ok and all(
+        isinstance(k, str) and isinstance(v, str) and len(k) <= 512 and len(v) <= 256
+        for k, v in raw.items()  # type: ignore[union-attr]
+    )
+    if not ok:
+        raise BadRequest("tags must be an object of at most 50 string values", target="tags")
+    return dict(raw)  # type: ignore[arg-type]
+
+
+class Groups:
+    """Resource groups in the front door's database."""
+
+    def __init__(self, db: Engine, regions: list[str]) -> None:
+        self.db = db
+        self.regions = regions
+
+    def get(self, subscription: str, name: str) -> Group:
+        check_group(name)
+        with self.db.connect() as conn:
+            row = conn.execute(
+                select(resource_groups).where(
+                    resource_groups.c.key == group_key(subscription, name)
+                )
+            ).first()
+        if row is None:
+            raise ResourceGroupNotFound(f"resource group {name!r} could not be found", target=name)
+        return Group(row.subscription, row.name, row.location, json.loads(row.tags))
+
+    def exists(self, subscription: str, name: str) -> bool:
+        try:
+            self.get(subscription, name)
+        except ResourceGroupNotFound:
+            return False
+        return True
+
+    def put(self, subscription: str, name: str, body: object) -> tuple[Group, bool]:
+        """Create or update; True if created. The location of an existing group is fixed."""
+        check_group(name)
+        if not isinstance(body, dict):
+            raise BadRequest("the request body must be a JSON object")
+        location = body.get("location")
+        if not isinstance(location, str) or not location or len(location) > 64:
+            raise BadRequest("location is required", target="location")
+        location = normalize_location(location)
+        tags = _tags(body.get("tags"))
+        key = group_key(subscription, name)
+        with self.db.begin() as conn:
+            row = conn.execute(select(resource_groups).where(resource_groups.c.key == key)).first()
+            if row is None:
+                conn.execute(
+                    insert(resource_groups),
+                    {
+                        "key": key,
+                        "subscription": subscription,
+                        "name": name,
+                        "location": location,
+                        "tags": json.dumps(tags),
+                        "created_at": time.time(),
+                    },
+                )
+                return Group(subscription, name, location, tags), True
+            if row.location != location:
+                raise BadRequest(
+                    f"resource group {row.name!r} already exists in location {row.location}",
+                    target="location",
+                )
+            conn.execute(
+                update(resource_groups).where(resource_groups.c.key == key),
+                {"tags": json.dumps(tags)},
+            )
+            return Group(row.subscription, row.name, row.location, tags), False
+
+    def patch(self, subscription: str, name: str, body: object) -> Group:
+        group = self.get(subscription, name)
+        if not isinstance(body, dict):
+            raise BadRequest("the request body must be a JSON object")
+        tags = _tags(body.get("tags")) if "tags" in body else group.tags
+        with self.db.begin() as conn:
+            conn.execute(
+                update(resource_groups).where(
+                    resource_groups.c.key == group_key(subscription, name)
+                ),
+                {"tags": json.dumps(tags)},
+            )
+        return Group(group.subscription, group.name, group.location, tags)
+
+    def delete(self, subscription: str, name: str) -> None:
+        with self.db.begin() as conn:
+            conn.execute(
+                delete(resource_groups).where(
+                    resource_groups.c.key == group_key(subscription, name)
+                )
+            )
+
+    def list(self, subscription: str) -> list[Group]:
+        c = resource_groups.c
+        with self.db.connect() as conn:
+            rows = conn.execute(
+                select(resource_groups)
+                .where(c.key.startswith(subscription.lower() + "/", autoescape=True))
+                .order_by(c.key)
+            )
+            return [Group(r.subscription, r.name, r.location, json.loads(r.tags)) for r in rows]

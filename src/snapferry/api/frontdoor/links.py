@@ -1,0 +1,96 @@
+"""The front door's view of its regions: where each answers, and forwarding calls to it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from snapferry.api.region import BASE_HEADER, KEY_HEADER
+from snapferry.control.errors import RegionUnavailable
+
+PASSED_REQUEST_HEADERS = ("content-type", "accept", "x-ms-client-request-id")
+PASSED_RESPONSE_HEADERS = ("content-type", "location", "azure-asyncoperation", "retry-after")
+PRINCIPAL_HEADER = "x-snapferry-principal"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A region's answer: status, the headers worth passing on, the body bytes."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class RegionLinks:
+    """HTTP to every region, with the front door's key. Open on start, close on shutdown."""
+
+    def __init__(self, regions: dict[str, str], key: str, *, timeout: float = 60.0) -> None:
+        self.urls = {name: url.rstrip("/") for name, url in regions.items()}
+        self.key = key
+        self.timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.urls)
+
+    async def open(self) -> None:
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.timeout),
+            connector=aiohttp.TCPConnector(limit=256),
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def call(
+        self,
+        region: str,
+        method: str,
+        path_qs: str,
+        *,
+        base: str,
+        principal: str = "",
+        headers: dict[str, str] | None = None,
+        body: bytes | None = None,
+    ) -> Reply:
+        """Send one request to a region; RegionUnavailable if it cannot be reached."""
+        assert self._session is not None, "RegionLinks.open() was not called"
+        sent = {k: v for k, v in (headers or {}).items() if k.lower() in PASSED_REQUEST_HEADERS}
+        sent.update({KEY_HEADER: self.key, BASE_HEADER: base, PRINCIPAL_HEADER: principal})
+        try:
+            async with self._session.request(
+                method, self.urls[region] + path_qs, headers=sent, data=body
+            ) as response:
+                data = await response.read()
+                passed = {
+                    k: v
+                    for k, v in response.headers.items()
+                    if k.lower() in PASSED_RESPONSE_HEADERS
+                }
+                return Reply(response.status, passed, data)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise RegionUnavailable(
+                f"region {region} is not answering ({type(exc).__name__}); retry later",
+                target=region,
+            ) from None
+
+    async def call_all(
+        self, method: str, path_qs: str, *, base: str, principal: str = ""
+    ) -> dict[str, Reply]:
+        """The same request to every region at once."""
+        names = self.names
+        replies = await asyncio.gather(
+            *(self.call(n, method, path_qs, base=base, principal=principal) for n in names)
+        )
+        return dict(zip(names, replies, strict=True))

@@ -1,0 +1,167 @@
+"""Routing ARM compute calls to regions: PUTs by the body's ``location``, everything else by
+the resource index, whose misses ask every region (regions are the source of truth)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
+
+from sqlalchemy import Engine, delete, insert, select
+
+from snapferry.api.frontdoor.links import RegionLinks, Reply
+from snapferry.control.errors import (
+    BadRequest,
+    InvalidResourceLocation,
+    LocationNotAvailable,
+)
+from snapferry.control.ids import normalize_location
+from snapferry.meta.schema import resource_index
+
+ITEM = re.compile(
+    r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.Compute/"
+    r"(?P<type>disks|snapshots)/(?P<name>[^/]+)(?P<action>/beginGetAccess|/endGetAccess)?"
+)
+GROUP_LIST = re.compile(
+    r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.Compute/"
+    r"(?P<type>disks|snapshots)"
+)
+SUB_LIST = re.compile(
+    r"/subscriptions/(?P<sub>[^/]+)/providers/Microsoft\.Compute/(?P<type>disks|snapshots)"
+)
+OPERATION = re.compile(
+    r"/subscriptions/(?P<sub>[^/]+)/providers/Microsoft\.Compute/locations/(?P<loc>[^/]+)/"
+    r"operations/(?P<op>[^/]+)"
+)
+
+
+class Index:
+    """Resource key → region, in the front door's database. A cache, never the truth."""
+
+    def __init__(self, db: Engine) -> None:
+        self.db = db
+
+    def get(self, key: str) -> str | None:
+        with self.db.connect() as conn:
+            row = conn.execute(
+                select(resource_index.c.region).where(resource_index.c.key == key)
+            ).first()
+        return None if row is None else str(row.region)
+
+    def set(self, key: str, region: str) -> None:
+        with self.db.begin() as conn:
+            conn.execute(delete(resource_index).where(resource_index.c.key == key))
+            conn.execute(insert(resource_index), {"key": key, "region": region})
+
+    def drop(self, key: str) -> None:
+        with self.db.begin() as conn:
+            conn.execute(delete(resource_index).where(resource_index.c.key == key))
+
+
+class Router:
+    """Finds the region of a resource and forwards calls to it."""
+
+    def __init__(self, links: RegionLinks, index: Index) -> None:
+        self.links = links
+        self.index = index
+
+    async def locate(self, path: str, key: str, *, base: str, verify: bool = False) -> str | None:
+        """The region holding the resource at path, or None. ``verify`` re-checks an index hit
+        with its region (a PUT must not trust a stale entry)."""
+        known = await asyncio.to_thread(self.index.get, key)
+        probe = quote(path) + "?api-version=2024-03-02"
+        if known is not None and known in self.links.urls:
+            if not verify:
+                return known
+            reply = await self.links.call(known, "GET", probe, base=base)
+            if reply.status == 200:
+                return known
+        replies = await self.links.call_all("GET", probe, base=base)
+        for region, reply in replies.items():
+            if reply.status == 200:
+                await asyncio.to_thread(self.index.set, key, region)
+                return region
+        if known is not None:
+            await asyncio.to_thread(self.index.drop, key)
+        return None
+
+    def target_location(self, doc: Any) -> str | None:
+        """The region a PUT body names, None if it names none (the region then explains), or
+        LocationNotAvailable."""
+        location = doc.get("location") if isinstance(doc, dict) else None
+        if not isinstance(location, str):
+            return None
+        region = normalize_location(location)
+        if region not in self.links.urls:
+            raise LocationNotAvailable(
+                f"location {location[:64]!r} is not available; snapferry regions: "
+                f"{', '.join(self.links.names)}",
+                target="location",
+            )
+        return region
+
+    async def route_put(self, path: str, key: str, doc: Any, *, base: str) -> str:
+        """The region a PUT goes to; InvalidResourceLocation if the resource lives elsewhere."""
+        wanted = self.target_location(doc)
+        existing = await self.locate(path, key, base=base, verify=True)
+        if existing is not None and wanted is not None and existing != wanted:
+            raise InvalidResourceLocation(
+                f"the resource already exists in location {existing}; a resource cannot move",
+                target="location",
+            )
+        return wanted or existing or self.links.names[0]
+
+    async def list_merged(
+        self, path: str, query: dict[str, str], *, base: str, principal: str
+    ) -> Reply | dict[str, Any]:
+        """One page of a list across regions, in region order. The front door's
+        ``$skiptoken`` names the region and that region's own token."""
+        index, inner = _decode(query.get("$skiptoken"))
+        version = query.get("api-version", "")
+        values: list[Any] = []
+        next_token: tuple[int, str | None] | None = None
+        names = self.links.names
+        while index < len(names):
+            qs = f"?api-version={quote(version)}" + (f"&$skiptoken={inner}" if inner else "")
+            reply = await self.links.call(
+                names[index], "GET", quote(path) + qs, base=base, principal=principal
+            )
+            if reply.status != 200:
+                return reply
+            data = reply.json()
+            values.extend(data.get("value", []))
+            link = data.get("nextLink")
+            if link:
+                next_token = (index, parse_qs(urlsplit(link).query)["$skiptoken"][0])
+                break
+            index, inner = index + 1, None
+            if values and index < len(names):
+                next_token = (index, None)
+                break
+        body: dict[str, Any] = {"value": values}
+        if next_token is not None:
+            body["nextLink"] = (
+                f"{base}{quote(path)}?api-version={quote(version)}"
+                f"&$skiptoken={_encode(*next_token)}"
+            )
+        return body
+
+
+def _encode(index: int, inner: str | None) -> str:
+    raw = json.dumps([index, inner]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode(token: str | None) -> tuple[int, str | None]:
+    if not token:
+        return 0, None
+    try:
+        index, inner = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        if not isinstance(index, int) or index < 0 or not (inner is None or isinstance(inner, str)):
+            raise ValueError(token)
+    except ValueError:
+        raise BadRequest("$skiptoken is not one this server issued") from None
+    return index, inner

@@ -1,0 +1,116 @@
+"""``snapferry up`` (the whole cloud in one process) and ``snapferry serve region|frontdoor``
+(one part each, for several hosts)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import click
+
+from snapferry.cloud import host
+from snapferry.cloud.config import CloudConfig, load
+
+CONFIG = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML file of regions and listen addresses (default: eastus with zones, westus).",
+)
+DATA_DIR = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the cloud keeps its data [default: $SNAPFERRY_DATA_DIR or ~/.snapferry].",
+)
+
+
+def _say(text: str) -> None:
+    click.echo(text, err=True)
+    sys.stderr.flush()
+
+
+@click.command()
+@DATA_DIR
+@click.option("--port", type=click.IntRange(0, 65535), help="Front door port [default: 7780].")
+@CONFIG
+def up(data_dir: Path | None, port: int | None, config_file: Path | None) -> None:
+    """Run the front door and every region in this process until Ctrl-C.
+
+    When ready, writes DATA_DIR/cloud.json (endpoint, admin token, subscription, regions) and
+    prints how to connect.
+    """
+    config = load(config_file, data_dir=data_dir, port=port)
+    hosted = host.Hosted()
+    try:
+        key = host.frontdoor_key(config)
+        regions = {r.name: host.open_region(r, config.data_dir, key, hosted) for r in config.regions}
+        endpoint, registry = host.open_frontdoor(config, regions, key, hosted)
+
+        def ready() -> None:
+            cloud = host.write_cloud_json(config, endpoint, registry)
+            _announce(config, cloud)
+
+        asyncio.run(host.serve(hosted, ready))
+    finally:
+        hosted.close()
+    _say("snapferry stopped; every acknowledged change is on disk")
+
+
+def _announce(config: CloudConfig, cloud: dict[str, object]) -> None:
+    where = config.data_dir / "cloud.json"
+    _say(
+        f"snapferry is up at {cloud['endpoint']} with regions "
+        f"{', '.join(map(str, cloud['regions']))}\n"
+        f"  credentials: {where}  (subscription {cloud['subscription']})\n"
+        f"  CLI:         snapferry disk list   (reads {where})\n"
+        "  Python SDK:  from snapferry.sdk import compute_client; client = compute_client()\n"
+        "Stop with Ctrl-C."
+    )
+
+
+@click.group()
+def serve() -> None:
+    """Run one part of a cloud spread over several hosts."""
+
+
+@serve.command("region")
+@CONFIG
+@click.option("--name", help="Which [[regions]] entry to serve (needed if there are several).")
+@DATA_DIR
+def serve_region(config_file: Path, name: str | None, data_dir: Path | None) -> None:
+    """Serve one region's API. Its listen address is the region's `listen`."""
+    config = load(config_file, data_dir=data_dir)
+    region = config.region(name)
+    hosted = host.Hosted()
+    try:
+        url = host.open_region(region, config.data_dir, host.frontdoor_key(config), hosted)
+        asyncio.run(host.serve(hosted, lambda: _say(f"region {region.name} serving at {url}")))
+    finally:
+        hosted.close()
+
+
+@serve.command("frontdoor")
+@CONFIG
+@DATA_DIR
+@click.option("--port", type=click.IntRange(0, 65535), help="Front door port.")
+def serve_frontdoor(config_file: Path, data_dir: Path | None, port: int | None) -> None:
+    """Serve the front door over regions at their configured `url`s; writes cloud.json."""
+    config = load(config_file, data_dir=data_dir, port=port)
+    missing = [r.name for r in config.regions if not r.url]
+    if missing:
+        raise click.UsageError(f"regions without a url: {', '.join(missing)}")
+    regions = {r.name: str(r.url) for r in config.regions}
+    hosted = host.Hosted()
+    try:
+        endpoint, registry = host.open_frontdoor(config, regions, host.frontdoor_key(config), hosted)
+
+        def ready() -> None:
+            _announce(config, host.write_cloud_json(config, endpoint, registry))
+
+        asyncio.run(host.serve(hosted, ready))
+    finally:
+        hosted.close()
+
+
+COMMANDS = [up, serve]

@@ -1,0 +1,151 @@
+"""The cloud's configuration: a TOML file, or the embedded default (``eastus`` with zones 1, 2
+and 3, ``westus`` without zones).
+
+```toml
+data_dir = "/var/lib/snapferry"       # --data-dir wins over this
+subscription = "..."                   # the admin's subscription (made once if absent)
+
+[frontdoor]
+listen = "127.0.0.1:7780"              # --port wins over the port
+tls = false                            # serve HTTPS with a CA the cloud generates
+key_file = "frontdoor-key"             # shared by the front door and its regions
+
+[[regions]]
+name = "eastus"
+zones = ["1", "2", "3"]
+listen = "127.0.0.1:0"                 # 0: any free port (embedded)
+url = "http://10.0.0.5:7781"           # how the front door reaches it (separate processes)
+db_url = "postgresql+psycopg://..."    # default: SQLite in the region's data directory
+data_dir = "regions/eastus"            # relative to data_dir
+page_size = 100                        # list page size
+```
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from snapferry.errors import InvalidInput
+from snapferry.settings import default_data_dir
+
+DEFAULT_PORT = 7780
+_NAME = re.compile(r"[a-z][a-z0-9]{1,31}")
+
+
+@dataclass(frozen=True)
+class RegionConfig:
+    name: str
+    zones: tuple[str, ...] = ()
+    listen: str = "127.0.0.1:0"
+    url: str | None = None
+    db_url: str | None = None
+    data_dir: Path | None = None
+    page_size: int = 100
+
+    def directory(self, root: Path) -> Path:
+        return self.data_dir if self.data_dir is not None else root / "regions" / self.name
+
+
+@dataclass(frozen=True)
+class CloudConfig:
+    data_dir: Path
+    listen: str = f"127.0.0.1:{DEFAULT_PORT}"
+    tls: bool = False
+    key_file: Path | None = None
+    subscription: str | None = None
+    regions: tuple[RegionConfig, ...] = field(
+        default=(RegionConfig("eastus", ("1", "2", "3")), RegionConfig("westus"))
+    )
+
+    @property
+    def frontdoor_key_file(self) -> Path:
+        return self.key_file if self.key_file is not None else self.data_dir / "frontdoor-key"
+
+    def region(self, name: str | None) -> RegionConfig:
+        """The named region, or the only one when name is None."""
+        if name is None:
+            if len(self.regions) != 1:
+                raise InvalidInput(
+                    "the configuration has several regions: name one with --name "
+                    f"({', '.join(r.name for r in self.regions)})"
+                )
+            return self.regions[0]
+        for region in self.regions:
+            if region.name == name:
+                return region
+        raise InvalidInput(f"the configuration has no region {name!r}")
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """``host:port`` → (host, port), or InvalidInput."""
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise InvalidInput(f"listen address {listen!r} must look like 127.0.0.1:7780")
+    return host, int(port)
+
+
+def _region(raw: Any, root: Path) -> RegionConfig:
+    if not isinstance(raw, dict):
+        raise InvalidInput("each [[regions]] entry must be a table")
+    name = raw.get("name")
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise InvalidInput(
+            f"region name {name!r} must be 2-32 lowercase letters and digits, like eastus"
+        )
+    zones = raw.get("zones", [])
+    if not isinstance(zones, list) or not all(isinstance(z, str) and z for z in zones):
+        raise InvalidInput(f"region {name}: zones must be a list of strings")
+    page_size = raw.get("page_size", 100)
+    if not isinstance(page_size, int) or not 1 <= page_size <= 1000:
+        raise InvalidInput(f"region {name}: page_size must be between 1 and 1000")
+    listen = str(raw.get("listen", "127.0.0.1:0"))
+    split_listen(listen)
+    data_dir = raw.get("data_dir")
+    return RegionConfig(
+        name=name,
+        zones=tuple(zones),
+        listen=listen,
+        url=raw.get("url"),
+        db_url=raw.get("db_url"),
+        data_dir=None if data_dir is None else root / str(data_dir),
+        page_size=page_size,
+    )
+
+
+def load(
+    path: Path | None, *, data_dir: Path | None = None, port: int | None = None
+) -> CloudConfig:
+    """The configuration in path (None: the embedded default), with command-line overrides."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(Path(path).read_text())
+        except OSError as exc:
+            raise InvalidInput(f"cannot read {path}: {exc.strerror or exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise InvalidInput(f"{path} is not valid TOML: {exc}") from None
+    root = Path(data_dir or raw.get("data_dir") or default_data_dir()).expanduser().absolute()
+    front = raw.get("frontdoor", {})
+    listen = str(front.get("listen", f"127.0.0.1:{DEFAULT_PORT}"))
+    host, configured = split_listen(listen)
+    if port is not None:
+        listen = f"{host}:{port}"
+    regions = tuple(_region(r, root) for r in raw.get("regions", []))
+    names = [r.name for r in regions]
+    if len(set(names)) != len(names):
+        raise InvalidInput("region names must be unique")
+    key_file = front.get("key_file")
+    config = CloudConfig(
+        data_dir=root,
+        listen=listen,
+        tls=bool(front.get("tls", False)),
+        key_file=None if key_file is None else root / str(key_file),
+        subscription=raw.get("subscription"),
+    )
+    if regions:
+        config = CloudConfig(**{**config.__dict__, "regions": regions})
+    return config

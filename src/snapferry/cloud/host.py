@@ -1,0 +1,190 @@
+"""Running regions and the front door: ``snapferry up`` hosts all of them in one process,
+``snapferry serve region|frontdoor`` one each. Regions and front door always talk over HTTP,
+so both shapes run the same code path.
+
+Shutdown is graceful on SIGINT/SIGTERM: servers stop accepting, running operations finish,
+engines close. Every acknowledged resource is already durable, so a ``kill -9`` loses nothing
+acknowledged either (``RegionService.recover`` settles what it cut short).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from snapferry.api.frontdoor import FrontDoor, Groups, Index, RegionLinks, frontdoor_app
+from snapferry.api.region import region_app
+from snapferry.cloud.config import CloudConfig, RegionConfig, split_listen
+from snapferry.cloud.tls import TlsFiles, ensure_certificates
+from snapferry.control.access import Signer, load_key
+from snapferry.control.creation import Region
+from snapferry.control.service import RegionService
+from snapferry.engine import Engine
+from snapferry.identity import Registry
+from snapferry.meta.db import open_database, sqlite_url
+
+log = logging.getLogger("snapferry.cloud")
+ADMIN_TOKEN_SECONDS = 365 * 86400
+ISSUER = "snapferry"
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signals to the host (several share one process)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Atomically write a file only its owner reads."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, text.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def _read_or_make(path: Path, make: Callable[[], str]) -> str:
+    if not path.exists():
+        _write_private(path, make())
+    return path.read_text().strip()
+
+
+def frontdoor_key(config: CloudConfig) -> str:
+    """The secret regions expect from their front door (made once)."""
+    return _read_or_make(config.frontdoor_key_file, lambda: secrets.token_urlsafe(32))
+
+
+def bind(listen: str) -> socket.socket:
+    host, port = split_listen(listen)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
+def _url(sock: socket.socket, scheme: str = "http") -> str:
+    host, port = sock.getsockname()[:2]
+    return f"{scheme}://{host}:{port}"
+
+
+@dataclass
+class Hosted:
+    """What one process serves: apps on bound sockets, and what to close after."""
+
+    apps: list[tuple[FastAPI, socket.socket, TlsFiles | None]] = field(default_factory=list)
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for close in reversed(self.closers):
+            try:
+                close()
+            except Exception:
+                log.exception("closing failed")
+
+
+def open_region(config: RegionConfig, root: Path, key: str, hosted: Hosted) -> str:
+    """Open a region, recover it, and add its app; returns its URL."""
+    directory = config.directory(root)
+    engine = Engine.open(directory, db_url=config.db_url)
+    hosted.closers.append(engine.close)
+    sock = bind(config.listen)
+    url = _url(sock)
+    service = RegionService(
+        Region(config.name, config.zones, config.page_size),
+        engine,
+        Signer(load_key(directory)),
+        data_url=url,
+    )
+    hosted.closers.append(service.close)
+    service.recover()
+    hosted.apps.append((region_app(service, key=key), sock, None))
+    return url
+
+
+def open_frontdoor(
+    config: CloudConfig, regions: dict[str, str], key: str, hosted: Hosted
+) -> tuple[str, Registry]:
+    """Open the front door over the given region URLs; returns its URL and principal registry."""
+    directory = config.data_dir / "frontdoor"
+    directory.mkdir(parents=True, exist_ok=True)
+    db = open_database(sqlite_url(directory / "frontdoor.db"))
+    hosted.closers.append(db.dispose)
+    registry = Registry(db, directory, issuer=ISSUER)
+    door = FrontDoor(registry, Groups(db, list(regions)), RegionLinks(regions, key), Index(db))
+    sock = bind(config.listen)
+    tls = ensure_certificates(directory / "tls") if config.tls else None
+    hosted.apps.append((frontdoor_app(door), sock, tls))
+    return _url(sock, "https" if tls else "http"), registry
+
+
+def write_cloud_json(config: CloudConfig, endpoint: str, registry: Registry) -> dict[str, Any]:
+    """Make the admin (once), mint it a token, and write ``DATA_DIR/cloud.json`` (0600)."""
+    subscription = config.subscription or _read_or_make(
+        config.data_dir / "subscription", lambda: str(uuid.uuid4())
+    )
+    admin = registry.ensure_admin(subscription=subscription)
+    token, expires = registry.mint(admin.id, ADMIN_TOKEN_SECONDS)
+    cloud: dict[str, Any] = {
+        "endpoint": endpoint,
+        "token": token,
+        "subscription": subscription,
+        "regions": [r.name for r in config.regions],
+        "tenant": registry.tenant,
+        "expiresOn": int(expires),
+    }
+    if config.tls:
+        cloud["ca"] = str(config.data_dir / "frontdoor" / "tls" / "ca.pem")
+    _write_private(config.data_dir / "cloud.json", json.dumps(cloud, indent=2) + "\n")
+    return cloud
+
+
+async def serve(hosted: Hosted, ready: Callable[[], None] | None = None) -> None:
+    """Serve every app until SIGINT or SIGTERM, then shut down gracefully."""
+    servers = []
+    for app, sock, tls in hosted.apps:
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            http="httptools",
+            lifespan="on",
+            timeout_graceful_shutdown=30,
+            ssl_certfile=str(tls.server_cert) if tls else None,
+            ssl_keyfile=str(tls.server_key) if tls else None,
+        )
+        servers.append(_Server(config))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, lambda: [setattr(s, "should_exit", True) for s in servers])
+    tasks = [
+        asyncio.create_task(s.serve(sockets=[sock]))
+        for s, (_, sock, _) in zip(servers, hosted.apps, strict=True)
+    ]
+    while not all(s.started for s in servers):
+        if any(t.done() for t in tasks):
+            break
+        await asyncio.sleep(0.01)
+    if ready is not None and all(s.started for s in servers):
+        ready()
+    await asyncio.gather(*tasks)

@@ -1,0 +1,436 @@
+"""RegionService: the ARM disks and snapshots of one region over its Engine.
+
+Thread-safe. Every change checks its request completely, then records the resource and an
+operation in one transaction and answers; creations and deletions run on a worker pool, updates
+and access grants finish before the call returns. At most one change runs per resource.
+
+Crash semantics (``recover``, run at start): a creation the crash interrupted is reported
+Failed and its half-made engine disk or snapshot is deleted; an interrupted deletion is
+finished. An operation is therefore never left InProgress across a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import Any
+
+from snapferry.control import records, render
+from snapferry.control.access import Signer
+from snapferry.control.creation import Plan, Region, gib_to_bytes, plan_disk, plan_snapshot
+from snapferry.control.errors import (
+    AnotherOperationInProgress,
+    InvalidParameter,
+    LocationNotAvailable,
+    OperationNotAllowed,
+    OperationNotFound,
+    PropertyChangeNotAllowed,
+    ResourceNotFound,
+)
+from snapferry.control.ids import ResourceId, normalize_location
+from snapferry.control.models import BODY_MODELS, DiskUpdate, GrantAccess, SnapshotUpdate, parse
+from snapferry.control.records import Operation, Record
+from snapferry.engine import Engine
+from snapferry.errors import NotFound, SnapferryError
+from snapferry.ids import new_id
+
+log = logging.getLogger(__name__)
+
+MAX_FAMILY_SAS = 5
+"""At most this many snapshots of one family hold a SAS at a time (as in Azure)."""
+
+
+class RegionService:
+    """The ARM resources of one region. ``close`` waits for running operations."""
+
+    def __init__(
+        self,
+        region: Region,
+        engine: Engine,
+        signer: Signer,
+        *,
+        data_url: str = "",
+        clock: Callable[[], float] = time.time,
+        workers: int = 4,
+    ) -> None:
+        self.region = region
+        self.engine = engine
+        self.signer = signer
+        self.data_url = data_url.rstrip("/")
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix=f"arm-{region.name}")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    # --- reads ---------------------------------------------------------------------------------
+    def _lookup(self, key: str) -> Record | None:
+        with self.engine.db.connect() as conn:
+            return records.get(conn, key)
+
+    def _existing(self, rid: ResourceId) -> Record:
+        rec = self._lookup(rid.key)
+        if rec is None:
+            kind = "disk" if rid.rtype == "disks" else "snapshot"
+            raise ResourceNotFound(
+                f"{kind} {rid.name!r} was not found in resource group {rid.resource_group!r}",
+                target=rid.name,
+            )
+        return rec
+
+    def get(self, rid: ResourceId) -> dict[str, Any]:
+        """The resource's ARM JSON, or ResourceNotFound."""
+        return render.resource(self._existing(rid))
+
+    def list(
+        self, subscription: str, rtype: str, group: str | None, after: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of a subscription's (or group's) disks or snapshots, and the key to pass as
+        ``after`` for the next page (None on the last)."""
+        size = self.region.page_size
+        with self.engine.db.connect() as conn:
+            found = records.page(conn, subscription, rtype, group, after, size + 1)
+        more = len(found) > size
+        found = found[:size]
+        return [render.resource(r) for r in found], (found[-1].key if more else None)
+
+    def operation(self, subscription: str, op_id: str) -> Operation:
+        """An operation of the subscription, or OperationNotFound."""
+        with self.engine.db.connect() as conn:
+            op = records.get_operation(conn, op_id) if len(op_id) <= 64 else None
+        if op is None or op.subscription != subscription.lower():
+            raise OperationNotFound(f"operation {op_id[:64]!r} was not found")
+        return op
+
+    # --- changes -------------------------------------------------------------------------------
+    def put(self, rid: ResourceId, raw: object) -> tuple[dict[str, Any], Operation]:
+        """Create the resource (in the background), or update an existing one (at once)."""
+        put_model = BODY_MODELS[rid.rtype][0]
+        body = parse(put_model, raw)
+        location = normalize_location(body.location)  # type: ignore[attr-defined]
+        if location != self.region.name:
+            raise LocationNotAvailable(
+                f"location {body.location!r} is not served here (region {self.region.name})",  # type: ignore[attr-defined]
+                target="location",
+            )
+        with self._lock:
+            current = self._lookup(rid.key)
+            if current is not None:
+                return self._update_by_put(current, body)
+            if rid.rtype == "disks":
+                plan = plan_disk(self.region, body, self._lookup)  # type: ignore[arg-type]
+            else:
+                plan = plan_snapshot(self.region, rid, body, self._lookup)  # type: ignore[arg-type]
+            rec = Record(
+                key=rid.key,
+                subscription=rid.subscription.lower(),
+                resource_group=rid.resource_group.lower(),
+                rtype=rid.rtype,
+                id=rid.id,
+                location=self.region.name,
+                engine_id=None,
+                state="creating",
+                body=plan.body,
+                unique_id=str(uuid.uuid4()),
+                created_at=self.clock(),
+            )
+            op = self._record_start(rec, "create")
+        self._pool.submit(self._create, rec, plan, op)
+        return render.resource(rec), op
+
+    def _update_by_put(self, current: Record, body: Any) -> tuple[dict[str, Any], Operation]:
+        self._check_idle(current)
+        asked = body.properties.creation_data
+        had = current.props["creationData"]
+        same_source = (asked.source_resource_id or "").strip("/").lower() == (
+            had.get("sourceResourceId") or ""
+        ).strip("/").lower()
+        if asked.create_option.lower() != had["createOption"].lower() or not same_source:
+            raise PropertyChangeNotAllowed(
+                "creationData cannot change once a resource exists", target="creationData"
+            )
+        update_model = DiskUpdate if current.rtype == "disks" else SnapshotUpdate
+        patch = update_model.model_validate(
+            {"tags": body.tags or {}, "sku": body.sku, "properties": body.properties},
+            from_attributes=True,
+        )
+        return self._apply_update(current, patch)
+
+    def patch(self, rid: ResourceId, raw: object) -> tuple[dict[str, Any], Operation]:
+        """Change tags, sku or writable properties; a disk's size grows only."""
+        patch = parse(BODY_MODELS[rid.rtype][1], raw)
+        with self._lock:
+            current = self._existing(rid)
+            self._check_idle(current)
+            return self._apply_update(current, patch)
+
+    def _apply_update(self, rec: Record, patch: Any) -> tuple[dict[str, Any], Operation]:
+        new = rec
+        if patch.tags is not None:
+            new = new.with_body(tags=patch.tags)
+        if patch.sku is not None and patch.sku.name != rec.body.get("sku"):
+            if rec.rtype == "snapshots" and rec.props.get("incremental"):
+                raise OperationNotAllowed(
+                    "the sku of an incremental snapshot cannot change", target="sku.name"
+                )
+            if patch.sku.name in ("Premium_ZRS", "StandardSSD_ZRS", "Standard_ZRS") and not (
+                self.region.zones
+            ):
+                raise InvalidParameter(
+                    f"{patch.sku.name} needs a region with zones", target="sku.name"
+                )
+            new = new.with_body(sku=patch.sku.name)
+        if patch.properties is not None:
+            settable = patch.properties.model_dump(
+                by_alias=True, exclude_none=True, exclude={"disk_size_gb"}
+            )
+            if settable.get("encryption", {}).get("type", "EncryptionAtRestWithPlatformKey") != (
+                "EncryptionAtRestWithPlatformKey"
+            ):
+                raise InvalidParameter(
+                    "customer-managed keys are not supported yet",
+                    target="properties.encryption.type",
+                )
+            new = new.with_props(**settable)
+            gb = patch.properties.disk_size_gb
+            if gb is not None:
+                new = self._resize(new, gb)
+        op = Operation(
+            new_id(),
+            rec.subscription,
+            rec.key,
+            "update",
+            "Succeeded",
+            None,
+            None,
+            self.clock(),
+            self.clock(),
+        )
+        with self.engine.db.begin() as conn:
+            records.put(conn, new)
+            records.add_operation(conn, op)
+        return render.resource(new), op
+
+    def _resize(self, rec: Record, gb: int) -> Record:
+        size = gib_to_bytes(gb)
+        if size == rec.props["diskSizeBytes"]:
+            return rec
+        if rec.rtype == "snapshots":
+            raise OperationNotAllowed("a snapshot's size cannot change", target="diskSizeGB")
+        if size < rec.props["diskSizeBytes"]:
+            raise InvalidParameter(
+                f"a disk can only grow: {gb} GiB is smaller than its {rec.props['diskSizeBytes']} "
+                "bytes",
+                target="properties.diskSizeGB",
+            )
+        assert rec.engine_id is not None
+        self.engine.resize_disk(rec.engine_id, size)
+        return rec.with_props(diskSizeBytes=size, diskSizeGB=gb)
+
+    def delete(self, rid: ResourceId) -> Operation | None:
+        """Delete in the background; None if there is nothing to delete. A disk's snapshots
+        stay."""
+        with self._lock:
+            rec = self._lookup(rid.key)
+            if rec is None:
+                return None
+            self._check_idle(rec)
+            if render.disk_state(rec) in ("ActiveSAS", "ActiveUpload"):
+                raise OperationNotAllowed(
+                    f"{rec.id} has an active shared access signature; call endGetAccess first"
+                )
+            op = self._record_start(replace(rec, state="deleting"), "delete")
+        self._pool.submit(self._delete, rec, op)
+        return op
+
+    def location_of(self, rid: ResourceId) -> str | None:
+        """This region's name if it holds the resource."""
+        return self.region.name if self._lookup(rid.key) is not None else None
+
+    # --- access --------------------------------------------------------------------------------
+    def grant_access(self, rid: ResourceId, raw: object) -> Operation:
+        """Grant a SAS for the resource's data (see ``control.access``)."""
+        grant = parse(GrantAccess, raw)
+        with self._lock:
+            rec = self._existing(rid)
+            self._check_idle(rec)
+            state = render.disk_state(rec)
+            if grant.access == "None":
+                raise InvalidParameter("access must be Read or Write", target="access")
+            if rec.rtype == "snapshots":
+                if grant.access == "Write":
+                    raise InvalidParameter("snapshots are read-only", target="access")
+                self._check_family_limit(rec)
+            elif grant.access == "Read" and state in ("ReadyToUpload", "ActiveUpload"):
+                raise OperationNotAllowed(f"disk {rec.id} is waiting for its upload")
+            now = self.clock()
+            old = rec.body.get("access") or {}
+            generation = int(old.get("generation", rec.body.get("generation", 0)))
+            expires = now + grant.duration_in_seconds
+            perms = "r" if grant.access == "Read" else "rw"
+            access = {"access": grant.access, "expiresAt": expires, "generation": generation}
+            sas = self.signer.sign(rec.key, perms, expires, generation)
+            url = f"{self.data_url}/{rec.rtype}/{rec.engine_id}?{sas}"
+            new = rec.with_body(access=access, generation=generation)
+            op = Operation(
+                new_id(),
+                rec.subscription,
+                rec.key,
+                "grant",
+                "Succeeded",
+                None,
+                {"accessSAS": url},
+                now,
+                now,
+            )
+            with self.engine.db.begin() as conn:
+                records.put(conn, new)
+                records.add_operation(conn, op)
+        return op
+
+    def revoke_access(self, rid: ResourceId) -> Operation:
+        """Revoke every SAS of the resource at once; an Upload disk becomes Unattached."""
+        with self._lock:
+            rec = self._existing(rid)
+            self._check_idle(rec)
+            generation = int(rec.body.get("generation", 0)) + 1
+            new = rec.with_body(access=None, generation=generation)
+            access = rec.body.get("access") or {}
+            if access.get("access") == "Write" and rec.body.get("restingState") == "ReadyToUpload":
+                new = new.with_body(restingState="Unattached")
+            now = self.clock()
+            op = Operation(
+                new_id(), rec.subscription, rec.key, "revoke", "Succeeded", None, None, now, now
+            )
+            with self.engine.db.begin() as conn:
+                records.put(conn, new)
+                records.add_operation(conn, op)
+        return op
+
+    def _check_family_limit(self, rec: Record) -> None:
+        family = rec.props.get("incrementalSnapshotFamilyId")
+        if family is None or render.disk_state(rec) == "ActiveSAS":
+            return
+        with self.engine.db.connect() as conn:
+            active = [
+                r
+                for r in records.all_records(conn)
+                if r.rtype == "snapshots"
+                and r.props.get("incrementalSnapshotFamilyId") == family
+                and render.disk_state(r) == "ActiveSAS"
+            ]
+        if len(active) >= MAX_FAMILY_SAS:
+            raise OperationNotAllowed(
+                f"{MAX_FAMILY_SAS} snapshots of this family already have an active shared access "
+                "signature; call endGetAccess on one first"
+            )
+
+    # --- operations --------------------------------------------------------------------------
+    @staticmethod
+    def _check_idle(rec: Record) -> None:
+        if rec.state in records.BUSY_STATES:
+            raise AnotherOperationInProgress(
+                f"{rec.id} is {render.PROVISIONING[rec.state].lower()}; retry when it is done"
+            )
+
+    def _record_start(self, rec: Record, kind: str) -> Operation:
+        op = Operation(
+            new_id(), rec.subscription, rec.key, kind, "InProgress", None, None, self.clock(), None
+        )
+        with self.engine.db.begin() as conn:
+            records.put(conn, rec)
+            records.add_operation(conn, op)
+        return op
+
+    def _create(self, rec: Record, plan: Plan, op: Operation) -> None:
+        try:
+            made = plan.make(self.engine)
+        except Exception as exc:
+            self._fail(op, exc, lambda conn: records.drop(conn, rec.key))
+            return
+        done = replace(rec, engine_id=made.engine_id, state="succeeded").with_props(**made.props)
+        with self.engine.db.begin() as conn:
+            records.put(conn, done)
+            records.finish_operation(conn, op.id, "Succeeded", self.clock())
+
+    def _delete(self, rec: Record, op: Operation) -> None:
+        try:
+            self._delete_engine_object(rec)
+        except Exception as exc:
+            self._fail(op, exc, lambda conn: records.put(conn, rec))
+            return
+        with self.engine.db.begin() as conn:
+            records.drop(conn, rec.key)
+            records.finish_operation(conn, op.id, "Succeeded", self.clock())
+
+    def _delete_engine_object(self, rec: Record) -> None:
+        if rec.engine_id is None:
+            return
+        try:
+            if rec.rtype == "disks":
+                self.engine.delete_disk(rec.engine_id)
+            else:
+                self.engine.delete_snapshot(rec.engine_id)
+        except NotFound:
+            pass
+
+    def _fail(self, op: Operation, exc: Exception, undo: Callable[[Any], None]) -> None:
+        if isinstance(exc, SnapferryError):
+            error = {"code": exc.code, "message": exc.message}
+        else:
+            log.exception("operation %s (%s) failed", op.id, op.kind)
+            error = {"code": "InternalError", "message": "the operation failed unexpectedly"}
+        with self.engine.db.begin() as conn:
+            undo(conn)
+            records.finish_operation(conn, op.id, "Failed", self.clock(), error=error)
+
+    # --- recovery ------------------------------------------------------------------------------
+    def recover(self) -> None:
+        """Settle the operations a crash interrupted: finish deletions, fail creations and
+        delete what they half made. Forget operations finished more than a day ago."""
+        with self.engine.db.connect() as conn:
+            running = records.running_operations(conn)
+        interrupted: list[float] = []
+        for op in running:
+            rec = self._lookup(op.resource_key)
+            if op.kind == "delete" and rec is not None:
+                self._delete_engine_object(rec)
+                with self.engine.db.begin() as conn:
+                    records.drop(conn, rec.key)
+                    records.finish_operation(conn, op.id, "Succeeded", self.clock())
+                continue
+            if op.kind == "create":
+                interrupted.append(op.started_at)
+            error = {
+                "code": "OperationInterrupted",
+                "message": "the region restarted before the operation finished; "
+                "nothing was created",
+            }
+            with self.engine.db.begin() as conn:
+                if rec is not None and rec.state == "creating":
+                    records.drop(conn, rec.key)
+                records.finish_operation(conn, op.id, "Failed", self.clock(), error=error)
+        if interrupted:
+            self._drop_orphans(min(interrupted))
+        with self.engine.db.begin() as conn:
+            records.prune_operations(conn, self.clock() - 86400)
+
+    def _drop_orphans(self, since: float) -> None:
+        """Delete engine disks and snapshots made since ``since`` that no resource names:
+        the work of creations a crash cut off before they were recorded."""
+        with self.engine.db.connect() as conn:
+            named = {r.engine_id for r in records.all_records(conn)}
+        for snap in self.engine.list_snapshots():
+            if snap.id not in named and snap.created_at >= since:
+                log.info("dropping snapshot %s left by an interrupted creation", snap.id)
+                self.engine.delete_snapshot(snap.id)
+        for disk in self.engine.list_disks():
+            if disk.id not in named and disk.created_at >= since:
+                log.info("dropping disk %s left by an interrupted creation", disk.id)
+                self.engine.delete_disk(disk.id)
