@@ -14,7 +14,6 @@ HTTP to a loopback cloud (over HTTPS it is not needed, and ``cloud.json``'s ``ca
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -57,7 +56,9 @@ class AllowHttp(SansIOHTTPPolicy):  # type: ignore[type-arg]
         request.context["enforce_https"] = False
 
 
-def connect(client_class: type[T], cloud: dict[str, Any] | Path | str | None = None, **kw: Any) -> T:
+def connect(
+    client_class: type[T], cloud: dict[str, Any] | Path | str | None = None, **kw: Any
+) -> T:
     """An azure-mgmt client of client_class connected to the cloud (a cloud.json path or its
     loaded content; default the default data directory's). Keywords go to the client."""
     info = cloud if isinstance(cloud, dict) else load_cloud(cloud)
@@ -80,5 +81,3 @@ def compute_client(cloud: dict[str, Any] | Path | str | None = None, **kw: Any) 
     from azure.mgmt.compute import ComputeManagementClient
 
     return connect(ComputeManagementClient, cloud, **kw)
-
-

@@ -7,7 +7,6 @@ request but ``/snapferry/health`` carries the shared front-door key in ``x-snapf
 the public base URL for the links it writes in ``x-snapferry-base``.
 """
 
-
 import base64
 import hmac
 from typing import Annotated, Any, cast

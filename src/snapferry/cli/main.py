@@ -15,8 +15,8 @@ import click
 
 from snapferry.cli import output as out
 from snapferry.cli.admin import COMMANDS
-from snapferry.cli.servers import COMMANDS as SERVER_COMMANDS
 from snapferry.cli.output import ExitCode
+from snapferry.cli.servers import COMMANDS as SERVER_COMMANDS
 from snapferry.errors import Conflict, InvalidInput, NotFound, RegionBusy, SnapferryError
 
 DEBUG_ENV = "SNAPFERRY_DEBUG"

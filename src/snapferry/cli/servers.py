@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -44,7 +45,9 @@ def up(data_dir: Path | None, port: int | None, config_file: Path | None) -> Non
     hosted = host.Hosted()
     try:
         key = host.frontdoor_key(config)
-        regions = {r.name: host.open_region(r, config.data_dir, key, hosted) for r in config.regions}
+        regions = {
+            r.name: host.open_region(r, config.data_dir, key, hosted) for r in config.regions
+        }
         endpoint, registry = host.open_frontdoor(config, regions, key, hosted)
 
         def ready() -> None:
@@ -57,11 +60,11 @@ def up(data_dir: Path | None, port: int | None, config_file: Path | None) -> Non
     _say("snapferry stopped; every acknowledged change is on disk")
 
 
-def _announce(config: CloudConfig, cloud: dict[str, object]) -> None:
+def _announce(config: CloudConfig, cloud: dict[str, Any]) -> None:
     where = config.data_dir / "cloud.json"
     _say(
         f"snapferry is up at {cloud['endpoint']} with regions "
-        f"{', '.join(map(str, cloud['regions']))}\n"
+        f"{', '.join(str(r) for r in cloud['regions'])}\n"
         f"  credentials: {where}  (subscription {cloud['subscription']})\n"
         f"  CLI:         snapferry disk list   (reads {where})\n"
         "  Python SDK:  from snapferry.sdk import compute_client; client = compute_client()\n"
@@ -103,7 +106,9 @@ def serve_frontdoor(config_file: Path, data_dir: Path | None, port: int | None) 
     regions = {r.name: str(r.url) for r in config.regions}
     hosted = host.Hosted()
     try:
-        endpoint, registry = host.open_frontdoor(config, regions, host.frontdoor_key(config), hosted)
+        endpoint, registry = host.open_frontdoor(
+            config, regions, host.frontdoor_key(config), hosted
+        )
 
         def ready() -> None:
             _announce(config, host.write_cloud_json(config, endpoint, registry))

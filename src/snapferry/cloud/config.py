@@ -131,7 +131,7 @@ def load(
     root = Path(data_dir or raw.get("data_dir") or default_data_dir()).expanduser().absolute()
     front = raw.get("frontdoor", {})
     listen = str(front.get("listen", f"127.0.0.1:{DEFAULT_PORT}"))
-    host, configured = split_listen(listen)
+    host = split_listen(listen)[0]
     if port is not None:
         listen = f"{host}:{port}"
     regions = tuple(_region(r, root) for r in raw.get("regions", []))

@@ -162,7 +162,7 @@ def write_cloud_json(config: CloudConfig, endpoint: str, registry: Registry) -> 
 async def serve(hosted: Hosted, ready: Callable[[], None] | None = None) -> None:
     """Serve every app until SIGINT or SIGTERM, then shut down gracefully."""
     servers = []
-    for app, sock, tls in hosted.apps:
+    for app, _sock, tls in hosted.apps:
         config = uvicorn.Config(
             app,
             log_level="warning",
@@ -174,12 +174,17 @@ async def serve(hosted: Hosted, ready: Callable[[], None] | None = None) -> None
             ssl_keyfile=str(tls.server_key) if tls else None,
         )
         servers.append(_Server(config))
+
+    def stop_all() -> None:
+        for server in servers:
+            server.should_exit = True
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, lambda: [setattr(s, "should_exit", True) for s in servers])
+        loop.add_signal_handler(sig, stop_all)
     tasks = [
-        asyncio.create_task(s.serve(sockets=[sock]))
-        for s, (_, sock, _) in zip(servers, hosted.apps, strict=True)
+        asyncio.create_task(server.serve(sockets=[app[1]]))
+        for server, app in zip(servers, hosted.apps, strict=True)
     ]
     while not all(s.started for s in servers):
         if any(t.done() for t in tasks):

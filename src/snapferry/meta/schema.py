@@ -37,7 +37,6 @@ from sqlalchemy import (
     Boolean,
     Column,
     Float,
-    Text,
     ForeignKey,
     Index,
     Integer,
@@ -45,6 +44,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
 )
 
 metadata = MetaData()

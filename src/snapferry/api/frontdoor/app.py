@@ -102,12 +102,14 @@ async def _compute(door: FrontDoor, request: Request) -> Response:
     query = dict(request.query_params)
     if match := OPERATION.fullmatch(path):
         door.authorize(principal, match["sub"], write=False, action="operations/read")
-        region = normalize_location(match["loc"])
-        if region not in door.links.urls:
+        location = normalize_location(match["loc"])
+        if location not in door.links.urls:
             raise OperationNotFound(f"operation {match['op'][:64]!r} was not found")
         qs = "?" + request.url.query if request.url.query else ""
         return _reply(
-            await door.links.call(region, "GET", path + qs, base=base, principal=principal.id)
+            await door.links.call(
+                location, "GET", quote(path) + qs, base=base, principal=principal.id
+            )
         )
     match = ITEM.fullmatch(path) or GROUP_LIST.fullmatch(path) or SUB_LIST.fullmatch(path)
     if match is None or (method != "GET" and "name" not in match.groupdict()):

@@ -37,14 +37,11 @@ class Group:
 def _tags(raw: object) -> dict[str, str]:
     if raw is None:
         return {}
-    ok = isinstance(raw, dict) and len(raw) <= 50
-    ok = ok and all(
-        isinstance(k, str) and isinstance(v, str) and len(k) <= 512 and len(v) <= 256
-        for k, v in raw.items()  # type: ignore[union-attr]
-    )
-    if not ok:
-        raise BadRequest("tags must be an object of at most 50 string values", target="tags")
-    return dict(raw)  # type: ignore[arg-type]
+    if isinstance(raw, dict) and len(raw) <= 50:
+        tags = {k: v for k, v in raw.items() if isinstance(k, str) and isinstance(v, str)}
+        if len(tags) == len(raw) and all(len(k) <= 512 and len(v) <= 256 for k, v in tags.items()):
+            return tags
+    raise BadRequest("tags must be an object of at most 50 string values", target="tags")
 
 
 class Groups:

@@ -60,9 +60,7 @@ def upgrade() -> None:
         sa.Column("tags", sa.Text, nullable=False),
         sa.Column("created_at", sa.Float, nullable=False),
     )
-    op.create_index(
-        "ix_resource_groups_subscription", "resource_groups", ["subscription", "key"]
-    )
+    op.create_index("ix_resource_groups_subscription", "resource_groups", ["subscription", "key"])
     op.create_table(
         "resource_index",
         sa.Column("key", KEY, primary_key=True),
