@@ -67,20 +67,20 @@ class RunningCloud:
         """Start ``snapferry up`` and wait until it has written a fresh cloud.json."""
         marker = self.data_dir / "cloud.json"
         marker.unlink(missing_ok=True)
-        log = (self.data_dir / "up.log").open("ab")
-        self.process = subprocess.Popen(
-            command(
-                "up",
-                "--data-dir",
-                str(self.data_dir),
-                "--port",
-                str(self.port),
-                "--config",
-                str(self.config),
-            ),
-            stdout=log,
-            stderr=log,
-        )
+        with (self.data_dir / "up.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                command(
+                    "up",
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--port",
+                    str(self.port),
+                    "--config",
+                    str(self.config),
+                ),
+                stdout=log,
+                stderr=log,
+            )
         deadline = time.monotonic() + timeout
         while not marker.exists():
             if self.process.poll() is not None:

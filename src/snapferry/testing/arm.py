@@ -1,0 +1,43 @@
+"""Plain HTTP helpers for ARM tests: what the SDK cannot send (bad input, odd paths) and
+principals made through the admin API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+
+class Raw:
+    """Plain HTTP to the front door, for what the SDK cannot send (bad input, odd paths)."""
+
+    def __init__(self, cloud: dict[str, Any], token: str | None = None) -> None:
+        self.base = cloud["endpoint"]
+        self.sub = cloud["subscription"]
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {token or cloud['token']}"
+
+    def __call__(self, method: str, path: str, **kw: Any) -> requests.Response:
+        return self.session.request(method, self.base + path, timeout=30, **kw)
+
+    def rg_path(self, group: str, sub: str | None = None) -> str:
+        return f"/subscriptions/{sub or self.sub}/resourceGroups/{group}"
+
+    def item(self, group: str, rtype: str, name: str, sub: str | None = None) -> str:
+        return f"{self.rg_path(group, sub)}/providers/Microsoft.Compute/{rtype}/{name}"
+
+
+def make_principal(cloud: dict[str, Any], subscription: str, role: str) -> str:
+    """A new principal's token (through the admin API)."""
+    reply = requests.post(
+        cloud["endpoint"] + "/snapferry/principals",
+        json={"subscription": subscription, "role": role},
+        headers={"Authorization": f"Bearer {cloud['token']}"},
+        timeout=30,
+    )
+    reply.raise_for_status()
+    return str(reply.json()["token"])
+
+
+def cloud_as(cloud: dict[str, Any], token: str, subscription: str) -> dict[str, Any]:
+    return {**cloud, "token": token, "subscription": subscription}
