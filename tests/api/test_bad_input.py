@@ -1,0 +1,203 @@
+"""Malformed requests get a 4xx ARM error and change nothing."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from snapferry.testing.arm import Raw
+
+pytestmark = pytest.mark.slow
+V = "?api-version=2024-03-02"
+
+
+def disk(**props: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {"creationData": {"createOption": "Empty"}, "diskSizeGB": 1}
+    return {"location": "eastus", "properties": {**base, **props}}
+
+
+CASES: list[tuple[str, str, str, Any, int, str]] = [
+    # (case, method, name-or-path-suffix, body (str = raw text), status, error code)
+    ("not json", "PUT", "d", "{not json", 400, "InvalidRequestContent"),
+    ("array body", "PUT", "d", "[]", 400, "InvalidRequestContent"),
+    ("empty body", "PUT", "d", "", 400, "InvalidRequestContent"),
+    ("size as string", "PUT", "d", disk(diskSizeGB="4"), 400, "InvalidRequestContent"),
+    ("size as float", "PUT", "d", disk(diskSizeGB=1.5), 400, "InvalidRequestContent"),
+    ("zero size", "PUT", "d", disk(diskSizeGB=0), 400, "InvalidParameter"),
+    ("negative size", "PUT", "d", disk(diskSizeGB=-1), 400, "InvalidParameter"),
+    ("too big", "PUT", "d", disk(diskSizeGB=40000), 400, "InvalidParameter"),
+    ("no size", "PUT", "d", disk(diskSizeGB=None), 400, "InvalidParameter"),
+    ("no location", "PUT", "d", {"properties": disk()["properties"]}, 400, "InvalidRequestContent"),
+    (
+        "no creationData",
+        "PUT",
+        "d",
+        {"location": "eastus", "properties": {}},
+        400,
+        "InvalidRequestContent",
+    ),
+    (
+        "unknown createOption",
+        "PUT",
+        "d",
+        disk(creationData={"createOption": "Teleport"}),
+        400,
+        "InvalidParameter",
+    ),
+    (
+        "misaligned upload",
+        "PUT",
+        "d",
+        disk(creationData={"createOption": "Upload", "uploadSizeBytes": 20972033}),
+        400,
+        "InvalidParameter",
+    ),
+    (
+        "tiny upload",
+        "PUT",
+        "d",
+        disk(creationData={"createOption": "Upload", "uploadSizeBytes": 4096}),
+        400,
+        "InvalidParameter",
+    ),
+    ("tags not strings", "PUT", "d", {**disk(), "tags": {"a": 1}}, 400, "InvalidRequestContent"),
+    ("unknown zone", "PUT", "d", {**disk(), "zones": ["9"]}, 400, "InvalidParameter"),
+    (
+        "unknown sku",
+        "PUT",
+        "d",
+        {**disk(), "sku": {"name": "Gold_LRS"}},
+        400,
+        "InvalidRequestContent",
+    ),
+    (
+        "bad source id",
+        "PUT",
+        "d",
+        disk(creationData={"createOption": "Copy", "sourceResourceId": "/etc/passwd"}),
+        400,
+        "InvalidResourceName",
+    ),
+    (
+        "customer key",
+        "PUT",
+        "d",
+        disk(encryption={"type": "EncryptionAtRestWithCustomerKey"}),
+        400,
+        "InvalidParameter",
+    ),
+    ("dotdot name", "PUT", "..", disk(), 404, "ResourceNotFound"),  # no such path
+    ("name with space", "PUT", "a%20b", disk(), 400, "InvalidResourceName"),
+    ("name with NUL", "PUT", "a%00b", disk(), 400, "InvalidResourceName"),
+    ("name ends with period", "PUT", "abc.", disk(), 400, "InvalidResourceName"),
+    ("long name", "PUT", "n" * 81, disk(), 400, "InvalidResourceName"),
+    ("very long name", "PUT", "n" * 5000, disk(), 400, "InvalidResourceName"),
+    ("encoded slash", "PUT", "a%2Fb", disk(), 404, "ResourceNotFound"),
+    (
+        "oversized body",
+        "PUT",
+        "d",
+        {**disk(), "pad": "x" * (2 * 1024 * 1024)},
+        413,
+        "RequestEntityTooLarge",
+    ),
+    (
+        "grant negative duration",
+        "POST",
+        "exists/beginGetAccess",
+        {"access": "Read", "durationInSeconds": -5},
+        400,
+        "InvalidRequestContent",
+    ),
+    (
+        "grant unknown access",
+        "POST",
+        "exists/beginGetAccess",
+        {"access": "Root", "durationInSeconds": 5},
+        400,
+        "InvalidRequestContent",
+    ),
+    (
+        "patch size type",
+        "PATCH",
+        "exists",
+        {"properties": {"diskSizeGB": "big"}},
+        400,
+        "InvalidRequestContent",
+    ),
+    ("patch shrink", "PATCH", "exists", {"properties": {"diskSizeGB": 0}}, 400, "InvalidParameter"),
+]
+
+
+@pytest.fixture(scope="module")
+def group(raw: Raw) -> str:
+    assert raw("PUT", raw.rg_path("bad") + V, json={"location": "eastus"}).status_code in (200, 201)
+    reply = raw("PUT", raw.item("bad", "disks", "exists") + V, json=disk())
+    assert reply.status_code == 202
+    return "bad"
+
+
+def snapshot_of_state(raw: Raw, group: str) -> Any:
+    """What a malformed request must not change: the group's disks, their sizes and states."""
+    reply = raw("GET", raw.rg_path(group) + "/providers/Microsoft.Compute/disks" + V)
+    assert reply.status_code == 200
+    return sorted(
+        (
+            d["name"],
+            json.dumps(d.get("tags")),
+            d["properties"].get("diskSizeBytes"),
+            d["properties"]["diskState"],
+        )
+        for d in reply.json()["value"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "body", "status", "code"),
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
+)
+def test_malformed_requests_change_nothing(
+    raw: Raw, group: str, method: str, target: str, body: Any, status: int, code: str
+) -> None:
+    raw("GET", raw.item(group, "disks", "exists") + V)
+    before = snapshot_of_state(raw, group)
+    url = raw.item(group, "disks", target) + V
+    if isinstance(body, str):
+        reply = raw(method, url, data=body, headers={"Content-Type": "application/json"})
+    else:
+        reply = raw(method, url, json=body)
+    assert reply.status_code == status, reply.text
+    error = reply.json()["error"]
+    assert error["code"] == code, error
+    assert isinstance(error["message"], str)
+    assert error["message"]
+    assert "Retry-After" not in reply.headers  # azure-core would retry a 4xx that has it
+    assert snapshot_of_state(raw, group) == before
+
+
+@pytest.mark.parametrize(
+    ("query", "code"),
+    [
+        ("", "MissingApiVersionParameter"),
+        ("?api-version=2019-07-01", "InvalidApiVersionParameter"),
+        ("?api-version=latest", "InvalidApiVersionParameter"),
+    ],
+)
+def test_api_version_is_required(raw: Raw, group: str, query: str, code: str) -> None:
+    reply = raw("PUT", raw.item(group, "disks", "versioned") + query, json=disk())
+    assert (reply.status_code, reply.json()["error"]["code"]) == (400, code)
+    assert raw("GET", raw.item(group, "disks", "versioned") + V).status_code == 404
+
+
+def test_unknown_paths_answer_arm_errors(raw: Raw) -> None:
+    for path in (
+        f"/subscriptions/{raw.sub}/providers/Microsoft.Compute/virtualMachines" + V,
+        f"/subscriptions/{raw.sub}/resourceGroups/bad/providers/Microsoft.Compute/disks/exists/explode"
+        + V,
+    ):
+        reply = raw("GET", path)
+        assert reply.status_code == 404
+        assert reply.json()["error"]["code"]
