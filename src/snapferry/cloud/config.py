@@ -18,6 +18,7 @@ url = "http://10.0.0.5:7781"           # how the front door reaches it (separate
 db_url = "postgresql+psycopg://..."    # default: SQLite in the region's data directory
 data_dir = "regions/eastus"            # relative to data_dir
 page_size = 100                        # list page size
+operation_delay = 0.0                  # fault injection: hold background operations (tests)
 ```
 """
 
@@ -45,6 +46,7 @@ class RegionConfig:
     db_url: str | None = None
     data_dir: Path | None = None
     page_size: int = 100
+    operation_delay: float = 0.0
 
     def directory(self, root: Path) -> Path:
         return self.data_dir if self.data_dir is not None else root / "regions" / self.name
@@ -105,7 +107,11 @@ def _region(raw: Any, root: Path) -> RegionConfig:
     listen = str(raw.get("listen", "127.0.0.1:0"))
     split_listen(listen)
     data_dir = raw.get("data_dir")
+    delay = raw.get("operation_delay", 0.0)
+    if not isinstance(delay, int | float) or not 0 <= delay <= 60:
+        raise InvalidInput(f"region {name}: operation_delay must be between 0 and 60 seconds")
     return RegionConfig(
+        operation_delay=float(delay),
         name=name,
         zones=tuple(zones),
         listen=listen,

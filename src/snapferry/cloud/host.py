@@ -64,8 +64,18 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def _read_or_make(path: Path, make: Callable[[], str]) -> str:
+    """The file's content, writing make()'s first if the file is missing. Never replaces a file
+    another process made meanwhile, so processes sharing a data directory agree."""
     if not path.exists():
-        _write_private(path, make())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.new")
+        _write_private(tmp, make())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
     return path.read_text().strip()
 
 
@@ -115,6 +125,7 @@ def open_region(config: RegionConfig, root: Path, key: str, hosted: Hosted) -> s
         engine,
         Signer(load_key(directory)),
         data_url=url,
+        operation_delay=config.operation_delay,
     )
     hosted.closers.append(service.close)
     service.recover()

@@ -57,12 +57,17 @@ class RegionService:
         data_url: str = "",
         clock: Callable[[], float] = time.time,
         workers: int = 4,
+        operation_delay: float = 0.0,
     ) -> None:
+        """``operation_delay`` (fault injection for tests) holds every background operation
+        that long before it starts, so a test can kill the region while operations are in
+        flight."""
         self.region = region
         self.engine = engine
         self.signer = signer
         self.data_url = data_url.rstrip("/")
         self.clock = clock
+        self.operation_delay = operation_delay
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix=f"arm-{region.name}")
 
@@ -349,6 +354,7 @@ class RegionService:
         return op
 
     def _create(self, rec: Record, plan: Plan, op: Operation) -> None:
+        time.sleep(self.operation_delay)
         try:
             made = plan.make(self.engine)
         except Exception as exc:
@@ -360,6 +366,7 @@ class RegionService:
             records.finish_operation(conn, op.id, "Succeeded", self.clock())
 
     def _delete(self, rec: Record, op: Operation) -> None:
+        time.sleep(self.operation_delay)
         try:
             self._delete_engine_object(rec)
         except Exception as exc:

@@ -22,10 +22,12 @@ DEFAULT_CONFIG = """
 name = "eastus"
 zones = ["1", "2", "3"]
 page_size = {page_size}
+operation_delay = {delay}
 
 [[regions]]
 name = "westus"
 page_size = {page_size}
+operation_delay = {delay}
 """
 
 
@@ -50,12 +52,13 @@ class RunningCloud:
         data_dir: Path,
         *,
         page_size: int = 100,
+        operation_delay: float = 0.0,
         config_text: str | None = None,
         tls: bool = False,
     ) -> RunningCloud:
         data_dir.mkdir(parents=True, exist_ok=True)
         config = data_dir / "cloud.toml"
-        text = config_text or DEFAULT_CONFIG.format(page_size=page_size)
+        text = config_text or DEFAULT_CONFIG.format(page_size=page_size, delay=operation_delay)
         if tls:
             text = "[frontdoor]\ntls = true\n" + text
         config.write_text(text)
