@@ -85,12 +85,20 @@ class RegionLinks:
                 target=region,
             ) from None
 
-    async def call_all(
+    async def call_reachable(
         self, method: str, path_qs: str, *, base: str, principal: str = ""
     ) -> dict[str, Reply]:
-        """The same request to every region at once."""
+        """The same request to every region at once; regions that do not answer are left out."""
         names = self.names
         replies = await asyncio.gather(
-            *(self.call(n, method, path_qs, base=base, principal=principal) for n in names)
+            *(self.call(n, method, path_qs, base=base, principal=principal) for n in names),
+            return_exceptions=True,
         )
-        return dict(zip(names, replies, strict=True))
+        out = {}
+        for name, reply in zip(names, replies, strict=True):
+            if isinstance(reply, BaseException):
+                if not isinstance(reply, RegionUnavailable):
+                    raise reply
+                continue
+            out[name] = reply
+        return out

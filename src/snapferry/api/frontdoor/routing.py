@@ -70,7 +70,12 @@ class Router:
 
     async def locate(self, path: str, key: str, *, base: str, verify: bool = False) -> str | None:
         """The region holding the resource at path, or None. ``verify`` re-checks an index hit
-        with its region (a PUT must not trust a stale entry)."""
+        with its region (a PUT must not trust a stale entry).
+
+        An index hit in a region that is down raises RegionUnavailable. On a miss, regions that
+        are down are passed over: every resource made through the front door is indexed, so a
+        miss can hide one there only if the front door crashed between a region's answer and
+        its index write."""
         known = await asyncio.to_thread(self.index.get, key)
         probe = quote(path) + "?api-version=2024-03-02"
         if known is not None and known in self.links.urls:
@@ -79,7 +84,7 @@ class Router:
             reply = await self.links.call(known, "GET", probe, base=base)
             if reply.status == 200:
                 return known
-        replies = await self.links.call_all("GET", probe, base=base)
+        replies = await self.links.call_reachable("GET", probe, base=base)
         for region, reply in replies.items():
             if reply.status == 200:
                 await asyncio.to_thread(self.index.set, key, region)
