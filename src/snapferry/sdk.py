@@ -2,7 +2,7 @@
 
 ```python
 from snapferry.sdk import compute_client
-client = compute_client()                      # reads ~/.snapferry/cloud.json
+client = compute_client()           # reads ~/.local/share/snapferry/cloud.json
 print([d.name for d in client.disks.list()])
 ```
 

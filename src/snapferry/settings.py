@@ -33,6 +33,10 @@ OVERLAY_SPAN = 1024**4
 
 def default_data_dir() -> Path:
     """Where ``snapferry up`` keeps its cloud and where the CLI looks for ``cloud.json``:
-    ``$SNAPFERRY_DATA_DIR``, else ``~/.snapferry``."""
-    env = os.environ.get("SNAPFERRY_DATA_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".snapferry"
+    ``$SNAPFERRY_HOME``, else ``$XDG_DATA_HOME/snapferry`` (``~/.local/share/snapferry``).
+    Region ``R`` of the embedded cloud lives in ``regions/R`` under it."""
+    env = os.environ.get("SNAPFERRY_HOME")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or "~/.local/share"
+    return Path(base).expanduser() / "snapferry"

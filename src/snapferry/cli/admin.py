@@ -9,7 +9,6 @@ directory without ``meta.db`` is an error. The data directory is, first match wi
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -29,6 +28,7 @@ from snapferry.engine.gc import DEFAULT_GRACE, GcReport, collect
 from snapferry.engine.scrub import ScrubReport
 from snapferry.engine.scrub import scrub as run_scrub
 from snapferry.errors import NotFound
+from snapferry.settings import default_data_dir as settings_data_dir
 
 DEFAULT_REGION = "local"
 DATA_DIR_ENV = "SNAPFERRY_DATA_DIR"
@@ -41,8 +41,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 def default_data_dir(region: str) -> Path:
     """``$XDG_DATA_HOME/snapferry/regions/<region>``, XDG_DATA_HOME defaulting to
     ``~/.local/share``."""
-    base = os.environ.get("XDG_DATA_HOME") or "~/.local/share"
-    return Path(base).expanduser() / "snapferry" / "regions" / region
+    return settings_data_dir() / "regions" / region
 
 
 def _check_region(_ctx: click.Context, _param: click.Parameter, value: str) -> str:

@@ -22,7 +22,7 @@ CONFIG = click.option(
 DATA_DIR = click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Where the cloud keeps its data [default: $SNAPFERRY_DATA_DIR or ~/.snapferry].",
+    help="Where the cloud keeps its data [default: $SNAPFERRY_HOME or ~/.local/share/snapferry].",
 )
 
 
