@@ -138,7 +138,7 @@ def _add_resource_routes(app: FastAPI, service: RegionService, rtype: str) -> No
     @app.get(item, operation_id=f"{kind}_Get")
     def get(sub: Subscription, group: Group, name: Name, api_version: ApiVersion) -> Any:
         check_api_version(api_version)
-        return service.get(rid(sub, group, name))
+        return JSONResponse(service.get(rid(sub, group, name)))
 
     @app.delete(item, operation_id=f"{kind}_Delete", status_code=202)
     def delete(
@@ -194,14 +194,14 @@ def _add_resource_routes(app: FastAPI, service: RegionService, rtype: str) -> No
         token: SkipToken = None,
     ) -> Any:
         check_api_version(api_version)
-        return page(request, sub, group, token)
+        return JSONResponse(page(request, sub, group, token))
 
     @app.get(f"{PREFIX}{COMPUTE}/{rtype}", operation_id=f"{kind}_List")
     def list_all(
         request: Request, sub: Subscription, api_version: ApiVersion, token: SkipToken = None
     ) -> Any:
         check_api_version(api_version)
-        return page(request, sub, None, token)
+        return JSONResponse(page(request, sub, None, token))
 
 
 def region_app(service: RegionService, *, key: str) -> FastAPI:
