@@ -34,6 +34,7 @@ from snapferry.control.access import Signer, load_key
 from snapferry.control.creation import Region
 from snapferry.control.service import RegionService
 from snapferry.engine import Engine
+from snapferry.errors import InvalidInput
 from snapferry.identity import Registry
 from snapferry.meta.db import open_database, sqlite_url
 
@@ -91,7 +92,14 @@ def bind(listen: str) -> socket.socket:
     # made with it, and without it every response waits ~40 ms for a delayed ACK (Nagle).
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise InvalidInput(
+            f"cannot listen on {listen}: {exc.strerror or exc}; pick another with --port or "
+            "the configuration's listen"
+        ) from None
     sock.set_inheritable(True)
     return sock
 
