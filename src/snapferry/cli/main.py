@@ -16,6 +16,7 @@ import click
 from snapferry.cli import output as out
 from snapferry.cli.admin import COMMANDS
 from snapferry.cli.output import ExitCode
+from snapferry.cli.resources import COMMANDS as RESOURCE_COMMANDS
 from snapferry.cli.servers import COMMANDS as SERVER_COMMANDS
 from snapferry.errors import Conflict, InvalidInput, NotFound, RegionBusy, SnapferryError
 
@@ -88,7 +89,7 @@ def cli() -> None:
     """
 
 
-for _command in [*COMMANDS, *SERVER_COMMANDS]:
+for _command in [*COMMANDS, *SERVER_COMMANDS, *RESOURCE_COMMANDS]:
     cli.add_command(_command)
 
 
