@@ -81,10 +81,16 @@ class AdminGroup(click.Group):
 @click.group(cls=AdminGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="snapferry", prog_name="snapferry")
 def cli() -> None:
-    """Administer a local snapferry region: verify, collect garbage, compact, demo.
+    """snapferry: disks, incremental snapshots and exact diffs behind the Azure Resource Manager
+    API.
 
     \b
-    Exit status: 0 done, 1 problems found, 2 bad request or no region there,
+    Run a cloud:        snapferry up            (front door + regions, until Ctrl-C)
+    Use it:             snapferry group|disk|snapshot|token ...  (reads cloud.json)
+    Administer a region at rest: snapferry scrub|gc|compact
+
+    \b
+    Exit status: 0 done, 1 problems found, 2 bad request or nothing there,
     3 another process holds the region, 4 could not finish.
     """
 
