@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import secrets
 import signal
 import socket
@@ -35,6 +34,7 @@ from snapferry.control.creation import Region
 from snapferry.control.service import RegionService
 from snapferry.engine import Engine
 from snapferry.errors import InvalidInput
+from snapferry.files import read_or_create, write_atomic
 from snapferry.identity import Registry
 from snapferry.meta.db import open_database, sqlite_url
 
@@ -51,38 +51,10 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Atomically write a file only its owner reads."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, text.encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
-def _read_or_make(path: Path, make: Callable[[], str]) -> str:
-    """The file's content, writing make()'s first if the file is missing. Never replaces a file
-    another process made meanwhile, so processes sharing a data directory agree."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.new")
-        _write_private(tmp, make())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
-    return path.read_text().strip()
-
-
 def frontdoor_key(config: CloudConfig) -> str:
     """The secret regions expect from their front door (made once)."""
-    return _read_or_make(config.frontdoor_key_file, lambda: secrets.token_urlsafe(32))
+    made = read_or_create(config.frontdoor_key_file, lambda: secrets.token_urlsafe(32).encode())
+    return made.decode().strip()
 
 
 def bind(listen: str) -> socket.socket:
@@ -162,8 +134,10 @@ def open_frontdoor(
 
 def write_cloud_json(config: CloudConfig, endpoint: str, registry: Registry) -> dict[str, Any]:
     """Make the admin (once), mint it a token, and write ``DATA_DIR/cloud.json`` (0600)."""
-    subscription = config.subscription or _read_or_make(
-        config.data_dir / "subscription", lambda: str(uuid.uuid4())
+    subscription = config.subscription or (
+        read_or_create(config.data_dir / "subscription", lambda: str(uuid.uuid4()).encode())
+        .decode()
+        .strip()
     )
     admin = registry.ensure_admin(subscription=subscription)
     token, expires = registry.mint(admin.id, ADMIN_TOKEN_SECONDS)
@@ -177,7 +151,7 @@ def write_cloud_json(config: CloudConfig, endpoint: str, registry: Registry) -> 
     }
     if config.tls:
         cloud["ca"] = str(config.data_dir / "frontdoor" / "tls" / "ca.pem")
-    _write_private(config.data_dir / "cloud.json", json.dumps(cloud, indent=2) + "\n")
+    write_atomic(config.data_dir / "cloud.json", (json.dumps(cloud, indent=2) + "\n").encode())
     return cloud
 
 

@@ -22,7 +22,6 @@ import fcntl
 import ipaddress
 import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from snapferry.errors import InvalidInput
+from snapferry.files import write_atomic
 
 CA_LIFETIME = datetime.timedelta(days=3650)
 SERVER_LIFETIME = datetime.timedelta(days=365)
@@ -87,7 +87,9 @@ def ensure_certificates(
             # key first: a crash between the writes leaves a mismatch the next call repairs
             server_key = _new_key(files.server_key)
             cert = _issue_server(server_key, ca_key, ca_cert, names, now)
-            _write(files.server_cert, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
+            write_atomic(
+                files.server_cert, cert.public_bytes(serialization.Encoding.PEM), mode=0o644
+            )
     return files
 
 
@@ -103,7 +105,7 @@ def _ensure_ca(
     cert = _load_cert(cert_path)
     if cert is None or not _current(cert, key, key, now):
         cert = _issue_ca(key, now)
-        _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
+        write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
     return key, cert
 
 
@@ -272,32 +274,8 @@ def _new_key(path: Path) -> ec.EllipticCurvePrivateKey:
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    _write(path, pem, mode=0o600)
+    write_atomic(path, pem, mode=0o600)
     return key
-
-
-def _write(path: Path, data: bytes, *, mode: int) -> None:
-    """Atomically replace path with data: temp file with mode, fsync, rename, directory fsync."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name}-")
-    try:
-        try:
-            os.fchmod(fd, mode)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 @contextlib.contextmanager

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from snapferry.errors import SnapferryError
+from snapferry.files import read_or_create
 
 KEY_FILE = "sas-key"
 
@@ -33,23 +33,7 @@ class SasRefused(SnapferryError):
 
 def load_key(directory: Path) -> bytes:
     """The region's SAS key: 32 random bytes in ``directory/sas-key`` (0600), made once."""
-    path = directory / KEY_FILE
-    if not path.exists():
-        directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / f".{KEY_FILE}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, secrets.token_bytes(32))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(tmp, path)  # never replaces a key another process made meanwhile
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
-    return path.read_bytes()
+    return read_or_create(directory / KEY_FILE, lambda: secrets.token_bytes(32))
 
 
 def _iso(ts: float) -> str:

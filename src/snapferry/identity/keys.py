@@ -9,9 +9,6 @@ file stays and both go on with it.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -19,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from snapferry.errors import InvalidInput
+from snapferry.files import write_if_absent
 
 SIGNING_KEY_FILE = "token-signing-key.pem"
 TENANT_FILE = "tenant"
@@ -65,39 +63,3 @@ def canonical_tenant(tenant: str) -> str:
         return str(uuid.UUID(tenant))
     except (ValueError, TypeError, AttributeError):
         raise InvalidInput(f"tenant id {tenant!r} is not a UUID") from None
-
-
-def write_if_absent(path: Path, data: bytes, *, mode: int) -> bool:
-    """Durably create path holding data with the given mode, unless path exists. True if written.
-
-    Never replaces an existing file, even one created by a concurrent writer. The filesystem
-    must support hard links.
-    """
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name}-")
-    try:
-        try:
-            os.fchmod(fd, mode)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return False
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-    _fsync_dir(path.parent)
-    return True
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
