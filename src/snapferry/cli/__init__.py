@@ -10,6 +10,6 @@ Nouns of the admin commands: a *region* is one Engine's data directory (``meta.d
 validates its options, makes one engine call and renders the result as tables or, with
 ``--output json``, as one JSON document on stdout. Errors are translated here, at the edge, into
 a message on stderr and an exit status: 0 done, 1 problems found, 2 bad request (bad option, no
-region there, unknown id), 3 another process holds the region, 4 the command could not finish. ``main`` holds the group and error
-translation, ``output`` the rendering.
+region there, unknown id), 3 another process holds the region, 4 the command could not finish.
+``main`` holds the group and error translation, ``output`` the rendering.
 """
