@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from snapferry.meta.schema import arm_operations, arm_resources
 
@@ -84,8 +84,11 @@ def _record(row: Any) -> Record:
     )
 
 
+_BY_KEY = select(arm_resources).where(arm_resources.c.key == bindparam("key"))
+
+
 def get(conn: Connection, key: str) -> Record | None:
-    row = conn.execute(select(arm_resources).where(arm_resources.c.key == key)).first()
+    row = conn.execute(_BY_KEY, {"key": key}).first()
     return None if row is None else _record(row)
 
 

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, Connection, Engine, delete, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, bindparam, delete, insert, select, update
 
 from snapferry.errors import Conflict, InvalidInput, NotFound
 from snapferry.identity.keys import (
@@ -28,6 +28,12 @@ from snapferry.identity.tokens import TokenSigner
 from snapferry.meta.schema import principals, role_assignments
 
 MAX_LIFETIME_SECONDS = 366 * 24 * 3600
+
+# Built once: authenticate runs on every request.
+_PRINCIPAL = select(principals).where(principals.c.id == bindparam("pid"))
+_ROLES = select(role_assignments.c.subscription, role_assignments.c.role).where(
+    role_assignments.c.principal_id == bindparam("pid")
+)
 
 
 class Registry:
@@ -195,12 +201,18 @@ class Registry:
         """
         claims = self._signer.verify(token)
         with self._db.connect() as conn:
-            try:
-                principal = _load_one(conn, claims.object_id)
-            except NotFound:
-                raise AuthenticationFailed(
-                    "The principal of the access token does not exist."
-                ) from None
+            row = conn.execute(_PRINCIPAL, {"pid": claims.object_id}).first()
+            if row is None:
+                raise AuthenticationFailed("The principal of the access token does not exist.")
+            roles = {str(s): str(r) for s, r in conn.execute(_ROLES, {"pid": claims.object_id})}
+        principal = Principal(
+            id=str(row.id),
+            tenant=str(row.tenant),
+            name=str(row.name),
+            enabled=bool(row.enabled),
+            admin=bool(row.admin),
+            roles=roles,
+        )
         if principal.tenant != claims.tenant:
             raise AuthenticationFailed("The principal of the access token is in another tenant.")
         if not principal.enabled:

@@ -33,6 +33,9 @@ LEEWAY_SECONDS = 60.0
 MAX_TOKEN_LENGTH = 16 * 1024
 _REQUIRED = ["iss", "aud", "tid", "oid", "sub", "iat", "nbf", "exp"]
 
+VERIFIED_CACHE = 4096
+"""How many verified token payloads a signer remembers (oldest forgotten first)."""
+
 
 @dataclass(frozen=True)
 class TokenClaims:
@@ -60,6 +63,7 @@ class TokenSigner:
     ) -> None:
         self._key = key
         self._public_key = key.public_key()
+        self._verified: dict[str, dict[str, Any]] = {}
         self.issuer = issuer
         self.tenant = tenant
         self._clock = clock
@@ -103,6 +107,17 @@ class TokenSigner:
         return TokenClaims(tenant=tid, object_id=oid, expires_at=float(payload["exp"]))
 
     def _decode(self, token: str) -> dict[str, Any]:
+        # A token's signature, audience and issuer never change, so the payload of a token that
+        # passed is remembered (bounded); lifetime and principal are checked on every call.
+        known = self._verified.get(token)
+        if known is None:
+            known = self._verify_signature(token)
+            if len(self._verified) >= VERIFIED_CACHE:
+                self._verified.pop(next(iter(self._verified)))
+            self._verified[token] = known
+        return known
+
+    def _verify_signature(self, token: str) -> dict[str, Any]:
         # PyJWT's messages may quote decoded parts of the token, so each failure is mapped to a
         # fixed message and the original exception is dropped (``from None``).
         failure: str

@@ -7,11 +7,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, bindparam, delete, insert, select, update
 
 from snapferry.control.errors import BadRequest, ResourceGroupNotFound
 from snapferry.control.ids import check_group, group_key, normalize_location
 from snapferry.meta.schema import resource_groups
+
+_GROUP = select(resource_groups).where(resource_groups.c.key == bindparam("key"))
 
 
 @dataclass(frozen=True)
@@ -54,11 +56,7 @@ class Groups:
     def get(self, subscription: str, name: str) -> Group:
         check_group(name)
         with self.db.connect() as conn:
-            row = conn.execute(
-                select(resource_groups).where(
-                    resource_groups.c.key == group_key(subscription, name)
-                )
-            ).first()
+            row = conn.execute(_GROUP, {"key": group_key(subscription, name)}).first()
         if row is None:
             raise ResourceGroupNotFound(f"resource group {name!r} could not be found", target=name)
         return Group(row.subscription, row.name, row.location, json.loads(row.tags))

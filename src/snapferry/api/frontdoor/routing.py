@@ -10,7 +10,7 @@ import re
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Engine, bindparam, delete, insert, select
 
 from snapferry.api.frontdoor.links import RegionLinks, Reply
 from snapferry.control.errors import (
@@ -38,6 +38,9 @@ OPERATION = re.compile(
 )
 
 
+_REGION_OF = select(resource_index.c.region).where(resource_index.c.key == bindparam("key"))
+
+
 class Index:
     """Resource key → region, in the front door's database. A cache, never the truth."""
 
@@ -46,9 +49,7 @@ class Index:
 
     def get(self, key: str) -> str | None:
         with self.db.connect() as conn:
-            row = conn.execute(
-                select(resource_index.c.region).where(resource_index.c.key == key)
-            ).first()
+            row = conn.execute(_REGION_OF, {"key": key}).first()
         return None if row is None else str(row.region)
 
     def set(self, key: str, region: str) -> None:
