@@ -12,6 +12,7 @@ import click
 
 from snapferry.cloud import host
 from snapferry.cloud.config import CloudConfig, load
+from snapferry.settings import default_data_dir
 
 CONFIG = click.option(
     "--config",
@@ -62,12 +63,16 @@ def up(data_dir: Path | None, port: int | None, config_file: Path | None) -> Non
 
 def _announce(config: CloudConfig, cloud: dict[str, Any]) -> None:
     where = config.data_dir / "cloud.json"
+    cli = "snapferry disk list"
+    if config.data_dir != default_data_dir().absolute():
+        cli = f"snapferry disk list --data-dir {config.data_dir}"
     _say(
         f"snapferry is up at {cloud['endpoint']} with regions "
         f"{', '.join(str(r) for r in cloud['regions'])}\n"
         f"  credentials: {where}  (subscription {cloud['subscription']})\n"
-        f"  CLI:         snapferry disk list   (reads {where})\n"
-        "  Python SDK:  from snapferry.sdk import compute_client; client = compute_client()\n"
+        f"  CLI:         {cli}\n"
+        f"  Python SDK:  from snapferry.sdk import compute_client; "
+        f"client = compute_client({str(where)!r})\n"
         "Stop with Ctrl-C."
     )
 
