@@ -12,7 +12,7 @@ Seeded and derandomized: a CI failure replays locally.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import hypothesis.strategies as st
 import pytest
@@ -33,23 +33,6 @@ GROUP, DISK, SNAPSHOT, LOCATION = "fuzz", "fuzzdisk", "fuzzsnap", "eastus"
 # ~940 fixed ones; 25 operations: about 2,450 requests, ~22 s (~65 s on a loaded machine).
 MAX_EXAMPLES = 60
 
-# Known non-envelope 4xx answers (FastAPI/Starlette defaults that bypass the ARM error
-# handlers), each pinned by a strict xfail test at the bottom. Tolerated by the check only so the
-# fuzzing keeps guarding everything else: drop an entry when its xfail starts passing.
-METHOD_NOT_ALLOWED = {"detail": "Method Not Allowed"}  # a method the route does not serve
-NOT_FOUND = {"detail": "Not Found"}  # a compute path with a newline (%0A) in it
-UNPARSED = {"detail": "There was an error parsing the body"}  # a body that is not UTF-8
-
-
-def _known_defect(response: schemathesis.Response, body: Any) -> bool:
-    status = response.status_code
-    path = unquote(urlsplit(response.request.url or "").path)
-    return (
-        (status == 405 and body == METHOD_NOT_ALLOWED)
-        or (status == 404 and body == NOT_FOUND and "\n" in path)
-        or (status == 400 and body == UNPARSED)
-    )
-
 
 def arm_error_envelope(ctx: Any, response: schemathesis.Response, case: schemathesis.Case) -> None:
     """Every 4xx answer body is ``{"error": {"code": str, "message": str}}``."""
@@ -59,8 +42,6 @@ def arm_error_envelope(ctx: Any, response: schemathesis.Response, case: schemath
         body = response.json()
     except ValueError:
         raise AssertionError(f"{response.status_code} body is not JSON") from None
-    if _known_defect(response, body):
-        return
     error = body.get("error") if isinstance(body, dict) else None
     assert (
         isinstance(error, dict)
@@ -187,7 +168,6 @@ def test_no_server_errors_and_arm_error_envelopes(
     case.call_and_validate(checks=[not_a_server_error, arm_error_envelope], timeout=30)
 
 
-@pytest.mark.xfail(reason="405 for an unserved method is Starlette's {'detail': ...}", strict=True)
 @pytest.mark.parametrize(
     ("method", "path"),
     [
@@ -202,7 +182,6 @@ def test_unserved_methods_answer_arm_errors(raw: Raw, method: str, path: str) ->
     assert isinstance(reply.json().get("error"), dict), reply.text
 
 
-@pytest.mark.xfail(reason="'.' in the catch-all route's regex skips newlines", strict=True)
 def test_newline_in_a_compute_path_answers_an_arm_error(raw: Raw) -> None:
     reply = raw("GET", raw.item("envelopes", "disks", "a%0Ab") + V)
     assert 400 <= reply.status_code < 500
@@ -211,7 +190,7 @@ def test_newline_in_a_compute_path_answers_an_arm_error(raw: Raw) -> None:
 
 @pytest.fixture(scope="module")
 def plain_disk(raw: Raw) -> str:
-    """A disk of its own for the xfail tests (the fuzzing may delete the fuzz group's)."""
+    """A disk of its own for the envelope tests (the fuzzing may delete the fuzz group's)."""
     assert raw("PUT", raw.rg_path("envelopes") + V, json={"location": LOCATION}).ok
     properties = {"creationData": {"createOption": "Empty"}, "diskSizeGB": 1}
     disk = raw.item("envelopes", "disks", "d")
@@ -220,7 +199,6 @@ def plain_disk(raw: Raw) -> str:
     return disk
 
 
-@pytest.mark.xfail(reason="FastAPI answers a non-UTF-8 body with its own 400", strict=True)
 @pytest.mark.parametrize(
     ("method", "suffix"), [("PUT", ""), ("PATCH", ""), ("POST", "/beginGetAccess")]
 )

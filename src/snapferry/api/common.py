@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from snapferry.control import errors as arm
 from snapferry.errors import (
@@ -96,6 +97,13 @@ def _validation_error(exc: RequestValidationError) -> SnapferryError:
     )
 
 
+_FRAMEWORK_ERRORS = {
+    400: ("InvalidRequestContent", "the request body could not be read (is it UTF-8 JSON?)"),
+    404: ("NotFound", "no snapferry API answers this path"),
+    405: ("MethodNotAllowed", "this path does not answer that method"),
+}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Every error leaves as an ARM envelope; unexpected ones as a 500 with no details."""
 
@@ -115,8 +123,21 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body("InternalServerError", "the server failed to handle the request"), 500
         )
 
+    async def framework(_: Request, exc: Exception) -> Response:
+        # The framework's own answers (no route, method not served, undecodable body) in the
+        # ARM envelope too.
+        assert isinstance(exc, StarletteHTTPException)
+        code, message = _FRAMEWORK_ERRORS.get(
+            exc.status_code, ("BadRequest", "the request cannot be served")
+        )
+        headers = (
+            {"Allow": exc.headers["Allow"]} if exc.headers and "Allow" in exc.headers else None
+        )
+        return JSONResponse(error_body(code, message), exc.status_code, headers=headers)
+
     app.add_exception_handler(SnapferryError, typed)
     app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(StarletteHTTPException, framework)
     app.add_exception_handler(Exception, unexpected)
 
 
