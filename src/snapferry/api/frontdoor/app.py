@@ -4,6 +4,7 @@ routes compute calls to regions (see ``routing``)."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -50,15 +51,19 @@ class FrontDoor:
         self.links = links
         self.router = Router(links, index)
 
-    async def principal(self, request: Request) -> Principal:
-        header = request.headers.get("authorization", "")
+    def authenticate(self, header: str) -> Principal:
+        """The principal an ``Authorization: Bearer`` header speaks for (blocking)."""
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated(
                 "the request needs an Authorization: Bearer <token> header; "
                 "`snapferry token create` makes a token"
             )
-        return await run_in_threadpool(self.registry.authenticate, token.strip())
+        return self.registry.authenticate(token.strip())
+
+    async def principal(self, request: Request) -> Principal:
+        header = request.headers.get("authorization", "")
+        return await run_in_threadpool(self.authenticate, header)
 
     @staticmethod
     def authorize(principal: Principal, subscription: str, *, write: bool, action: str) -> None:
@@ -96,43 +101,60 @@ def _check_source(door: FrontDoor, principal: Principal, doc: Any) -> None:
         )
 
 
-async def _compute(door: FrontDoor, request: Request) -> Response:
-    path, method, base = request.url.path, request.method, base_url(request)
-    principal = await door.principal(request)
-    query = dict(request.query_params)
+def _admit(
+    door: FrontDoor, header: str, method: str, path: str
+) -> tuple[Principal, re.Match[str], str | None]:
+    """Everything a compute call checks before it travels, in one trip to a worker thread
+    (the checks read the front door's database): the caller's token, the path, the caller's
+    role on the subscription, the resource group; and the index's region for an item."""
+    principal = door.authenticate(header)
     if match := OPERATION.fullmatch(path):
         door.authorize(principal, match["sub"], write=False, action="operations/read")
-        location = normalize_location(match["loc"])
-        if location not in door.links.urls:
-            raise OperationNotFound(f"operation {match['op'][:64]!r} was not found")
-        qs = "?" + request.url.query if request.url.query else ""
-        return _reply(
-            await door.links.call(
-                location, "GET", quote(path) + qs, base=base, principal=principal.id
-            )
-        )
+        return principal, match, None
     match = ITEM.fullmatch(path) or GROUP_LIST.fullmatch(path) or SUB_LIST.fullmatch(path)
     if match is None or (method != "GET" and "name" not in match.groupdict()):
         raise ResourceNotFound(f"no snapferry API answers {method} {path[:200]}")
-    sub = match["sub"]
-    check_subscription(sub)
+    sub = check_subscription(match["sub"])
     action = f"Microsoft.Compute/{match['type']}/{'write' if method != 'GET' else 'read'}"
     door.authorize(principal, sub, write=method in WRITE_METHODS, action=action)
-    groups = match.groupdict()
-    if groups.get("rg") is not None:
-        await run_in_threadpool(door.groups.get, sub, groups["rg"])
-    if "name" not in groups:
+    parts = match.groupdict()
+    if parts.get("rg") is not None:
+        door.groups.get(sub, parts["rg"])
+    if "name" not in parts:
+        return principal, match, None
+    rid = ResourceId.of(sub, parts["rg"], parts["type"], parts["name"])
+    return principal, match, door.router.index.get(rid.key)
+
+
+async def _compute(door: FrontDoor, request: Request) -> Response:
+    path, method, base = request.url.path, request.method, base_url(request)
+    header = request.headers.get("authorization", "")
+    principal, match, known = await run_in_threadpool(_admit, door, header, method, path)
+    qs = "?" + request.url.query if request.url.query else ""
+    parts = match.groupdict()
+    if "op" in parts:
+        location = normalize_location(parts["loc"])
+        if location not in door.links.urls:
+            raise OperationNotFound(f"operation {parts['op'][:64]!r} was not found")
+        reply = await door.links.call(
+            location, "GET", quote(path) + qs, base=base, principal=principal.id
+        )
+        return _reply(reply)
+    if "name" not in parts:
+        query = dict(request.query_params)
         merged = await door.router.list_merged(path, query, base=base, principal=principal.id)
         return _reply(merged) if isinstance(merged, Reply) else JSONResponse(merged)
-    rid = ResourceId.of(sub, groups["rg"], groups["type"], groups["name"])
-    item_path = path.removesuffix(groups["action"] or "")
+    rid = ResourceId.of(parts["sub"], parts["rg"], parts["type"], parts["name"])
+    item_path = path.removesuffix(parts["action"] or "")
     body = await request.body()
     if method == "PUT":
         doc = _json_or_none(body)
         _check_source(door, principal, doc)
-        region: str | None = await door.router.route_put(item_path, rid.key, doc, base=base)
+        region: str | None = await door.router.route_put(
+            item_path, rid.key, doc, base=base, known=known
+        )
     else:
-        region = await door.router.locate(item_path, rid.key, base=base)
+        region = await door.router.locate(item_path, rid.key, base=base, known=known)
     if region is None:
         if method == "DELETE":
             return Response(status_code=204)
@@ -141,7 +163,6 @@ async def _compute(door: FrontDoor, request: Request) -> Response:
             f"resource group {rid.resource_group!r}",
             target=rid.name,
         )
-    qs = "?" + request.url.query if request.url.query else ""
     reply = await door.links.call(
         region,
         method,
@@ -151,7 +172,7 @@ async def _compute(door: FrontDoor, request: Request) -> Response:
         headers=dict(request.headers),
         body=body or None,
     )
-    if method == "PUT" and reply.status < 300:
+    if method == "PUT" and reply.status < 300 and known != region:
         await run_in_threadpool(door.router.index.set, rid.key, region)
     return _reply(reply)
 

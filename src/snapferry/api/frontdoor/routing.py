@@ -69,7 +69,15 @@ class Router:
         self.links = links
         self.index = index
 
-    async def locate(self, path: str, key: str, *, base: str, verify: bool = False) -> str | None:
+    async def locate(
+        self,
+        path: str,
+        key: str,
+        *,
+        base: str,
+        verify: bool = False,
+        known: str | None = None,
+    ) -> str | None:
         """The region holding the resource at path, or None. ``verify`` re-checks an index hit
         with its region (a PUT must not trust a stale entry).
 
@@ -77,7 +85,8 @@ class Router:
         are down are passed over: every resource made through the front door is indexed, so a
         miss can hide one there only if the front door crashed between a region's answer and
         its index write."""
-        known = await asyncio.to_thread(self.index.get, key)
+        if known is None:
+            known = await asyncio.to_thread(self.index.get, key)
         probe = quote(path) + "?api-version=2024-03-02"
         if known is not None and known in self.links.urls:
             if not verify:
@@ -109,10 +118,12 @@ class Router:
             )
         return region
 
-    async def route_put(self, path: str, key: str, doc: Any, *, base: str) -> str:
+    async def route_put(
+        self, path: str, key: str, doc: Any, *, base: str, known: str | None = None
+    ) -> str:
         """The region a PUT goes to; InvalidResourceLocation if the resource lives elsewhere."""
         wanted = self.target_location(doc)
-        existing = await self.locate(path, key, base=base, verify=True)
+        existing = await self.locate(path, key, base=base, verify=True, known=known)
         if existing is not None and wanted is not None and existing != wanted:
             raise InvalidResourceLocation(
                 f"the resource already exists in location {existing}; a resource cannot move",
