@@ -108,6 +108,21 @@ def test_copying_from_another_subscription_is_refused(two_tenants: dict[str, Any
         assert refused.value.error is not None
         assert refused.value.error.code == "LinkedAuthorizationFailed"
     assert [d.name for d in b.disks.list()] == []
+    # The Python field names are not an alias of the ARM ones: no source, nothing read.
+    as_b = Raw(two_tenants["b"])
+    sneaky = {
+        "location": "eastus",
+        "properties": {
+            "creation_data": {
+                "createOption": "Copy",
+                "source_resource_id": two_tenants["snap"].id,
+            },
+            "creationData": {"createOption": "Copy", "source_resource_id": two_tenants["snap"].id},
+        },
+    }
+    reply = as_b("PUT", as_b.item("rg", "disks", "sneaky") + V, json=sneaky)
+    assert reply.status_code == 400, reply.text
+    assert [d.name for d in b.disks.list()] == []
 
 
 def test_operation_status_is_private(two_tenants: dict[str, Any]) -> None:

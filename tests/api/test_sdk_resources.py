@@ -95,9 +95,20 @@ def test_disk_lifecycle(compute: ComputeManagementClient, rg: str) -> None:
         compute.disks.begin_update(rg, "data", {"properties": {"diskSizeGB": 2}}).result()
     assert code_of(shrink) == "InvalidParameter" and "grow" in shrink.value.message
     again = compute.disks.begin_create_or_update(
-        rg, "data", empty_disk(gb=6, tags={"x": "y"})
+        rg, "data", empty_disk(gb=6, tags={"x": "y"}, zones=["2"])
     ).result()
     assert again.unique_id == disk.unique_id and again.tags == {"x": "y"}
+    with pytest.raises(HttpResponseError) as rezoned:
+        compute.disks.begin_create_or_update(rg, "data", empty_disk(gb=6, zones=["1"])).result()
+    assert code_of(rezoned) == "PropertyChangeNotAllowed"
+    fetched = compute.disks.get(rg, "data")
+    fetched.tags = {"round": "trip"}  # what a GET returns, sent back, changes nothing else
+    tripped = compute.disks.begin_create_or_update(rg, "data", fetched).result()
+    assert (tripped.disk_size_bytes, tripped.tags, tripped.zones) == (
+        6 * GiB,
+        {"round": "trip"},
+        ["2"],
+    )
     compute.disks.begin_delete(rg, "data").result()
     with pytest.raises(ResourceNotFoundError):
         compute.disks.get(rg, "data")
@@ -286,3 +297,34 @@ def test_paths_match_case_insensitively(
     assert reply.json()["name"] == "Cased"
     assert raw("GET", path.replace("Cased", "cased") + "?api-version=2024-03-02").status_code == 200
     compute.disks.begin_delete(rg, "CASED").result()
+
+
+def test_round_trips_and_points_in_time(compute: ComputeManagementClient, rg: str) -> None:
+    upload = compute.disks.begin_create_or_update(
+        rg,
+        "up-trip",
+        {
+            "location": "eastus",
+            "properties": {
+                "creationData": {"createOption": "Upload", "uploadSizeBytes": 20 * 1024**2 + 512}
+            },
+        },
+    ).result()
+    assert upload.disk_size_gb == 1
+    upload.tags = {"k": "v"}
+    again = compute.disks.begin_create_or_update(rg, "up-trip", upload).result()
+    assert (again.disk_size_bytes, again.disk_state) == (20 * 1024**2 + 512, "ReadyToUpload")
+    with pytest.raises(HttpResponseError) as grow:
+        compute.disks.begin_update(rg, "up-trip", {"properties": {"diskSizeGB": 4}}).result()
+    assert code_of(grow) == "OperationNotAllowed"
+    disk = compute.disks.begin_create_or_update(rg, "pit", empty_disk(gb=1)).result()
+    snap_poller = compute.snapshots.begin_create_or_update(rg, "pit-snap", copy_of(disk.id))
+    compute.disks.begin_update(rg, "pit", {"properties": {"diskSizeGB": 3}}).result()
+    snap = snap_poller.result()
+    assert snap.disk_size_bytes == 1 * GiB  # the snapshot is the disk as it was at the request
+    snap.tags = {"k": "v"}
+    tripped = compute.snapshots.begin_create_or_update(rg, "pit-snap", snap).result()
+    assert (tripped.tags, tripped.disk_size_bytes) == ({"k": "v"}, 1 * GiB)
+    compute.snapshots.begin_delete(rg, "pit-snap").result()
+    for name in ("pit", "up-trip"):
+        compute.disks.begin_delete(rg, name).result()

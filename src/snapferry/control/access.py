@@ -3,8 +3,10 @@ resource, bound to permissions, expiring, and revoked all at once by bumping the
 access *generation* (``endGetAccess``).
 
 A SAS is the query string ``sr=b&sp=<perms>&se=<expiry>&sg=<generation>&sig=<hmac>``; the
-signature covers the resource key, permissions, expiry and generation, under the region's SAS
-key. The data plane verifies it; this module only mints and checks.
+signature covers the resource's ``uniqueId`` (so a resource deleted and made again under the
+same name never honours an old SAS), permissions, expiry and generation, under the region's SAS
+key. Each grant bumps the generation, so only the newest SAS of a resource is live. The data
+plane verifies it; this module only mints and checks.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
@@ -44,24 +46,24 @@ def _iso(ts: float) -> str:
 class Signer:
     """Mints and checks SAS query strings with one key."""
 
-    key: bytes
+    key: bytes = field(repr=False)
 
-    def _mac(self, resource_key: str, perms: str, expiry: str, generation: int) -> str:
-        message = f"{resource_key}\n{perms}\n{expiry}\n{generation}".encode()
+    def _mac(self, resource_uid: str, perms: str, expiry: str, generation: int) -> str:
+        message = f"{resource_uid}\n{perms}\n{expiry}\n{generation}".encode()
         digest = hmac.new(self.key, message, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
-    def sign(self, resource_key: str, perms: str, expires_at: float, generation: int) -> str:
+    def sign(self, resource_uid: str, perms: str, expires_at: float, generation: int) -> str:
         """The query string of a SAS for the resource."""
         expiry = _iso(expires_at)
-        sig = self._mac(resource_key, perms, expiry, generation)
+        sig = self._mac(resource_uid, perms, expiry, generation)
         return urlencode(
             {"sv": "2024-08-04", "sr": "b", "sp": perms, "se": expiry, "sg": generation, "sig": sig}
         )
 
     def check(
         self,
-        resource_key: str,
+        resource_uid: str,
         query: dict[str, str],
         needed: str,
         generation: int,
@@ -76,8 +78,8 @@ class Signer:
             expires = datetime.strptime(expiry, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
         except (KeyError, ValueError):
             raise SasRefused("the request carries no valid shared access signature") from None
-        good = self._mac(resource_key, perms, expiry, gen)
-        if not hmac.compare_digest(good, sig):
+        good = self._mac(resource_uid, perms, expiry, gen)
+        if not hmac.compare_digest(good.encode(), sig.encode("utf-8", "replace")):
             raise SasRefused("the shared access signature does not match this resource")
         if gen != generation:
             raise SasRefused("the shared access signature was revoked")

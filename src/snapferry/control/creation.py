@@ -1,9 +1,13 @@
 """What a PUT that creates a disk or snapshot means: validated completely up front, then one
-engine call done in the background.
+cheap engine call made before the PUT is answered, then (for a snapshot of a disk) its seal in
+the background.
 
 ``plan_disk`` and ``plan_snapshot`` check everything that can be checked before anything is
 created (sizes, skus against the region's zones, the source) and return a ``Plan``: the new
-record's body and the engine call that makes its data.
+record's body and the engine call that makes its data. Every such call is metadata-only (a new
+disk, a copy-on-write restore, a copy of a full snapshot's map, or the freeze that fixes a
+snapshot's point in time at the request); only sealing a frozen snapshot's pages takes time,
+and it is ``Made.finish``.
 """
 
 from __future__ import annotations
@@ -43,10 +47,12 @@ class Region:
 
 @dataclass(frozen=True)
 class Made:
-    """What an engine call made: the engine id and the properties it fixes."""
+    """What an engine call made: the engine id, the properties it fixes, and the work left to
+    finish in the background (None: done)."""
 
     engine_id: str
     props: dict[str, Any]
+    finish: Callable[[Engine], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -243,8 +249,9 @@ def plan_snapshot(
             )
 
         def make(engine: Engine) -> Made:
-            snap = engine.create_snapshot(engine_source, incremental=incremental)
-            return Made(snap.id, _snapshot_props(snap.size_bytes, snap.family_id, incremental))
+            snap = engine.freeze_snapshot(engine_source, incremental=incremental)
+            props = _snapshot_props(snap.size_bytes, snap.family_id, incremental)
+            return Made(snap.id, props, lambda e: e.seal_pending(engine_source))
 
     else:
         if source.props.get("incremental"):

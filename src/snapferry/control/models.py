@@ -13,7 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 
 from snapferry.control.errors import BadRequest
 
-_CONFIG = ConfigDict(extra="ignore", populate_by_name=True, strict=True)
+# ARM names only (never the Python ones): the front door reads a copy's source with these same
+# models, so what it authorizes is exactly what the region will read.
+_CONFIG = ConfigDict(extra="ignore", populate_by_name=False, strict=True)
 
 Tags = Annotated[
     dict[Annotated[str, Field(max_length=512)], Annotated[str, Field(max_length=256)]],

@@ -22,7 +22,13 @@ from typing import Any
 
 from snapferry.control import records, render
 from snapferry.control.access import Signer
-from snapferry.control.creation import Plan, Region, gib_to_bytes, plan_disk, plan_snapshot
+from snapferry.control.creation import (
+    Region,
+    gib_to_bytes,
+    plan_disk,
+    plan_snapshot,
+    size_props,
+)
 from snapferry.control.errors import (
     AnotherOperationInProgress,
     InvalidParameter,
@@ -115,7 +121,9 @@ class RegionService:
 
     # --- changes -------------------------------------------------------------------------------
     def put(self, rid: ResourceId, raw: object) -> tuple[dict[str, Any], Operation]:
-        """Create the resource (in the background), or update an existing one (at once)."""
+        """Create the resource, or update an existing one. A creation makes its engine disk or
+        snapshot before answering (so a snapshot's point in time is the request); a snapshot's
+        pages are then sealed in the background."""
         put_model = BODY_MODELS[rid.rtype][0]
         body = parse(put_model, raw)
         location = normalize_location(body.location)  # type: ignore[attr-defined]
@@ -146,7 +154,20 @@ class RegionService:
                 created_at=self.clock(),
             )
             op = self._record_start(rec, "create")
-        self._pool.submit(self._create, rec, plan, op)
+            try:
+                made = plan.make(self.engine)
+            except Exception as exc:
+                self._fail(op, exc, lambda conn: records.drop(conn, rec.key))
+                raise
+            rec = replace(rec, engine_id=made.engine_id).with_props(**made.props)
+            if made.finish is None:
+                rec = replace(rec, state="succeeded")
+            with self.engine.db.begin() as conn:
+                records.put(conn, rec)
+                if made.finish is None:
+                    records.finish_operation(conn, op.id, "Succeeded", self.clock())
+        if made.finish is not None:
+            self._pool.submit(self._finish_creation, rec, made.finish, op)
         return render.resource(rec), op
 
     def _update_by_put(self, current: Record, body: Any) -> tuple[dict[str, Any], Operation]:
@@ -160,10 +181,22 @@ class RegionService:
             raise PropertyChangeNotAllowed(
                 "creationData cannot change once a resource exists", target="creationData"
             )
+        if current.rtype == "disks" and (body.zones or None) != current.body.get("zones"):
+            raise PropertyChangeNotAllowed("a disk's zones cannot change", target="zones")
+        incremental = getattr(body.properties, "incremental", None)
+        if incremental is not None and incremental != current.props.get("incremental"):
+            raise PropertyChangeNotAllowed(
+                "a snapshot cannot change between incremental and full",
+                target="properties.incremental",
+            )
         update_model = DiskUpdate if current.rtype == "disks" else SnapshotUpdate
+        dumped = body.model_dump(by_alias=True, exclude_none=True)
+        properties = dumped["properties"]
+        properties.pop("creationData")
+        properties.pop("incremental", None)
         patch = update_model.model_validate(
-            {"tags": body.tags or {}, "sku": body.sku, "properties": body.properties},
-            from_attributes=True,
+            {"tags": body.tags or {}, "sku": dumped.get("sku"), "properties": properties},
+            by_alias=True,
         )
         return self._apply_update(current, patch)
 
@@ -184,11 +217,13 @@ class RegionService:
                 raise OperationNotAllowed(
                     "the sku of an incremental snapshot cannot change", target="sku.name"
                 )
-            if patch.sku.name in ("Premium_ZRS", "StandardSSD_ZRS", "Standard_ZRS") and not (
-                self.region.zones
-            ):
+            if patch.sku.name.endswith("_ZRS") and not self.region.zones:
                 raise InvalidParameter(
                     f"{patch.sku.name} needs a region with zones", target="sku.name"
+                )
+            if patch.sku.name.endswith("_ZRS") and rec.body.get("zones"):
+                raise InvalidParameter(
+                    "a zonal disk cannot become zone-redundant", target="sku.name"
                 )
             new = new.with_body(sku=patch.sku.name)
         if patch.properties is not None:
@@ -223,9 +258,14 @@ class RegionService:
         return render.resource(new), op
 
     def _resize(self, rec: Record, gb: int) -> Record:
+        if gb == rec.props["diskSizeGB"]:
+            return rec  # what a GET shows (rounded up to whole GiB) sent back: no change
         size = gib_to_bytes(gb)
-        if size == rec.props["diskSizeBytes"]:
-            return rec
+        if rec.body.get("restingState") == "ReadyToUpload":
+            raise OperationNotAllowed(
+                "an upload disk keeps the size it was created with until its upload ends",
+                target="properties.diskSizeGB",
+            )
         if rec.rtype == "snapshots":
             raise OperationNotAllowed("a snapshot's size cannot change", target="diskSizeGB")
         if size < rec.props["diskSizeBytes"]:
@@ -275,12 +315,12 @@ class RegionService:
             elif grant.access == "Read" and state in ("ReadyToUpload", "ActiveUpload"):
                 raise OperationNotAllowed(f"disk {rec.id} is waiting for its upload")
             now = self.clock()
-            old = rec.body.get("access") or {}
-            generation = int(old.get("generation", rec.body.get("generation", 0)))
+            # A new grant replaces the previous SAS: the state shown is always the live SAS's.
+            generation = int(rec.body.get("generation", 0)) + 1
             expires = now + grant.duration_in_seconds
             perms = "r" if grant.access == "Read" else "rw"
             access = {"access": grant.access, "expiresAt": expires, "generation": generation}
-            sas = self.signer.sign(rec.key, perms, expires, generation)
+            sas = self.signer.sign(rec.unique_id, perms, expires, generation)
             url = f"{self.data_url}/{rec.rtype}/{rec.engine_id}?{sas}"
             new = rec.with_body(access=access, generation=generation)
             op = Operation(
@@ -353,16 +393,18 @@ class RegionService:
             records.add_operation(conn, op)
         return op
 
-    def _create(self, rec: Record, plan: Plan, op: Operation) -> None:
+    def _finish_creation(
+        self, rec: Record, finish: Callable[[Engine], None], op: Operation
+    ) -> None:
         time.sleep(self.operation_delay)
         try:
-            made = plan.make(self.engine)
+            finish(self.engine)
         except Exception as exc:
             self._fail(op, exc, lambda conn: records.drop(conn, rec.key))
+            self._delete_engine_object(rec)
             return
-        done = replace(rec, engine_id=made.engine_id, state="succeeded").with_props(**made.props)
         with self.engine.db.begin() as conn:
-            records.put(conn, done)
+            records.put(conn, replace(rec, state="succeeded"))
             records.finish_operation(conn, op.id, "Succeeded", self.clock())
 
     def _delete(self, rec: Record, op: Operation) -> None:
@@ -399,8 +441,10 @@ class RegionService:
 
     # --- recovery ------------------------------------------------------------------------------
     def recover(self) -> None:
-        """Settle the operations a crash interrupted: finish deletions, fail creations and
-        delete what they half made. Forget operations finished more than a day ago."""
+        """Settle the operations a crash interrupted (run after ``Engine.open``, which has
+        sealed every frozen snapshot): finish deletions and creations whose engine object
+        exists; fail creations cut off before it did and delete what they half made. Sync disk
+        sizes with the engine. Forget operations finished more than a day ago."""
         with self.engine.db.connect() as conn:
             running = records.running_operations(conn)
         interrupted: list[float] = []
@@ -410,6 +454,11 @@ class RegionService:
                 self._delete_engine_object(rec)
                 with self.engine.db.begin() as conn:
                     records.drop(conn, rec.key)
+                    records.finish_operation(conn, op.id, "Succeeded", self.clock())
+                continue
+            if op.kind == "create" and rec is not None and self._engine_object_ready(rec):
+                with self.engine.db.begin() as conn:
+                    records.put(conn, replace(rec, state="succeeded"))
                     records.finish_operation(conn, op.id, "Succeeded", self.clock())
                 continue
             if op.kind == "create":
@@ -425,8 +474,35 @@ class RegionService:
                 records.finish_operation(conn, op.id, "Failed", self.clock(), error=error)
         if interrupted:
             self._drop_orphans(min(interrupted))
+        self._sync_disk_sizes()
         with self.engine.db.begin() as conn:
             records.prune_operations(conn, self.clock() - 86400)
+
+    def _engine_object_ready(self, rec: Record) -> bool:
+        if rec.engine_id is None:
+            return False
+        try:
+            if rec.rtype == "disks":
+                self.engine.get_disk(rec.engine_id)
+                return True
+            return self.engine.get_snapshot(rec.engine_id).state == "ready"
+        except NotFound:
+            return False
+
+    def _sync_disk_sizes(self) -> None:
+        """A resize grows the engine disk before its record commits: after a crash between
+        the two, the engine's size is the truth."""
+        with self.engine.db.connect() as conn:
+            disks = [r for r in records.all_records(conn) if r.rtype == "disks" and r.engine_id]
+        for rec in disks:
+            assert rec.engine_id is not None
+            try:
+                size = self.engine.get_disk(rec.engine_id).size_bytes
+            except NotFound:
+                continue
+            if size != rec.props.get("diskSizeBytes"):
+                with self.engine.db.begin() as conn:
+                    records.put(conn, rec.with_props(**size_props(size)))
 
     def _drop_orphans(self, since: float) -> None:
         """Delete engine disks and snapshots made since ``since`` that no resource names:

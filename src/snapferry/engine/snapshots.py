@@ -28,6 +28,14 @@ class SnapshotOps(EngineBase):
         """Snapshot a disk as it is when the call starts. Incremental snapshots store only the
         pages written since the previous one; full ones (``incremental=False``) are
         self-contained."""
+        sid = self.freeze_snapshot(disk_id, incremental=incremental).id
+        self.seal_pending(disk_id)
+        return self.get_snapshot(sid)
+
+    def freeze_snapshot(self, disk_id: str, *, incremental: bool = True) -> SnapshotInfo:
+        """Fix a snapshot's point in time now, cheaply (no page is read): the snapshot exists
+        in state ``sealing`` and later writes go to a new head. ``seal_pending`` stores its
+        pages; if the process dies first, ``Engine.open`` seals it."""
         with self.disk_lock(disk_id):
             size, family, base, gen, _ = self._disk_row(disk_id)
             head = self.head(disk_id)
@@ -53,7 +61,6 @@ class SnapshotOps(EngineBase):
                 self._heads[disk_id] = Head(
                     disk_id, gen + 1, Overlay(head_root(self.data_dir, disk_id, gen + 1))
                 )
-        self.seal_pending(disk_id)
         return self.get_snapshot(sid)
 
     def seal_pending(self, disk_id: str, *, locked: bool = False) -> None:

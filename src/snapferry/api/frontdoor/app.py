@@ -14,6 +14,7 @@ from urllib.parse import quote
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
 
 from snapferry.api.common import ArmMiddleware, error_response, install_error_handlers
 from snapferry.api.frontdoor.groups import Groups
@@ -29,6 +30,7 @@ from snapferry.control.errors import (
     Unauthenticated,
 )
 from snapferry.control.ids import ResourceId, check_subscription, normalize_location
+from snapferry.control.models import BODY_MODELS
 from snapferry.errors import SnapferryError
 from snapferry.identity import AuthorizationFailed, Principal, Registry
 
@@ -87,14 +89,17 @@ def _json_or_none(body: bytes) -> Any:
         return None
 
 
-def _check_source(door: FrontDoor, principal: Principal, doc: Any) -> None:
-    """A copy reads its source: the caller must be allowed to read the source's subscription."""
+def _check_source(principal: Principal, rtype: str, doc: Any) -> None:
+    """A copy reads its source: the caller must be allowed to read the source's subscription.
+    The body is read with the region's own model, so the source checked here is the one the
+    region will use; a body it cannot read is left to the region to refuse."""
     try:
-        source = doc["properties"]["creationData"]["sourceResourceId"]
-        sub = ResourceId.parse(source).subscription
-    except (KeyError, TypeError, SnapferryError):
-        return  # no (valid) source: the region explains
-    if not principal.can_read(sub):
+        body = BODY_MODELS[rtype][0].model_validate(doc)
+        source = body.properties.creation_data.source_resource_id  # type: ignore[attr-defined]
+        sub = ResourceId.parse(source).subscription if source else None
+    except (ValidationError, SnapferryError):
+        return
+    if sub is not None and not principal.can_read(sub):
         raise LinkedAuthorizationFailed(
             f"the client {principal.id!r} cannot read the source {str(source)[:300]!r}",
             target="properties.creationData.sourceResourceId",
@@ -150,7 +155,7 @@ async def _compute(door: FrontDoor, request: Request) -> Response:
     body = await request.body()
     if method == "PUT":
         doc = _json_or_none(body)
-        _check_source(door, principal, doc)
+        _check_source(principal, rid.rtype, doc)
         region: str | None = await door.router.route_put(
             item_path, rid.key, doc, base=base, known=known
         )
