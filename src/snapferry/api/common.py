@@ -167,18 +167,28 @@ _KEYWORDS = {
         "endGetAccess",
     )
 }
-_NAME_FOLLOWS = {"subscriptions", "resourcegroups", "disks", "snapshots", "locations", "operations"}
+
+
+def _keyword_positions(lowered: list[str]) -> tuple[int, ...]:
+    """Where the fixed words stand in an ARM path split on ``/`` (index 0 is empty)."""
+    if len(lowered) < 2 or lowered[1] != "subscriptions":
+        return ()
+    if len(lowered) > 3 and lowered[3] == "resourcegroups":
+        return (1, 3, 5, 6, 7, 9)  # .../resourceGroups/G/providers/NS/TYPE/NAME/ACTION
+    if len(lowered) > 5 and lowered[5] == "locations":
+        return (1, 3, 4, 5, 7)  # .../providers/NS/locations/L/operations/OP
+    return (1, 3, 4, 5)  # .../providers/NS/TYPE
 
 
 def canonical_path(path: str) -> str:
     """ARM paths match case-insensitively: rewrite the fixed words of a path to their
-    canonical case (``resourcegroups`` → ``resourceGroups``), leaving names as they are."""
+    canonical case (``resourcegroups`` → ``resourceGroups``) by position, leaving names as
+    they are (a group may well be called ``disks``)."""
     parts = path.split("/")
-    for i in range(1, len(parts)):
-        previous = parts[i - 1].lower() if i > 1 else ""
-        if previous in _NAME_FOLLOWS:
-            continue
-        parts[i] = _KEYWORDS.get(parts[i].lower(), parts[i])
+    lowered = [p.lower() for p in parts]
+    for i in _keyword_positions(lowered):
+        if i < len(parts):
+            parts[i] = _KEYWORDS.get(lowered[i], parts[i])
     return "/".join(parts)
 
 

@@ -8,6 +8,7 @@ subscription = "..."                   # the admin's subscription (made once if 
 [frontdoor]
 listen = "127.0.0.1:7780"              # --port wins over the port
 tls = false                            # serve HTTPS with a CA the cloud generates
+public_url = "https://snapferry.example:7780"  # the base of links handed out (default: listen)
 key_file = "frontdoor-key"             # shared by the front door and its regions
 
 [[regions]]
@@ -57,6 +58,7 @@ class CloudConfig:
     data_dir: Path
     listen: str = f"127.0.0.1:{DEFAULT_PORT}"
     tls: bool = False
+    public_url: str | None = None
     key_file: Path | None = None
     subscription: str | None = None
     regions: tuple[RegionConfig, ...] = field(
@@ -145,10 +147,16 @@ def load(
     if len(set(names)) != len(names):
         raise InvalidInput("region names must be unique")
     key_file = front.get("key_file")
+    public_url = front.get("public_url")
+    if public_url is not None and not (
+        isinstance(public_url, str) and public_url.startswith(("http://", "https://"))
+    ):
+        raise InvalidInput("[frontdoor] public_url must be an http:// or https:// URL")
     config = CloudConfig(
         data_dir=root,
         listen=listen,
         tls=bool(front.get("tls", False)),
+        public_url=public_url,
         key_file=None if key_file is None else root / str(key_file),
         subscription=raw.get("subscription"),
     )

@@ -107,7 +107,7 @@ def open_region(config: RegionConfig, root: Path, key: str, hosted: Hosted) -> s
         Region(config.name, config.zones, config.page_size),
         engine,
         Signer(load_key(directory)),
-        data_url=url,
+        data_url=config.url or url,
         operation_delay=config.operation_delay,
     )
     hosted.closers.append(service.close)
@@ -125,11 +125,16 @@ def open_frontdoor(
     db = open_database(sqlite_url(directory / "frontdoor.db"))
     hosted.closers.append(db.dispose)
     registry = Registry(db, directory, issuer=ISSUER)
-    door = FrontDoor(registry, Groups(db, list(regions)), RegionLinks(regions, key), Index(db))
     sock = bind(config.listen)
     tls = ensure_certificates(directory / "tls") if config.tls else None
+    url = _url(sock, "https" if tls else "http")
+    wildcard = sock.getsockname()[0] in ("0.0.0.0", "::")
+    public = config.public_url or (None if wildcard else url)
+    door = FrontDoor(
+        registry, Groups(db, list(regions)), RegionLinks(regions, key), Index(db), public_url=public
+    )
     hosted.apps.append((frontdoor_app(door), sock, tls))
-    return _url(sock, "https" if tls else "http"), registry
+    return public or url, registry
 
 
 def write_cloud_json(config: CloudConfig, endpoint: str, registry: Registry) -> dict[str, Any]:

@@ -20,6 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from snapferry.control import records, render
 from snapferry.control.access import Signer
 from snapferry.control.creation import (
@@ -403,9 +405,7 @@ class RegionService:
             self._fail(op, exc, lambda conn: records.drop(conn, rec.key))
             self._delete_engine_object(rec)
             return
-        with self.engine.db.begin() as conn:
-            records.put(conn, replace(rec, state="succeeded"))
-            records.finish_operation(conn, op.id, "Succeeded", self.clock())
+        self._settle(lambda conn: records.put(conn, replace(rec, state="succeeded")), op)
 
     def _delete(self, rec: Record, op: Operation) -> None:
         time.sleep(self.operation_delay)
@@ -414,9 +414,21 @@ class RegionService:
         except Exception as exc:
             self._fail(op, exc, lambda conn: records.put(conn, rec))
             return
-        with self.engine.db.begin() as conn:
-            records.drop(conn, rec.key)
-            records.finish_operation(conn, op.id, "Succeeded", self.clock())
+        self._settle(lambda conn: records.drop(conn, rec.key), op)
+
+    def _settle(self, change: Callable[[Any], None], op: Operation, tries: int = 5) -> None:
+        """Commit a background operation's outcome, retrying a database that is briefly busy;
+        if it never commits, the operation stays InProgress until ``recover`` settles it."""
+        for attempt in range(tries):
+            try:
+                with self.engine.db.begin() as conn:
+                    change(conn)
+                    records.finish_operation(conn, op.id, "Succeeded", self.clock())
+                return
+            except SQLAlchemyError:
+                log.warning("operation %s: commit failed (try %d of %d)", op.id, attempt + 1, tries)
+                time.sleep(0.2 * 2**attempt)
+        log.error("operation %s: outcome not recorded; the next start settles it", op.id)
 
     def _delete_engine_object(self, rec: Record) -> None:
         if rec.engine_id is None:

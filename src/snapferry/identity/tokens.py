@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,6 +65,7 @@ class TokenSigner:
         self._key = key
         self._public_key = key.public_key()
         self._verified: dict[str, dict[str, Any]] = {}
+        self._verified_lock = threading.Lock()
         self.issuer = issuer
         self.tenant = tenant
         self._clock = clock
@@ -112,9 +114,10 @@ class TokenSigner:
         known = self._verified.get(token)
         if known is None:
             known = self._verify_signature(token)
-            if len(self._verified) >= VERIFIED_CACHE:
-                self._verified.pop(next(iter(self._verified)))
-            self._verified[token] = known
+            with self._verified_lock:
+                if len(self._verified) >= VERIFIED_CACHE:
+                    self._verified.pop(next(iter(self._verified)))
+                self._verified[token] = known
         return known
 
     def _verify_signature(self, token: str) -> dict[str, Any]:

@@ -40,18 +40,29 @@ Sub = Annotated[str, Path(alias="subscriptionId")]
 GroupName = Annotated[str, Path(alias="resourceGroupName")]
 
 
-def base_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
-
-
 class FrontDoor:
     """The state the front door's handlers share."""
 
-    def __init__(self, registry: Registry, groups: Groups, links: RegionLinks, index: Index):
+    def __init__(
+        self,
+        registry: Registry,
+        groups: Groups,
+        links: RegionLinks,
+        index: Index,
+        *,
+        public_url: str | None = None,
+    ):
         self.registry = registry
         self.groups = groups
         self.links = links
         self.router = Router(links, index)
+        self.public_url = public_url.rstrip("/") if public_url else None
+
+    def base(self, request: Request) -> str:
+        """The base URL of the links we hand out (operations, nextLink): the configured public
+        URL, so a forged Host header cannot send a client's token elsewhere; without one (a
+        front door listening on every address), the Host the client used."""
+        return self.public_url or str(request.base_url).rstrip("/")
 
     def authenticate(self, header: str) -> Principal:
         """The principal an ``Authorization: Bearer`` header speaks for (blocking)."""
@@ -107,7 +118,7 @@ def _check_source(principal: Principal, rtype: str, doc: Any) -> None:
 
 
 def _admit(
-    door: FrontDoor, header: str, method: str, path: str
+    door: FrontDoor, header: str, method: str, path: str, query: str
 ) -> tuple[Principal, re.Match[str], str | None]:
     """Everything a compute call checks before it travels: the caller's token, the path, the
     caller's role on the subscription, the resource group; and the index's region for an item.
@@ -115,7 +126,10 @@ def _admit(
     for a writer) cost less than a trip to a worker thread."""
     principal = door.authenticate(header)
     if match := OPERATION.fullmatch(path):
-        door.authorize(principal, match["sub"], write=False, action="operations/read")
+        # The monitor form hands out an operation's result (an access grant's SAS): only a
+        # caller who could have made the grant may read it.
+        monitor = "monitor=true" in query.lower()
+        door.authorize(principal, match["sub"], write=monitor, action="operations/read")
         return principal, match, None
     match = ITEM.fullmatch(path) or GROUP_LIST.fullmatch(path) or SUB_LIST.fullmatch(path)
     if match is None or (method != "GET" and "name" not in match.groupdict()):
@@ -133,9 +147,9 @@ def _admit(
 
 
 async def _compute(door: FrontDoor, request: Request) -> Response:
-    path, method, base = request.url.path, request.method, base_url(request)
+    path, method, base = request.url.path, request.method, door.base(request)
     header = request.headers.get("authorization", "")
-    principal, match, known = _admit(door, header, method, path)
+    principal, match, known = _admit(door, header, method, path, request.url.query)
     qs = "?" + request.url.query if request.url.query else ""
     parts = match.groupdict()
     if "op" in parts:
@@ -156,12 +170,28 @@ async def _compute(door: FrontDoor, request: Request) -> Response:
     if method == "PUT":
         doc = _json_or_none(body)
         _check_source(principal, rid.rtype, doc)
-        region: str | None = await door.router.route_put(
-            item_path, rid.key, doc, base=base, known=known
-        )
-    else:
-        region = await door.router.locate(item_path, rid.key, base=base, known=known)
-    if region is None:
+        async with door.router.exclusive(rid.key):
+            region = await door.router.route_put(item_path, rid.key, doc, base=base, known=known)
+            reply = await door.links.call(
+                region,
+                method,
+                quote(path) + qs,
+                base=base,
+                principal=principal.id,
+                headers=dict(request.headers),
+                body=body or None,
+            )
+            if reply.status < 300:
+                await run_in_threadpool(door.router.index.set, rid.key, region)
+        return _reply(reply)
+    found = await door.router.locate(item_path, rid.key, base=base, known=known)
+    answer = await _forward_item(door, request, found, principal, base, body)
+    if known is not None and answer is not None and _gone(answer):
+        # The index named a region that no longer holds it: ask them all once.
+        await run_in_threadpool(door.router.index.drop, rid.key)
+        found = await door.router.locate(item_path, rid.key, base=base)
+        answer = await _forward_item(door, request, found, principal, base, body)
+    if answer is None:
         if method == "DELETE":
             return Response(status_code=204)
         raise ResourceNotFound(
@@ -169,18 +199,39 @@ async def _compute(door: FrontDoor, request: Request) -> Response:
             f"resource group {rid.resource_group!r}",
             target=rid.name,
         )
-    reply = await door.links.call(
+    return _reply(answer)
+
+
+async def _forward_item(
+    door: FrontDoor,
+    request: Request,
+    region: str | None,
+    principal: Principal,
+    base: str,
+    body: bytes,
+) -> Reply | None:
+    """The region's answer to the request, or None if no region holds the resource."""
+    if region is None:
+        return None
+    qs = "?" + request.url.query if request.url.query else ""
+    return await door.links.call(
         region,
-        method,
-        quote(path) + qs,
+        request.method,
+        quote(request.url.path) + qs,
         base=base,
         principal=principal.id,
         headers=dict(request.headers),
         body=body or None,
     )
-    if method == "PUT" and reply.status < 300 and known != region:
-        await run_in_threadpool(door.router.index.set, rid.key, region)
-    return _reply(reply)
+
+
+def _gone(reply: Reply) -> bool:
+    if reply.status != 404:
+        return False
+    try:
+        return bool(reply.json()["error"]["code"] == "ResourceNotFound")
+    except (ValueError, KeyError, TypeError):
+        return False
 
 
 def _add_group_routes(app: FastAPI, door: FrontDoor) -> None:
@@ -226,7 +277,7 @@ def _add_group_routes(app: FastAPI, door: FrontDoor) -> None:
         await allowed(request, sub, write=True)
         if not await run_in_threadpool(door.groups.exists, sub, name):
             return Response(status_code=204)
-        base = base_url(request)
+        base = door.base(request)
         for rtype in ("disks", "snapshots"):
             path = f"{item.format(subscriptionId=sub, resourceGroupName=name)}"
             path += f"/providers/Microsoft.Compute/{rtype}"
@@ -290,7 +341,12 @@ def _add_admin_routes(app: FastAPI, door: FrontDoor) -> None:
     async def disable_principal(
         request: Request, principal_id: Annotated[str, Path(alias="principalId")]
     ) -> Any:
-        await admin(request)
+        caller = await admin(request)
+        if principal_id == caller.id:
+            raise BadRequest(
+                "the admin cannot disable itself: the cloud would be left without one",
+                target="principalId",
+            )
         principal = await run_in_threadpool(door.registry.disable, principal_id)
         return {"principalId": principal.id, "enabled": principal.enabled}
 

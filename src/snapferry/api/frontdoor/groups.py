@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from snapferry.control.errors import BadRequest, ResourceGroupNotFound
 from snapferry.control.ids import check_group, group_key, normalize_location
@@ -69,7 +70,14 @@ class Groups:
         return True
 
     def put(self, subscription: str, name: str, body: object) -> tuple[Group, bool]:
-        """Create or update; True if created. The location of an existing group is fixed."""
+        """Create or update; True if created. The location of an existing group is fixed.
+        Two concurrent creations: one creates, the other updates."""
+        try:
+            return self._put(subscription, name, body)
+        except IntegrityError:
+            return self._put(subscription, name, body)
+
+    def _put(self, subscription: str, name: str, body: object) -> tuple[Group, bool]:
         check_group(name)
         if not isinstance(body, dict):
             raise BadRequest("the request body must be a JSON object")

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -68,6 +70,19 @@ class Router:
     def __init__(self, links: RegionLinks, index: Index) -> None:
         self.links = links
         self.index = index
+        self._creating: dict[str, asyncio.Lock] = {}
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, key: str) -> AsyncIterator[None]:
+        """Serialize PUTs of one resource through this front door, so two PUTs naming
+        different locations cannot both create it."""
+        lock = self._creating.setdefault(key, asyncio.Lock())
+        try:
+            async with lock:
+                yield
+        finally:
+            if not lock.locked() and not lock._waiters:
+                self._creating.pop(key, None)
 
     async def locate(
         self,
@@ -142,7 +157,9 @@ class Router:
         next_token: tuple[int, str | None] | None = None
         names = self.links.names
         while index < len(names):
-            qs = f"?api-version={quote(version)}" + (f"&$skiptoken={inner}" if inner else "")
+            qs = f"?api-version={quote(version)}" + (
+                f"&$skiptoken={quote(inner, safe='')}" if inner else ""
+            )
             reply = await self.links.call(
                 names[index], "GET", quote(path) + qs, base=base, principal=principal
             )
