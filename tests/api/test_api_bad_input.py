@@ -201,3 +201,43 @@ def test_unknown_paths_answer_arm_errors(raw: Raw) -> None:
         reply = raw("GET", path)
         assert reply.status_code == 404
         assert reply.json()["error"]["code"]
+
+
+def test_links_never_follow_a_forged_host(raw: Raw, group: str) -> None:
+    reply = raw(
+        "PUT",
+        raw.item(group, "disks", "hosted") + V,
+        json=disk(),
+        headers={"Host": "attacker.example"},
+    )
+    assert reply.status_code == 202
+    for header in ("Azure-AsyncOperation", "Location"):
+        assert reply.headers[header].startswith(raw.base + "/"), reply.headers[header]
+
+
+def test_concurrent_group_creation_never_fails(raw: Raw) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def create(_: int) -> int:
+        return raw("PUT", raw.rg_path("racing") + V, json={"location": "eastus"}).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(create, range(16)))
+    assert set(statuses) <= {200, 201}
+    assert statuses.count(201) == 1
+
+
+def test_one_resource_cannot_be_created_in_two_regions(raw: Raw, group: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def create(location: str) -> int:
+        body = {**disk(), "location": location}
+        return raw("PUT", raw.item(group, "disks", "twin") + V, json=body).status_code
+
+    with ThreadPoolExecutor(2) as pool:
+        statuses = sorted(pool.map(create, ["eastus", "westus"]))
+    assert statuses == [202, 409]
+    twin = raw("GET", raw.item(group, "disks", "twin") + V).json()
+    elsewhere = "westus" if twin["location"] == "eastus" else "eastus"
+    other = raw("PUT", raw.item(group, "disks", "twin") + V, json={**disk(), "location": elsewhere})
+    assert other.json()["error"]["code"] == "InvalidResourceLocation"

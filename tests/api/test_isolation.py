@@ -186,3 +186,27 @@ def _principal_id(token: str) -> str:
 
     payload = token.split(".")[1]
     return str(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["oid"])
+
+
+def test_a_reader_cannot_collect_a_grant_result(two_tenants: dict[str, Any]) -> None:
+    owner = Raw(two_tenants["a"])
+    reply = owner(
+        "POST",
+        owner.item("rg", "disks", "secret") + "/beginGetAccess" + V,
+        json={"access": "Read", "durationInSeconds": 60},
+    )
+    assert reply.status_code == 202
+    monitor = reply.headers["Location"].split(owner.base, 1)[1]
+    reader = Raw(two_tenants["reader"])
+    assert reader("GET", monitor).status_code == 403
+    status = reply.headers["Azure-AsyncOperation"].split(owner.base, 1)[1]
+    assert reader("GET", status).json()["status"] == "Succeeded"  # the status itself is readable
+    assert "accessSAS" in owner("GET", monitor).json()
+    owner("POST", owner.item("rg", "disks", "secret") + "/endGetAccess" + V)
+
+
+def test_the_admin_cannot_disable_itself(cloud: dict[str, Any]) -> None:
+    admin_id = _principal_id(cloud["token"])
+    reply = Raw(cloud)("POST", f"/snapferry/principals/{admin_id}/disable")
+    assert reply.status_code == 400
+    assert Raw(cloud)("GET", f"/subscriptions/{cloud['subscription']}/resourceGroups" + V).ok
