@@ -40,7 +40,7 @@ def disk_body(gb: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    args = parse_args(__doc__ or "", reps=15)
+    args = parse_args(__doc__ or "", reps=31)
     with scratch(args.dir) as root:
         cloud = RunningCloud.start(root / "cloud")
         try:
