@@ -45,11 +45,12 @@ def up(data_dir: Path | None, port: int | None, config_file: Path | None) -> Non
     config = load(config_file, data_dir=data_dir, port=port)
     hosted = host.Hosted()
     try:
+        front = host.bind(config.listen)  # first: a busy port must not leave regions behind
         key = host.frontdoor_key(config)
         regions = {
             r.name: host.open_region(r, config.data_dir, key, hosted) for r in config.regions
         }
-        endpoint, registry = host.open_frontdoor(config, regions, key, hosted)
+        endpoint, registry = host.open_frontdoor(config, regions, key, hosted, front)
 
         def ready() -> None:
             cloud = host.write_cloud_json(config, endpoint, registry)

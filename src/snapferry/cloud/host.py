@@ -117,15 +117,20 @@ def open_region(config: RegionConfig, root: Path, key: str, hosted: Hosted) -> s
 
 
 def open_frontdoor(
-    config: CloudConfig, regions: dict[str, str], key: str, hosted: Hosted
+    config: CloudConfig,
+    regions: dict[str, str],
+    key: str,
+    hosted: Hosted,
+    sock: socket.socket | None = None,
 ) -> tuple[str, Registry]:
-    """Open the front door over the given region URLs; returns its URL and principal registry."""
+    """Open the front door over the given region URLs (on sock, else binding its listen
+    address); returns its URL and principal registry."""
     directory = config.data_dir / "frontdoor"
     directory.mkdir(parents=True, exist_ok=True)
     db = open_database(sqlite_url(directory / "frontdoor.db"))
     hosted.closers.append(db.dispose)
     registry = Registry(db, directory, issuer=ISSUER)
-    sock = bind(config.listen)
+    sock = sock or bind(config.listen)
     tls = ensure_certificates(directory / "tls") if config.tls else None
     url = _url(sock, "https" if tls else "http")
     wildcard = sock.getsockname()[0] in ("0.0.0.0", "::")
