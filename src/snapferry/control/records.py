@@ -207,6 +207,15 @@ def get_operation(conn: Connection, op_id: str) -> Operation | None:
     return None if row is None else _operation(row)
 
 
+def running_operation_of(conn: Connection, key: str) -> Operation | None:
+    """The operation in progress on the resource, if any."""
+    c = arm_operations.c
+    row = conn.execute(
+        select(arm_operations).where(c.resource_key == key, c.status == "InProgress").limit(1)
+    ).first()
+    return None if row is None else _operation(row)
+
+
 def running_operations(conn: Connection) -> list[Operation]:
     rows = conn.execute(select(arm_operations).where(arm_operations.c.status == "InProgress"))
     return [_operation(r) for r in rows]

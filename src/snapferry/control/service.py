@@ -173,13 +173,16 @@ class RegionService(Recovery):
         return render.resource(rec), op
 
     def _update_by_put(self, current: Record, body: Any) -> tuple[dict[str, Any], Operation]:
-        self._check_idle(current)
         asked = body.properties.creation_data
-        had = current.props["creationData"]
-        same_source = (asked.source_resource_id or "").strip("/").lower() == (
-            had.get("sourceResourceId") or ""
-        ).strip("/").lower()
-        if asked.create_option.lower() != had["createOption"].lower() or not same_source:
+        if current.state == "creating" and self._same_creation(current, asked):
+            # A client retrying its PUT (a timeout, a dropped connection) gets the creation
+            # that is already running, not a conflict.
+            with self.engine.db.connect() as conn:
+                running = records.running_operation_of(conn, current.key)
+            if running is not None:
+                return render.resource(current), running
+        self._check_idle(current)
+        if not self._same_creation(current, asked):
             raise PropertyChangeNotAllowed(
                 "creationData cannot change once a resource exists", target="creationData"
             )
@@ -201,6 +204,14 @@ class RegionService(Recovery):
             by_alias=True,
         )
         return self._apply_update(current, patch)
+
+    @staticmethod
+    def _same_creation(current: Record, asked: Any) -> bool:
+        had = current.props["creationData"]
+        same_source = (asked.source_resource_id or "").strip("/").lower() == (
+            had.get("sourceResourceId") or ""
+        ).strip("/").lower()
+        return bool(asked.create_option.lower() == had["createOption"].lower() and same_source)
 
     def patch(self, rid: ResourceId, raw: object) -> tuple[dict[str, Any], Operation]:
         """Change tags, sku or writable properties; a disk's size grows only."""
