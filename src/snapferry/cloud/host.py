@@ -150,6 +150,8 @@ def write_cloud_json(config: CloudConfig, endpoint: str, registry: Registry) -> 
         .strip()
     )
     admin = registry.ensure_admin(subscription=subscription)
+    if admin.role_for(subscription) != "Owner":  # the configured subscription changed
+        admin = registry.set_role(admin.id, subscription, "Owner")
     token, expires = registry.mint(admin.id, ADMIN_TOKEN_SECONDS)
     cloud: dict[str, Any] = {
         "endpoint": endpoint,
