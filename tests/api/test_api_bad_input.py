@@ -241,3 +241,31 @@ def test_one_resource_cannot_be_created_in_two_regions(raw: Raw, group: str) -> 
     elsewhere = "westus" if twin["location"] == "eastus" else "eastus"
     other = raw("PUT", raw.item(group, "disks", "twin") + V, json={**disk(), "location": elsewhere})
     assert other.json()["error"]["code"] == "InvalidResourceLocation"
+
+
+def test_no_resource_lands_in_a_group_being_deleted(raw: Raw) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    for attempt in range(4):
+        group = f"doomed{attempt}"
+        assert raw("PUT", raw.rg_path(group) + V, json={"location": "eastus"}).status_code == 201
+
+        def put(i: int, group: str = group) -> int:
+            return raw("PUT", raw.item(group, "disks", f"d{i}") + V, json=disk()).status_code
+
+        def delete(_: int, group: str = group) -> int:
+            return raw("DELETE", raw.rg_path(group) + V).status_code
+
+        with ThreadPoolExecutor(6) as pool:
+            puts = [pool.submit(put, i) for i in range(5)]
+            deleted = pool.submit(delete, 0)
+            statuses = [f.result() for f in puts]
+        group_gone = raw("GET", raw.rg_path(group) + V).status_code == 404
+        made = [s for s in statuses if s == 202]
+        if group_gone:
+            assert deleted.result() == 200
+            assert not made  # every PUT was refused (ResourceGroupNotFound) or came first
+        else:
+            assert deleted.result() == 409  # refused: it held disks
+        listed = raw("GET", f"/subscriptions/{raw.sub}/providers/Microsoft.Compute/disks" + V)
+        assert listed.status_code == 200

@@ -199,6 +199,10 @@ def test_a_reader_cannot_collect_a_grant_result(two_tenants: dict[str, Any]) -> 
     monitor = reply.headers["Location"].split(owner.base, 1)[1]
     reader = Raw(two_tenants["reader"])
     assert reader("GET", monitor).status_code == 403
+    for spelling in ("1", "yes", "on", "True"):
+        assert (
+            reader("GET", monitor.replace("monitor=true", f"monitor={spelling}")).status_code == 403
+        )
     status = reply.headers["Azure-AsyncOperation"].split(owner.base, 1)[1]
     assert reader("GET", status).json()["status"] == "Succeeded"  # the status itself is readable
     assert "accessSAS" in owner("GET", monitor).json()

@@ -1,4 +1,4 @@
-"""RegionService in process: a retried PUT joins the creation already running."""
+"""RegionService in process: retried PUTs, round trips, failed seals."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from snapferry.control.errors import AnotherOperationInProgress
 from snapferry.control.ids import ResourceId
 from snapferry.control.service import RegionService
 from snapferry.engine import Engine
+from snapferry.store.local import LocalStore
+from snapferry.store.wrappers import FailingStore, FaultSchedule
 
 DISK = {
     "location": "eastus",
@@ -41,3 +43,61 @@ def test_a_retried_put_joins_the_running_creation(tmp_path: Path) -> None:
         svc.close()
         assert svc.operation("sub", op.id).status == "Succeeded"
         assert len(engine.list_snapshots()) == 1  # one snapshot, not two
+
+
+def test_a_retry_asking_for_something_else_is_refused(tmp_path: Path) -> None:
+    with Engine.open(tmp_path) as engine:
+        svc = RegionService(Region("eastus"), engine, Signer(b"k" * 32), operation_delay=0.5)
+        disk, _ = svc.put(ResourceId.of("sub", "rg", "disks", "d"), DISK)
+        snap = {
+            "location": "eastus",
+            "properties": {
+                "creationData": {"createOption": "Copy", "sourceResourceId": disk["id"]}
+            },
+        }
+        snap_id = ResourceId.of("sub", "rg", "snapshots", "s")
+        svc.put(snap_id, snap)
+        with pytest.raises(AnotherOperationInProgress):
+            svc.put(snap_id, {**snap, "tags": {"changed": "yes"}})
+        svc.close()
+
+
+def test_a_disk_made_with_no_zones_round_trips(tmp_path: Path) -> None:
+    with Engine.open(tmp_path) as engine:
+        svc = RegionService(Region("eastus", ("1",)), engine, Signer(b"k" * 32))
+        rid = ResourceId.of("sub", "rg", "disks", "d")
+        made, _ = svc.put(rid, {**DISK, "zones": []})
+        again, _ = svc.put(rid, made)  # what a GET shows, sent back
+        assert again["properties"]["diskSizeBytes"] == 1024**3
+        svc.close()
+
+
+def test_a_failed_seal_leaves_nothing_behind(tmp_path: Path) -> None:
+    schedule = FaultSchedule(ops=["put_if_absent"], every=1)
+    store = FailingStore(LocalStore(tmp_path / "store"), schedule)
+    with Engine.open(tmp_path, store=store) as engine:
+        svc = RegionService(Region("eastus"), engine, Signer(b"k" * 32))
+        disk, _ = svc.put(ResourceId.of("sub", "rg", "disks", "d"), DISK)
+        assert disk["properties"]["provisioningState"] == "Succeeded"
+        rec = svc._lookup(ResourceId.of("sub", "rg", "disks", "d").key)
+        assert rec is not None
+        assert rec.engine_id is not None
+        engine.write(rec.engine_id, 0, b"\x07" * 65536)
+        snap = {
+            "location": "eastus",
+            "properties": {
+                "creationData": {"createOption": "Copy", "sourceResourceId": disk["id"]}
+            },
+        }
+        _, op = svc.put(ResourceId.of("sub", "rg", "snapshots", "s"), snap)
+        svc.close()
+        failed = svc.operation("sub", op.id)
+        assert failed.status == "Failed"
+        assert failed.error is not None
+        assert failed.error["code"] == "StoreUnavailable"
+    with Engine.open(tmp_path) as engine:  # the store works again; a restart sweeps
+        svc = RegionService(Region("eastus"), engine, Signer(b"k" * 32))
+        svc.recover()
+        assert engine.list_snapshots() == []
+        assert svc.location_of(ResourceId.of("sub", "rg", "snapshots", "s")) is None
+        svc.close()

@@ -206,7 +206,12 @@ def plan_disk(region: Region, body: DiskBody, lookup: Callable[[str], Record | N
             return Made(disk.id, size_props(disk.size_bytes))
 
     props["creationData"] = creation
-    body_out = {"tags": body.tags or {}, "sku": sku, "zones": body.zones, "properties": props}
+    body_out = {
+        "tags": body.tags or {},
+        "sku": sku,
+        "zones": body.zones or None,
+        "properties": props,
+    }
     body_out["restingState"] = resting
     return Plan(body_out, make)
 

@@ -39,7 +39,6 @@ class Recovery:
         sizes with the engine. Forget operations finished more than a day ago."""
         with self.engine.db.connect() as conn:
             running = records.running_operations(conn)
-        interrupted: list[float] = []
         for op in running:
             rec = self._lookup(op.resource_key)
             if op.kind == "delete" and rec is not None:
@@ -53,8 +52,6 @@ class Recovery:
                     records.put(conn, replace(rec, state="succeeded"))
                     records.finish_operation(conn, op.id, "Succeeded", self.clock())
                 continue
-            if op.kind == "create":
-                interrupted.append(op.started_at)
             error = {
                 "code": "OperationInterrupted",
                 "message": "the region restarted before the operation finished; "
@@ -64,8 +61,7 @@ class Recovery:
                 if rec is not None and rec.state == "creating":
                     records.drop(conn, rec.key)
                 records.finish_operation(conn, op.id, "Failed", self.clock(), error=error)
-        if interrupted:
-            self._drop_orphans(min(interrupted))
+        self._drop_orphans()
         self._sync_disk_sizes()
         with self.engine.db.begin() as conn:
             records.prune_operations(conn, self.clock() - 86400)
@@ -96,16 +92,16 @@ class Recovery:
                 with self.engine.db.begin() as conn:
                     records.put(conn, rec.with_props(**size_props(size)))
 
-    def _drop_orphans(self, since: float) -> None:
-        """Delete engine disks and snapshots made since ``since`` that no resource names:
-        the work of creations a crash cut off before they were recorded."""
+    def _drop_orphans(self) -> None:
+        """Delete engine disks and snapshots no resource names: the work of creations a crash
+        cut off before they were recorded, or whose seal failed."""
         with self.engine.db.connect() as conn:
             named = {r.engine_id for r in records.all_records(conn)}
         for snap in self.engine.list_snapshots():
-            if snap.id not in named and snap.created_at >= since:
+            if snap.id not in named:
                 log.info("dropping snapshot %s left by an interrupted creation", snap.id)
                 self.engine.delete_snapshot(snap.id)
         for disk in self.engine.list_disks():
-            if disk.id not in named and disk.created_at >= since:
+            if disk.id not in named:
                 log.info("dropping disk %s left by an interrupted creation", disk.id)
                 self.engine.delete_disk(disk.id)

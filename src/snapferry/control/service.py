@@ -11,6 +11,8 @@ finished. An operation is therefore never left InProgress across a restart.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
 import time
@@ -48,6 +50,14 @@ from snapferry.errors import NotFound, SnapferryError
 from snapferry.ids import new_id
 
 log = logging.getLogger(__name__)
+
+
+def request_digest(body: Any) -> str:
+    """A digest of a validated PUT body: a retried PUT joins a running creation only if it asks
+    for exactly the same thing."""
+    canonical = json.dumps(body.model_dump(by_alias=True, exclude_none=True), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
 
 MAX_FAMILY_SAS = 5
 """At most this many snapshots of one family hold a SAS at a time (as in Azure)."""
@@ -151,30 +161,32 @@ class RegionService(Recovery):
                 location=self.region.name,
                 engine_id=None,
                 state="creating",
-                body=plan.body,
+                body={**plan.body, "request": request_digest(body)},
                 unique_id=str(uuid.uuid4()),
                 created_at=self.clock(),
             )
             op = self._record_start(rec, "create")
-            try:
-                made = plan.make(self.engine)
-            except Exception as exc:
-                self._fail(op, exc, lambda conn: records.drop(conn, rec.key))
-                raise
-            rec = replace(rec, engine_id=made.engine_id).with_props(**made.props)
+        # The name is reserved (state creating): the engine step runs outside the lock, so a
+        # slow engine (a fold holding its lock) never stalls the region's other changes.
+        try:
+            made = plan.make(self.engine)
+        except Exception as exc:
+            self._fail(op, exc, lambda conn: records.drop(conn, rec.key))
+            raise
+        rec = replace(rec, engine_id=made.engine_id).with_props(**made.props)
+        if made.finish is None:
+            rec = replace(rec, state="succeeded")
+        with self.engine.db.begin() as conn:
+            records.put(conn, rec)
             if made.finish is None:
-                rec = replace(rec, state="succeeded")
-            with self.engine.db.begin() as conn:
-                records.put(conn, rec)
-                if made.finish is None:
-                    records.finish_operation(conn, op.id, "Succeeded", self.clock())
+                records.finish_operation(conn, op.id, "Succeeded", self.clock())
         if made.finish is not None:
             self._pool.submit(self._finish_creation, rec, made.finish, op)
         return render.resource(rec), op
 
     def _update_by_put(self, current: Record, body: Any) -> tuple[dict[str, Any], Operation]:
         asked = body.properties.creation_data
-        if current.state == "creating" and self._same_creation(current, asked):
+        if current.state == "creating" and current.body.get("request") == request_digest(body):
             # A client retrying its PUT (a timeout, a dropped connection) gets the creation
             # that is already running, not a conflict.
             with self.engine.db.connect() as conn:
@@ -413,8 +425,11 @@ class RegionService(Recovery):
         try:
             finish(self.engine)
         except Exception as exc:
+            try:
+                self._delete_engine_object(rec)
+            except SnapferryError:
+                log.warning("left %s for the next start's sweep", rec.engine_id)
             self._fail(op, exc, lambda conn: records.drop(conn, rec.key))
-            self._delete_engine_object(rec)
             return
         self._settle(lambda conn: records.put(conn, replace(rec, state="succeeded")), op)
 

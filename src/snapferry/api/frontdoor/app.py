@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -29,7 +29,7 @@ from snapferry.control.errors import (
     ResourceNotFound,
     Unauthenticated,
 )
-from snapferry.control.ids import ResourceId, check_subscription, normalize_location
+from snapferry.control.ids import ResourceId, check_subscription, group_key, normalize_location
 from snapferry.control.models import BODY_MODELS
 from snapferry.errors import SnapferryError
 from snapferry.identity import AuthorizationFailed, Principal, Registry
@@ -128,7 +128,7 @@ def _admit(
     if match := OPERATION.fullmatch(path):
         # The monitor form hands out an operation's result (an access grant's SAS): only a
         # caller who could have made the grant may read it.
-        monitor = "monitor=true" in query.lower()
+        monitor = any(k.lower() == "monitor" for k, _ in parse_qsl(query, keep_blank_values=True))
         door.authorize(principal, match["sub"], write=monitor, action="operations/read")
         return principal, match, None
     match = ITEM.fullmatch(path) or GROUP_LIST.fullmatch(path) or SUB_LIST.fullmatch(path)
@@ -170,7 +170,8 @@ async def _compute(door: FrontDoor, request: Request) -> Response:
     if method == "PUT":
         doc = _json_or_none(body)
         _check_source(principal, rid.rtype, doc)
-        async with door.router.exclusive(rid.key):
+        async with door.router.in_group(rid.group_key), door.router.exclusive(rid.key):
+            door.groups.get(rid.subscription, rid.resource_group)  # not deleted while we waited
             region = await door.router.route_put(item_path, rid.key, doc, base=base, known=known)
             reply = await door.links.call(
                 region,
@@ -275,6 +276,12 @@ def _add_group_routes(app: FastAPI, door: FrontDoor) -> None:
     @app.delete(item, operation_id="ResourceGroups_Delete")
     async def delete_group(request: Request, sub: Sub, name: GroupName, v: ApiVersion) -> Response:
         await allowed(request, sub, write=True)
+        async with door.router.group_closing(group_key(sub, name)):
+            return await _delete_group(door, request, sub, name, v)
+
+    async def _delete_group(
+        door: FrontDoor, request: Request, sub: str, name: str, v: str
+    ) -> Response:
         if not await run_in_threadpool(door.groups.exists, sub, name):
             return Response(status_code=204)
         base = door.base(request)

@@ -43,6 +43,15 @@ OPERATION = re.compile(
 _REGION_OF = select(resource_index.c.region).where(resource_index.c.key == bindparam("key"))
 
 
+class _Gate:
+    """A resource group's gate: PUTs in it share it; its deletion holds it alone."""
+
+    def __init__(self) -> None:
+        self.cond = asyncio.Condition()
+        self.users = 0
+        self.closing = False
+
+
 class Index:
     """Resource key → region, in the front door's database. A cache, never the truth."""
 
@@ -71,6 +80,38 @@ class Router:
         self.links = links
         self.index = index
         self._creating: dict[str, asyncio.Lock] = {}
+        self._groups: dict[str, _Gate] = {}
+
+    @contextlib.asynccontextmanager
+    async def in_group(self, key: str) -> AsyncIterator[None]:
+        """Held by every PUT into a resource group (many at once): a group's deletion waits for
+        them, and they wait for it, so no resource lands in a group being deleted. Gates are
+        kept (one small object per group touched): dropping one that a waiter holds would let a
+        PUT and a deletion pass side by side."""
+        gate = self._groups.setdefault(key, _Gate())
+        async with gate.cond:
+            await gate.cond.wait_for(lambda: not gate.closing)
+            gate.users += 1
+        try:
+            yield
+        finally:
+            async with gate.cond:
+                gate.users -= 1
+                gate.cond.notify_all()
+
+    @contextlib.asynccontextmanager
+    async def group_closing(self, key: str) -> AsyncIterator[None]:
+        """Held while a resource group is deleted: no PUT into it runs meanwhile."""
+        gate = self._groups.setdefault(key, _Gate())
+        async with gate.cond:
+            await gate.cond.wait_for(lambda: not gate.closing and not gate.users)
+            gate.closing = True
+        try:
+            yield
+        finally:
+            async with gate.cond:
+                gate.closing = False
+                gate.cond.notify_all()
 
     @contextlib.asynccontextmanager
     async def exclusive(self, key: str) -> AsyncIterator[None]:
