@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from typing import Any
 
 import pytest
 
 from snapferry.testing.arm import Raw
+from snapferry.testing.cloud import RunningCloud
 
 pytestmark = pytest.mark.slow
 V = "?api-version=2024-03-02"
@@ -269,3 +271,27 @@ def test_no_resource_lands_in_a_group_being_deleted(raw: Raw) -> None:
             assert deleted.result() == 409  # refused: it held disks
         listed = raw("GET", f"/subscriptions/{raw.sub}/providers/Microsoft.Compute/disks" + V)
         assert listed.status_code == 200
+
+
+def test_a_stale_index_entry_is_corrected(raw: Raw, running: RunningCloud) -> None:
+    """The front door's index is a cache: when it names the wrong region, the regions are
+    asked and the truth wins, for reads and for deletes."""
+    reply = raw("PUT", raw.item("bad", "disks", "wanderer") + V, json=disk())
+    assert reply.status_code == 202
+    key = raw.item("bad", "disks", "wanderer").lower()
+    index = running.data_dir / "frontdoor" / "frontdoor.db"
+    with sqlite3.connect(index) as conn:
+        assert conn.execute(
+            "UPDATE resource_index SET region='westus' WHERE key=?", (key,)
+        ).rowcount
+    found = raw("GET", raw.item("bad", "disks", "wanderer") + V)
+    assert (found.status_code, found.json()["location"]) == (200, "eastus")
+    with sqlite3.connect(index) as conn:
+        conn.execute("UPDATE resource_index SET region='westus' WHERE key=?", (key,))
+    deleted = raw("DELETE", raw.item("bad", "disks", "wanderer") + V)
+    assert deleted.status_code == 202
+    status = deleted.headers["Azure-AsyncOperation"].split(raw.base, 1)[1]
+    for _ in range(200):
+        if raw("GET", status).json()["status"] != "InProgress":
+            break
+    assert raw("GET", raw.item("bad", "disks", "wanderer") + V).status_code == 404

@@ -187,7 +187,7 @@ async def _compute(door: FrontDoor, request: Request) -> Response:
         return _reply(reply)
     found = await door.router.locate(item_path, rid.key, base=base, known=known)
     answer = await _forward_item(door, request, found, principal, base, body)
-    if known is not None and answer is not None and _gone(answer):
+    if known is not None and answer is not None and _gone(answer, method):
         # The index named a region that no longer holds it: ask them all once.
         await run_in_threadpool(door.router.index.drop, rid.key)
         found = await door.router.locate(item_path, rid.key, base=base)
@@ -226,7 +226,11 @@ async def _forward_item(
     )
 
 
-def _gone(reply: Reply) -> bool:
+def _gone(reply: Reply, method: str) -> bool:
+    """Whether a region's answer says it does not hold the resource (a DELETE of nothing
+    answers 204)."""
+    if method == "DELETE" and reply.status == 204:
+        return True
     if reply.status != 404:
         return False
     try:
