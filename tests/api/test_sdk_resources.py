@@ -5,13 +5,17 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
+from azure.storage.blob import BlobClient
 
+from snapferry.control.access import Signer, load_key
 from snapferry.testing.arm import Raw
+from snapferry.testing.cloud import RunningCloud
 
 pytestmark = pytest.mark.slow
 GiB = 1024**3
@@ -227,12 +231,19 @@ def test_region_defaults_and_rules(compute: ComputeManagementClient, rg: str) ->
         compute.disks.begin_delete(rg, name).result()
 
 
-def test_access_grants_follow_disk_states(compute: ComputeManagementClient, rg: str) -> None:
+def test_access_grants_follow_disk_states(
+    compute: ComputeManagementClient, rg: str, running: RunningCloud
+) -> None:
     disk = compute.disks.begin_create_or_update(rg, "shared", empty_disk()).result()
     sas = compute.disks.begin_grant_access(
         rg, "shared", {"access": "Read", "durationInSeconds": 300}
     ).result()
     assert "sig=" in sas.access_sas and "sp=r" in sas.access_sas
+    blob = BlobClient.from_blob_url(sas.access_sas)  # the blob SDK keeps every part of it
+    assert (blob.account_name, blob.blob_name) == ("eastus", "abcd")
+    kept = dict(parse_qsl(blob.url.split("?", 1)[1]))
+    key = load_key(running.data_dir / "regions" / "eastus")
+    Signer(key).check(disk.unique_id, kept, "r", kept["si"])
     assert compute.disks.get(rg, "shared").disk_state == "ActiveSAS"
     with pytest.raises(HttpResponseError) as busy:
         compute.disks.begin_delete(rg, "shared").result()

@@ -1,12 +1,13 @@
 """Shared access signatures (SAS) for a disk's or snapshot's data: HMAC-signed, scoped to one
-resource, bound to permissions, expiring, and revoked all at once by bumping the resource's
-access *generation* (``endGetAccess``).
+resource, bound to permissions, expiring, and revoked all at once (``endGetAccess``).
 
-A SAS is the query string ``sr=b&sp=<perms>&se=<expiry>&sg=<generation>&sig=<hmac>``; the
-signature covers the resource's ``uniqueId`` (so a resource deleted and made again under the
-same name never honours an old SAS), permissions, expiry and generation, under the region's SAS
-key. Each grant bumps the generation, so only the newest SAS of a resource is live. The data
-plane verifies it; this module only mints and checks.
+A SAS uses only the standard parameter names (azure-storage-blob's ``from_blob_url`` drops any
+other): ``sv=2018-03-28&sr=b&si=<grant>&sp=<perms>&se=<expiry>&sig=<hmac>``. ``si`` names the
+grant, as Azure's managed-disk SAS names a stored access policy: each ``beginGetAccess`` makes a
+new grant id and ``endGetAccess`` forgets it, so only the newest SAS of a resource is live. The
+signature covers the resource's ``uniqueId`` (a resource deleted and made again under the same
+name never honours an old SAS), the grant, permissions and expiry, under the region's SAS key.
+The data plane verifies it; this module only mints and checks.
 """
 
 from __future__ import annotations
@@ -25,6 +26,16 @@ from snapferry.errors import SnapferryError
 from snapferry.files import read_or_create
 
 KEY_FILE = "sas-key"
+SAS_VERSION = "2018-03-28"
+"""The ``sv`` of a managed-disk access SAS."""
+BLOB_NAME = "abcd"
+"""The blob name of every managed-disk access SAS URL (as Azure's)."""
+
+
+def sas_path(region: str, engine_id: str) -> str:
+    """The path of a resource's data: ``/<account>/<container>/abcd``, which azure-storage-blob
+    splits into account (the region), container (the engine id) and blob on a loopback host."""
+    return f"/{region}/{engine_id}/{BLOB_NAME}"
 
 
 class SasRefused(SnapferryError):
@@ -48,17 +59,17 @@ class Signer:
 
     key: bytes = field(repr=False)
 
-    def _mac(self, resource_uid: str, perms: str, expiry: str, generation: int) -> str:
-        message = f"{resource_uid}\n{perms}\n{expiry}\n{generation}".encode()
+    def _mac(self, resource_uid: str, perms: str, expiry: str, grant: str) -> str:
+        message = f"{resource_uid}\n{perms}\n{expiry}\n{grant}".encode()
         digest = hmac.new(self.key, message, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
-    def sign(self, resource_uid: str, perms: str, expires_at: float, generation: int) -> str:
-        """The query string of a SAS for the resource."""
+    def sign(self, resource_uid: str, perms: str, expires_at: float, grant: str) -> str:
+        """The query string of a SAS for the resource under the grant."""
         expiry = _iso(expires_at)
-        sig = self._mac(resource_uid, perms, expiry, generation)
+        sig = self._mac(resource_uid, perms, expiry, grant)
         return urlencode(
-            {"sv": "2024-08-04", "sr": "b", "sp": perms, "se": expiry, "sg": generation, "sig": sig}
+            {"sv": SAS_VERSION, "sr": "b", "si": grant, "sp": perms, "se": expiry, "sig": sig}
         )
 
     def check(
@@ -66,22 +77,23 @@ class Signer:
         resource_uid: str,
         query: dict[str, str],
         needed: str,
-        generation: int,
+        grant: str | None,
         *,
         now: float | None = None,
     ) -> None:
-        """Raise SasRefused unless the query is a valid, live SAS of this resource, of the
-        current generation, granting the permission letter ``needed``."""
+        """Raise SasRefused unless the query is a valid, live SAS of this resource under its
+        current grant (None: no grant is live), granting the permission letter ``needed``."""
         try:
-            perms, expiry, sig = query["sp"], query["se"], query["sig"]
-            gen = int(query["sg"])
+            perms, expiry, sig, given = query["sp"], query["se"], query["sig"], query["si"]
             expires = datetime.strptime(expiry, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
         except (KeyError, ValueError):
             raise SasRefused("the request carries no valid shared access signature") from None
-        good = self._mac(resource_uid, perms, expiry, gen)
+        good = self._mac(resource_uid, perms, expiry, given)
         if not hmac.compare_digest(good.encode(), sig.encode("utf-8", "replace")):
             raise SasRefused("the shared access signature does not match this resource")
-        if gen != generation:
+        if grant is None or not hmac.compare_digest(
+            given.encode("utf-8", "replace"), grant.encode()
+        ):
             raise SasRefused("the shared access signature was revoked")
         if expires.timestamp() <= (time.time() if now is None else now):
             raise SasRefused("the shared access signature has expired")

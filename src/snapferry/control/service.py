@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from snapferry.control import records, render
-from snapferry.control.access import Signer
+from snapferry.control.access import Signer, sas_path
 from snapferry.control.creation import (
     Region,
     gib_to_bytes,
@@ -341,13 +341,14 @@ class RegionService(Recovery):
                 raise OperationNotAllowed(f"disk {rec.id} is waiting for its upload")
             now = self.clock()
             # A new grant replaces the previous SAS: the state shown is always the live SAS's.
-            generation = int(rec.body.get("generation", 0)) + 1
+            grant_id = new_id()
             expires = now + grant.duration_in_seconds
             perms = "r" if grant.access == "Read" else "rw"
-            access = {"access": grant.access, "expiresAt": expires, "generation": generation}
-            sas = self.signer.sign(rec.unique_id, perms, expires, generation)
-            url = f"{self.data_url}/{rec.rtype}/{rec.engine_id}?{sas}"
-            new = rec.with_body(access=access, generation=generation)
+            access = {"access": grant.access, "expiresAt": expires, "grant": grant_id}
+            sas = self.signer.sign(rec.unique_id, perms, expires, grant_id)
+            assert rec.engine_id is not None
+            url = f"{self.data_url}{sas_path(self.region.name, rec.engine_id)}?{sas}"
+            new = rec.with_body(access=access)
             op = Operation(
                 new_id(),
                 rec.subscription,
@@ -369,8 +370,7 @@ class RegionService(Recovery):
         with self._lock:
             rec = self._existing(rid)
             self._check_idle(rec)
-            generation = int(rec.body.get("generation", 0)) + 1
-            new = rec.with_body(access=None, generation=generation)
+            new = rec.with_body(access=None)
             access = rec.body.get("access") or {}
             if access.get("access") == "Write" and rec.body.get("restingState") == "ReadyToUpload":
                 new = new.with_body(restingState="Unattached")
