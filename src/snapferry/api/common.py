@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from snapferry.control import errors as arm
+from snapferry.control.models import invalid_request
 from snapferry.errors import (
     Conflict,
     IntegrityError,
@@ -87,14 +88,7 @@ def _validation_error(exc: RequestValidationError) -> SnapferryError:
             return arm.MissingApiVersion(
                 "the api-version query parameter is required (for example 2024-03-02)"
             )
-    parts = []
-    for err in problems[:10]:
-        loc = [str(p) for p in err.get("loc", ()) if p != "body"]
-        parts.append(f"{'.'.join(loc) or 'body'}: {err.get('msg', 'invalid')}")
-    first = [str(p) for p in problems[0].get("loc", ()) if p != "body"] if problems else []
-    return arm.BadRequest(
-        "the request is invalid: " + "; ".join(parts), target=".".join(first) or None
-    )
+    return invalid_request(problems)
 
 
 _FRAMEWORK_ERRORS = {

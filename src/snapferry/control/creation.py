@@ -28,7 +28,6 @@ GiB = 1024**3
 MIN_UPLOAD_BYTES = 20 * 1024**2 + 512
 DISK_OPTIONS = ("Empty", "Copy", "Upload")
 SNAPSHOT_OPTIONS = ("Copy",)
-ZRS_DISK_SKUS = ("Premium_ZRS", "StandardSSD_ZRS")
 
 
 @dataclass(frozen=True)
@@ -79,8 +78,9 @@ def _option(data: CreationData, supported: tuple[str, ...], kind: str) -> str:
     )
 
 
-def _settable(props: _CommonProperties) -> dict[str, Any]:
-    """The writable properties a request set, with their ARM names."""
+def settable(props: _CommonProperties) -> dict[str, Any]:
+    """The writable properties a request set, with their ARM names; InvalidParameter for a
+    customer-managed key (not supported yet)."""
     out = props.model_dump(by_alias=True, exclude_none=True, exclude={"disk_size_gb"})
     encryption = out.get("encryption")
     if encryption and encryption["type"] != "EncryptionAtRestWithPlatformKey":
@@ -88,6 +88,10 @@ def _settable(props: _CommonProperties) -> dict[str, Any]:
             "customer-managed keys are not supported yet; use EncryptionAtRestWithPlatformKey",
             target="properties.encryption.type",
         )
+    return out
+
+
+def _with_defaults(out: dict[str, Any]) -> dict[str, Any]:
     out.setdefault("encryption", {"type": "EncryptionAtRestWithPlatformKey"})
     out.setdefault("networkAccessPolicy", "AllowAll")
     out.setdefault("publicNetworkAccess", "Enabled")
@@ -125,7 +129,9 @@ def _source(lookup: Callable[[str], Record | None], data: CreationData) -> Recor
     return rec
 
 
-def _check_disk_sku(region: Region, sku: str, zones: list[str] | None) -> None:
+def check_sku(region: Region, sku: str, zones: list[str] | None) -> None:
+    """InvalidParameter unless the sku and zones fit the region: zones only where it has
+    them, zone-redundant skus only there and never with a zone."""
     if zones:
         if not region.zones:
             raise InvalidParameter(
@@ -137,7 +143,7 @@ def _check_disk_sku(region: Region, sku: str, zones: list[str] | None) -> None:
                 f"({', '.join(region.zones)})",
                 target="zones",
             )
-    if sku in ZRS_DISK_SKUS:
+    if sku.endswith("_ZRS"):
         if not region.zones:
             raise InvalidParameter(
                 f"{sku} needs a region with zones; {region.name} offers LRS only",
@@ -154,8 +160,8 @@ def plan_disk(region: Region, body: DiskBody, lookup: Callable[[str], Record | N
     data = body.properties.creation_data
     option = _option(data, DISK_OPTIONS, "disk")
     sku = body.sku.name if body.sku else "Standard_LRS"
-    _check_disk_sku(region, sku, body.zones)
-    props = _settable(body.properties)
+    check_sku(region, sku, body.zones)
+    props = _with_defaults(settable(body.properties))
     creation: dict[str, Any] = {"createOption": option}
     resting = "Unattached"
     gb = body.properties.disk_size_gb
@@ -224,12 +230,8 @@ def plan_snapshot(
     data = body.properties.creation_data
     _option(data, SNAPSHOT_OPTIONS, "snapshot")
     sku = body.sku.name if body.sku else region.snapshot_sku
-    if sku == "Standard_ZRS" and not region.zones:
-        raise InvalidParameter(
-            f"Standard_ZRS needs a region with zones; {region.name} offers LRS only",
-            target="sku.name",
-        )
-    props = _settable(body.properties)
+    check_sku(region, sku, None)
+    props = _with_defaults(settable(body.properties))
     source = _source(lookup, data)
     creation = {
         "createOption": "Copy",

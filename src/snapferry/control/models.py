@@ -7,7 +7,8 @@ are ignored too. Validation errors become ``InvalidRequestContent`` at the edge.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
@@ -164,11 +165,17 @@ def parse(model: type[M], raw: object) -> M:
     try:
         return model.model_validate(raw, by_alias=True)
     except ValidationError as exc:
-        problems = [
-            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
-            for err in exc.errors(include_url=False, include_input=False)[:10]
-        ]
-        raise BadRequest(
-            "the request body is invalid: " + "; ".join(problems),
-            target=".".join(str(p) for p in exc.errors()[0]["loc"]),
-        ) from None
+        raise invalid_request(exc.errors(include_url=False, include_input=False)) from None
+
+
+def invalid_request(problems: Sequence[Mapping[str, Any]]) -> BadRequest:
+    """BadRequest naming up to ten validation problems by their JSON path (``body`` dropped)."""
+    paths = [".".join(str(p) for p in err.get("loc", ()) if p != "body") for err in problems]
+    parts = [
+        f"{path or 'body'}: {err.get('msg', 'invalid')}"
+        for path, err in zip(paths, problems, strict=True)
+    ]
+    return BadRequest(
+        "the request is invalid: " + "; ".join(parts[:10]),
+        target=(paths[0] if paths else None) or None,
+    )

@@ -135,8 +135,16 @@ def page(
     return [_record(r) for r in conn.execute(query.order_by(c.key).limit(limit))]
 
 
-def all_records(conn: Connection) -> list[Record]:
-    return [_record(r) for r in conn.execute(select(arm_resources))]
+def all_records(
+    conn: Connection, *, subscription: str | None = None, rtype: str | None = None
+) -> list[Record]:
+    """Every record, or those of one subscription and type (the scope index serves it)."""
+    query = select(arm_resources)
+    if subscription is not None:
+        query = query.where(arm_resources.c.subscription == subscription)
+    if rtype is not None:
+        query = query.where(arm_resources.c.type == rtype)
+    return [_record(r) for r in conn.execute(query)]
 
 
 def count_in_group(conn: Connection, subscription: str, group: str) -> int:

@@ -28,9 +28,11 @@ from snapferry.control import records, render
 from snapferry.control.access import Signer, sas_path
 from snapferry.control.creation import (
     Region,
+    check_sku,
     gib_to_bytes,
     plan_disk,
     plan_snapshot,
+    settable,
 )
 from snapferry.control.errors import (
     AnotherOperationInProgress,
@@ -242,27 +244,10 @@ class RegionService(Recovery):
                 raise OperationNotAllowed(
                     "the sku of an incremental snapshot cannot change", target="sku.name"
                 )
-            if patch.sku.name.endswith("_ZRS") and not self.region.zones:
-                raise InvalidParameter(
-                    f"{patch.sku.name} needs a region with zones", target="sku.name"
-                )
-            if patch.sku.name.endswith("_ZRS") and rec.body.get("zones"):
-                raise InvalidParameter(
-                    "a zonal disk cannot become zone-redundant", target="sku.name"
-                )
+            check_sku(self.region, patch.sku.name, rec.body.get("zones"))
             new = new.with_body(sku=patch.sku.name)
         if patch.properties is not None:
-            settable = patch.properties.model_dump(
-                by_alias=True, exclude_none=True, exclude={"disk_size_gb"}
-            )
-            if settable.get("encryption", {}).get("type", "EncryptionAtRestWithPlatformKey") != (
-                "EncryptionAtRestWithPlatformKey"
-            ):
-                raise InvalidParameter(
-                    "customer-managed keys are not supported yet",
-                    target="properties.encryption.type",
-                )
-            new = new.with_props(**settable)
+            new = new.with_props(**settable(patch.properties))
             gb = patch.properties.disk_size_gb
             if gb is not None:
                 new = self._resize(new, gb)
@@ -387,12 +372,13 @@ class RegionService(Recovery):
         family = rec.props.get("incrementalSnapshotFamilyId")
         if family is None or render.disk_state(rec) == "ActiveSAS":
             return
+        # an incremental snapshot is in its disk's subscription: so is its whole family
         with self.engine.db.connect() as conn:
+            mine = records.all_records(conn, subscription=rec.subscription, rtype="snapshots")
             active = [
                 r
-                for r in records.all_records(conn)
-                if r.rtype == "snapshots"
-                and r.props.get("incrementalSnapshotFamilyId") == family
+                for r in mine
+                if r.props.get("incrementalSnapshotFamilyId") == family
                 and render.disk_state(r) == "ActiveSAS"
             ]
         if len(active) >= MAX_FAMILY_SAS:

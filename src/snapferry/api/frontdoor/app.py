@@ -173,24 +173,17 @@ async def _compute(door: FrontDoor, request: Request) -> Response:
         async with door.router.in_group(rid.group_key), door.router.exclusive(rid.key):
             door.groups.get(rid.subscription, rid.resource_group)  # not deleted while we waited
             region = await door.router.route_put(item_path, rid.key, doc, base=base, known=known)
-            reply = await door.links.call(
-                region,
-                method,
-                quote(path) + qs,
-                base=base,
-                principal=principal.id,
-                headers=dict(request.headers),
-                body=body or None,
-            )
-            if reply.status < 300:
+            answer = await _forward_item(door, request, region, principal, base, body)
+            assert answer is not None
+            if answer.status < 300:
                 await run_in_threadpool(door.router.index.set, rid.key, region)
-        return _reply(reply)
+        return _reply(answer)
     found = await door.router.locate(item_path, rid.key, base=base, known=known)
     answer = await _forward_item(door, request, found, principal, base, body)
     if known is not None and answer is not None and _gone(answer, method):
         # The index named a region that no longer holds it: ask them all once.
         await run_in_threadpool(door.router.index.drop, rid.key)
-        found = await door.router.locate(item_path, rid.key, base=base)
+        found = await door.router.locate(item_path, rid.key, base=base, known=None)
         answer = await _forward_item(door, request, found, principal, base, body)
     if answer is None:
         if method == "DELETE":

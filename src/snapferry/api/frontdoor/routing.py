@@ -131,18 +131,17 @@ class Router:
         key: str,
         *,
         base: str,
+        known: str | None,
         verify: bool = False,
-        known: str | None = None,
     ) -> str | None:
-        """The region holding the resource at path, or None. ``verify`` re-checks an index hit
-        with its region (a PUT must not trust a stale entry).
+        """The region holding the resource at path, or None. ``known`` is the index's entry for
+        it, which the caller has read; ``verify`` re-checks it with its region (a PUT must not
+        trust a stale entry).
 
         An index hit in a region that is down raises RegionUnavailable. On a miss, regions that
         are down are passed over: every resource made through the front door is indexed, so a
         miss can hide one there only if the front door crashed between a region's answer and
         its index write."""
-        if known is None:
-            known = await asyncio.to_thread(self.index.get, key)
         probe = quote(path) + "?api-version=2024-03-02"
         if known is not None and known in self.links.urls:
             if not verify:
@@ -175,7 +174,7 @@ class Router:
         return region
 
     async def route_put(
-        self, path: str, key: str, doc: Any, *, base: str, known: str | None = None
+        self, path: str, key: str, doc: Any, *, base: str, known: str | None
     ) -> str:
         """The region a PUT goes to; InvalidResourceLocation if the resource lives elsewhere."""
         wanted = self.target_location(doc)
