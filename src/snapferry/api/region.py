@@ -254,6 +254,23 @@ def region_app(service: RegionService, *, key: str) -> FastAPI:
     return app
 
 
+class RegionRouter:
+    """One region's whole HTTP surface on one port: paths under ``/<region>/`` are its data
+    plane (SAS URLs, which carry their own authorization); everything else is its ARM app,
+    which answers only the front door."""
+
+    def __init__(self, region: str, arm: ASGIApp, blob: ASGIApp) -> None:
+        self.prefix = f"/{region}/"
+        self.arm = arm
+        self.blob = blob
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(self.prefix):
+            await self.blob(scope, receive, send)
+        else:
+            await self.arm(scope, receive, send)
+
+
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI document of the region ARM routes (the front door serves it, merged)."""
     return region_app(cast(RegionService, None), key="").openapi()

@@ -92,13 +92,18 @@ def split_listen(listen: str) -> tuple[str, int]:
     return host, int(port)
 
 
+RESERVED_NAMES = ("subscriptions", "snapferry")
+"""First path segments of a region's ARM routes, so never region names."""
+
+
 def _region(raw: Any, root: Path) -> RegionConfig:
     if not isinstance(raw, dict):
         raise InvalidInput("each [[regions]] entry must be a table")
     name = raw.get("name")
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or name in RESERVED_NAMES:
         raise InvalidInput(
-            f"region name {name!r} must be 2-32 lowercase letters and digits, like eastus"
+            f"region name {name!r} must be 2-32 lowercase letters and digits, like eastus "
+            f"(not {' or '.join(RESERVED_NAMES)}: a region's SAS paths start with its name)"
         )
     zones = raw.get("zones", [])
     if not isinstance(zones, list) or not all(isinstance(z, str) and z for z in zones):

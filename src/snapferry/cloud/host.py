@@ -23,14 +23,16 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI
 
+from snapferry.api.blob import BlobApp
+from snapferry.api.common import ASGIApp
 from snapferry.api.frontdoor import FrontDoor, Groups, Index, RegionLinks, frontdoor_app
-from snapferry.api.region import region_app
+from snapferry.api.region import RegionRouter, region_app
 from snapferry.cloud.config import CloudConfig, RegionConfig, split_listen
 from snapferry.cloud.tls import TlsFiles, ensure_certificates
 from snapferry.control.access import Signer, load_key
 from snapferry.control.creation import Region
+from snapferry.control.dataplane import DataPlane
 from snapferry.control.service import RegionService
 from snapferry.engine import Engine
 from snapferry.errors import InvalidInput
@@ -85,7 +87,7 @@ def _url(sock: socket.socket, scheme: str = "http") -> str:
 class Hosted:
     """What one process serves: apps on bound sockets, and what to close after."""
 
-    apps: list[tuple[FastAPI, socket.socket, TlsFiles | None]] = field(default_factory=list)
+    apps: list[tuple[ASGIApp, socket.socket, TlsFiles | None]] = field(default_factory=list)
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
@@ -103,16 +105,20 @@ def open_region(config: RegionConfig, root: Path, key: str, hosted: Hosted) -> s
     hosted.closers.append(engine.close)
     sock = bind(config.listen)
     url = _url(sock)
+    signer = Signer(load_key(directory))
     service = RegionService(
         Region(config.name, config.zones, config.page_size),
         engine,
-        Signer(load_key(directory)),
+        signer,
         data_url=config.url or url,
         operation_delay=config.operation_delay,
     )
     hosted.closers.append(service.close)
     service.recover()
-    hosted.apps.append((region_app(service, key=key), sock, None))
+    blobs = BlobApp(DataPlane(config.name, engine, signer))
+    hosted.closers.append(blobs.close)
+    app = RegionRouter(config.name, region_app(service, key=key), blobs)
+    hosted.apps.append((app, sock, None))
     return url
 
 

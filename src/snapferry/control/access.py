@@ -39,9 +39,16 @@ def sas_path(region: str, engine_id: str) -> str:
 
 
 class SasRefused(SnapferryError):
-    """A SAS is missing, malformed, tampered, expired, revoked or lacks the permission."""
+    """A SAS is missing, malformed, tampered, expired or revoked (403)."""
 
     code = "AuthenticationFailed"
+    status = 403
+
+
+class SasPermissionMismatch(SasRefused):
+    """A valid SAS that does not grant the permission the request needs (403)."""
+
+    code = "AuthorizationPermissionMismatch"
 
 
 def load_key(directory: Path) -> bytes:
@@ -98,4 +105,6 @@ class Signer:
         if expires.timestamp() <= (time.time() if now is None else now):
             raise SasRefused("the shared access signature has expired")
         if needed not in perms:
-            raise SasRefused(f"the shared access signature does not grant {needed!r} access")
+            raise SasPermissionMismatch(
+                f"the shared access signature does not grant {needed!r} access"
+            )

@@ -92,6 +92,16 @@ def get(conn: Connection, key: str) -> Record | None:
     return None if row is None else _record(row)
 
 
+_BY_ENGINE_ID = select(arm_resources).where(arm_resources.c.engine_id == bindparam("engine_id"))
+
+
+def by_engine_id(conn: Connection, engine_id: str) -> Record | None:
+    """The resource whose data is the engine disk or snapshot ``engine_id`` (the data plane's
+    lookup)."""
+    row = conn.execute(_BY_ENGINE_ID, {"engine_id": engine_id}).first()
+    return None if row is None else _record(row)
+
+
 def put(conn: Connection, rec: Record) -> None:
     """Insert or replace the record."""
     values = {

@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from snapferry.engine import bitmaps
 from snapferry.engine.maps import Node
-from snapferry.engine.resolve import resolve_present
+from snapferry.engine.resolve import View, resolve_present
 from snapferry.settings import PAGES_PER_CHUNK
 
 Extents = list[tuple[int, int]]
@@ -70,8 +70,26 @@ def diff(path: list[Node], target_lineage: list[Node], size_bytes: int) -> Diff:
 
 def allocated(lineage: list[Node], size_bytes: int) -> Extents:
     """Byte extents of the non-zero pages of the snapshot whose lineage is given."""
-    if not lineage:
-        return []
-    chunks = np.unique(np.concatenate([n.map.chunks for n in lineage])).astype(np.uint64)
-    present = resolve_present(lineage, chunks)
+    chunks, present = _lineage_present(lineage)
     return bitmaps.to_byte_extents(bitmaps.global_pages(chunks, present), size_bytes)
+
+
+def allocated_view(view: View) -> Extents:
+    """Byte extents of a view's pages that may hold data: the non-zero pages of its lineage and
+    every page its head generations hold (written, zero or not). Pages outside are zero."""
+    pages = [bitmaps.global_pages(*_lineage_present(view.lineage))]
+    for head in view.heads:
+        chunks, packed = head.dirty_arrays()
+        if len(chunks):
+            pages.append(bitmaps.global_pages(chunks, bitmaps.unpack(packed)))
+    merged = np.unique(np.concatenate(pages)) if len(pages) > 1 else pages[0]
+    return bitmaps.to_byte_extents(merged, view.size_bytes)
+
+
+def _lineage_present(
+    lineage: list[Node],
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_]]:
+    if not lineage:
+        return np.zeros(0, dtype=np.uint64), np.zeros((0, PAGES_PER_CHUNK), dtype=bool)
+    chunks = np.unique(np.concatenate([n.map.chunks for n in lineage])).astype(np.uint64)
+    return chunks, resolve_present(lineage, chunks)

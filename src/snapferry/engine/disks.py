@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from snapferry.engine import bitmaps
+from snapferry.engine import diff as diffs
 from snapferry.engine.base import EngineBase
 from snapferry.engine.checks import check_range, check_size
 from snapferry.engine.journal import Journal, held_pages
@@ -141,6 +142,12 @@ class DiskOps(EngineBase):
     def iter_read(self, disk_id: str, offset: int, length: int) -> Iterator[bytes]:
         """A disk's bytes, streamed a chunk at a time."""
         return self._stream(self._disk_view(disk_id), offset, length)
+
+    def disk_allocated(self, disk_id: str) -> list[tuple[int, int]]:
+        """Byte extents of the disk that may hold data (outside them it reads as zeros): what a
+        full page list reports. Metadata only; waits for writes in flight."""
+        with self.disk_lock(disk_id):
+            return diffs.allocated_view(self._disk_view(disk_id))
 
     def disk_view(self, disk_id: str) -> View:
         return self._disk_view(disk_id)

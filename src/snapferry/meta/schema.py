@@ -135,6 +135,7 @@ arm_resources = Table(
     Column("unique_id", String(36), nullable=False),
     Column("created_at", Float, nullable=False),
     Index("ix_arm_resources_scope", "subscription", "type", "resource_group", "key"),
+    Index("ix_arm_resources_engine_id", "engine_id"),
 )
 
 arm_operations = Table(

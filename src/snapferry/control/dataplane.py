@@ -1,0 +1,276 @@
+"""The page-blob data plane of one region: what a SAS URL reads, lists, diffs and writes.
+
+No HTTP here (``api.blob`` speaks the wire). ``open`` turns a SAS into a ``Blob`` — the disk or
+snapshot it names, checked against the resource's current grant — or raises a 403
+(``control.access``) and touches nothing. A blob's content is the engine's: reads stream a chunk
+at a time, page lists are metadata only, diffs are the engine's exact diffs between two snapshots
+of one family, and writes are durable when they return.
+
+Thread-safe: callers run these in worker threads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from snapferry.control import blob_errors as err
+from snapferry.control import records
+from snapferry.control.access import BLOB_NAME, SasRefused, Signer
+from snapferry.control.records import Record
+from snapferry.engine import Engine
+from snapferry.errors import InvalidInput, NotFound, NotReady
+from snapferry.settings import SECTOR
+
+MAX_PAGE_WRITE = 4 * 1024 * 1024
+"""The most one Put Page (update) may carry, as in Azure."""
+CLEAR_STEP = 64 * 1024 * 1024
+"""A clear is written as zeros in steps of this many bytes (one durable write each)."""
+
+Extents = list[tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class Blob:
+    """A disk or snapshot reached through a valid SAS: ``perms`` is what the SAS grants."""
+
+    record: Record
+    engine_id: str
+    is_snapshot: bool
+    size: int
+    perms: str
+
+
+@dataclass(frozen=True)
+class Properties:
+    """What HEAD and every data response report of a blob."""
+
+    size: int
+    etag: str
+    last_modified: float
+    created: float
+
+
+@dataclass(frozen=True)
+class PageList:
+    """Inclusive ``(start, end)`` byte ranges of 512-byte pages, each list ascending: pages that
+    hold data (or, in a diff, changed), and pages a diff reports as cleared."""
+
+    pages: list[tuple[int, int]]
+    clears: list[tuple[int, int]]
+
+
+def _ranges(extents: Extents, lo: int, hi: int) -> list[tuple[int, int]]:
+    """``(offset, length)`` extents clipped to ``[lo, hi)`` as inclusive ``(start, end)``."""
+    out = []
+    for offset, length in extents:
+        start, end = max(offset, lo), min(offset + length, hi)
+        if end > start:
+            out.append((start, end - 1))
+    return out
+
+
+class DataPlane:
+    """Serves one region's SAS URLs over its engine (see module docstring)."""
+
+    def __init__(
+        self, region: str, engine: Engine, signer: Signer, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.region = region
+        self.engine = engine
+        self.signer = signer
+        self.clock = clock
+        self._boot = secrets.token_hex(4)
+        self._writes: dict[str, tuple[int, float]] = {}
+        self._writes_lock = threading.Lock()
+
+    # --- authorization ---------------------------------------------------------------------
+    def open(self, engine_id: str, query: dict[str, str], needed: str) -> Blob:
+        """The blob a SAS names, if the SAS is valid, live and grants ``needed`` ('r' or 'w');
+        else SasRefused (403). An unknown id is refused the same way as a bad signature."""
+        with self.engine.db.connect() as conn:
+            rec = records.by_engine_id(conn, engine_id) if len(engine_id) <= 64 else None
+        if rec is None or rec.engine_id is None:
+            raise SasRefused("the shared access signature does not match any disk or snapshot")
+        access = rec.body.get("access") or {}
+        self.signer.check(rec.unique_id, query, needed, access.get("grant"), now=self.clock())
+        is_snapshot = rec.rtype == "snapshots"
+        try:
+            if is_snapshot:
+                size = self.engine.get_snapshot(rec.engine_id).size_bytes
+            else:
+                size = self.engine.get_disk(rec.engine_id).size_bytes
+        except NotFound:
+            raise err.BlobNotFound(f"{rec.id} no longer exists") from None
+        return Blob(rec, rec.engine_id, is_snapshot, size, query.get("sp", ""))
+
+    def previous(self, target: Blob, url: str) -> Blob:
+        """The older snapshot an ``x-ms-previous-snapshot-url`` names (its own read SAS URL),
+        checked like any SAS."""
+        parts = urlsplit(url)
+        segments = [unquote(s) for s in parts.path.split("/") if s]
+        if len(segments) < 3 or segments[-1] != BLOB_NAME or segments[-3] != self.region:
+            raise err.PreviousSnapshotNotFound(
+                "x-ms-previous-snapshot-url must be the SAS URL of a snapshot in region "
+                f"{self.region}"
+            )
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        try:
+            prev = self.open(segments[-2], query, "r")
+        except SasRefused as exc:
+            raise err.PreviousSnapshotNotFound(
+                f"the previous snapshot's SAS is not valid: {exc.message}"
+            ) from None
+        return self._check_previous(target, prev)
+
+    def previous_by_unique_id(self, target: Blob, unique_id: str) -> Blob:
+        """The older snapshot ``prevsnapshot`` names by its ARM ``uniqueId``; it must be of the
+        target's family (the target's SAS covers the family's change history)."""
+        with self.engine.db.connect() as conn:
+            mine = records.all_records(
+                conn, subscription=target.record.subscription, rtype="snapshots"
+            )
+        found = next((r for r in mine if r.unique_id == unique_id.lower()), None)
+        family = target.record.props.get("incrementalSnapshotFamilyId")
+        if (
+            found is None
+            or found.engine_id is None
+            or family is None
+            or found.props.get("incrementalSnapshotFamilyId") != family
+        ):
+            raise err.PreviousSnapshotNotFound(
+                f"prevsnapshot {unique_id[:64]!r} is not the uniqueId of a snapshot of this "
+                "snapshot's family"
+            )
+        size = self.engine.get_snapshot(found.engine_id).size_bytes
+        return self._check_previous(target, Blob(found, found.engine_id, True, size, "r"))
+
+    def _check_previous(self, target: Blob, prev: Blob) -> Blob:
+        if not target.is_snapshot:
+            raise err.PreviousSnapshotOperationNotSupported(
+                "page-range diffs are between snapshots: snapshot the disk and diff the snapshot"
+            )
+        if not prev.is_snapshot:
+            raise err.PreviousSnapshotOperationNotSupported(
+                "the previous snapshot URL names a disk, not a snapshot"
+            )
+        info = self.engine.get_snapshot(prev.engine_id)
+        mine = self.engine.get_snapshot(target.engine_id)
+        if info.family_id != mine.family_id:
+            raise err.PreviousSnapshotOperationNotSupported(
+                "the previous snapshot is not of the same disk as this snapshot"
+            )
+        if info.seq > mine.seq:
+            raise err.PreviousSnapshotCannotBeNewer(
+                "the previous snapshot must be older than this snapshot"
+            )
+        return prev
+
+    # --- reads -----------------------------------------------------------------------------
+    def properties(self, blob: Blob) -> Properties:
+        """Size, ETag and times. A snapshot's ETag never changes; a disk's changes with every
+        write through this data plane (and with every restart of the region)."""
+        rec = blob.record
+        count, when = 0, rec.created_at
+        if not blob.is_snapshot:
+            with self._writes_lock:
+                count, when = self._writes.get(blob.engine_id, (0, rec.created_at))
+        tag = hashlib.sha256(f"{rec.unique_id}/{self._boot}/{count}".encode()).hexdigest()
+        return Properties(blob.size, f'"0x{tag[:16].upper()}"', when, rec.created_at)
+
+    def read(self, blob: Blob, start: int, end: int) -> Iterator[bytes]:
+        """The bytes ``[start, end)`` (any alignment), a chunk at a time, never all at once."""
+        lo, hi = start - start % SECTOR, -(-end // SECTOR) * SECTOR
+        if blob.is_snapshot:
+            pieces = self.engine.iter_read_snapshot(blob.engine_id, lo, hi - lo)
+        else:
+            pieces = self.engine.iter_read(blob.engine_id, lo, hi - lo)
+        return _trim(self._translate(pieces), start - lo, end - start)
+
+    def _translate(self, pieces: Iterator[bytes]) -> Iterator[bytes]:
+        try:
+            yield from pieces
+        except NotReady as exc:
+            raise err.OperationNotAllowed(exc.message) from None
+        except NotFound as exc:
+            raise err.BlobNotFound(exc.message) from None
+
+    def page_ranges(self, blob: Blob, lo: int, hi: int, previous: Blob | None) -> PageList:
+        """Pages in ``[lo, hi)`` that hold data — or, against ``previous``, that changed since it
+        (``pages``: non-zero now; ``clears``: zero now)."""
+        try:
+            if previous is not None:
+                diff = self.engine.diff(previous.engine_id, blob.engine_id)
+                return PageList(_ranges(diff.changed, lo, hi), _ranges(diff.cleared, lo, hi))
+            if blob.is_snapshot:
+                return PageList(_ranges(self.engine.allocated(blob.engine_id), lo, hi), [])
+            return PageList(_ranges(self.engine.disk_allocated(blob.engine_id), lo, hi), [])
+        except NotReady as exc:
+            raise err.OperationNotAllowed(exc.message) from None
+        except NotFound as exc:
+            raise err.BlobNotFound(exc.message) from None
+
+    # --- writes ----------------------------------------------------------------------------
+    def check_page_range(self, blob: Blob, offset: int, length: int) -> None:
+        """InvalidPageRange unless ``[offset, offset+length)`` is whole 512-byte pages inside a
+        disk the SAS may write."""
+        if blob.is_snapshot:  # a snapshot SAS never grants w; this is a second guard
+            raise SasRefused("snapshots are read-only")
+        if offset % SECTOR or length % SECTOR or length <= 0:
+            raise err.InvalidPageRange(
+                f"page range at {offset} of {length} bytes is not aligned to {SECTOR} bytes"
+            )
+        if offset + length > blob.size:
+            raise err.InvalidPageRange(
+                f"page range [{offset}, {offset + length}) runs past the end of the disk "
+                f"({blob.size} bytes)"
+            )
+
+    def write(self, blob: Blob, offset: int, data: bytes | bytearray | memoryview) -> Properties:
+        """Put Page (update): durable when this returns."""
+        self.check_page_range(blob, offset, len(data))
+        if len(data) > MAX_PAGE_WRITE:
+            raise err.RequestBodyTooLarge(f"a page write carries at most {MAX_PAGE_WRITE} bytes")
+        self._engine_write([(offset, data)], blob)
+        return self.properties(blob)
+
+    def clear(self, blob: Blob, offset: int, length: int) -> Properties:
+        """Put Page (clear): the range reads as zeros, durably, when this returns."""
+        self.check_page_range(blob, offset, length)
+        zeros = memoryview(bytes(min(length, CLEAR_STEP)))
+        for at in range(offset, offset + length, CLEAR_STEP):
+            self._engine_write([(at, zeros[: min(CLEAR_STEP, offset + length - at)])], blob)
+        return self.properties(blob)
+
+    def _engine_write(
+        self, writes: list[tuple[int, bytes | bytearray | memoryview]], blob: Blob
+    ) -> None:
+        try:
+            self.engine.write_many(blob.engine_id, writes)
+        except InvalidInput as exc:
+            raise err.InvalidPageRange(exc.message) from None
+        except NotFound as exc:
+            raise err.BlobNotFound(exc.message) from None
+        with self._writes_lock:
+            count, _ = self._writes.get(blob.engine_id, (0, 0.0))
+            self._writes[blob.engine_id] = (count + 1, self.clock())
+
+
+def _trim(pieces: Iterator[bytes], skip: int, length: int) -> Iterator[bytes]:
+    """pieces with the first ``skip`` bytes dropped, cut after ``length`` bytes."""
+    for piece in pieces:
+        if skip >= len(piece):
+            skip -= len(piece)
+            continue
+        if skip or len(piece) - skip > length:
+            piece = bytes(memoryview(piece)[skip : skip + length])
+            skip = 0
+        yield piece
+        length -= len(piece)
+        if length <= 0:
+            return
