@@ -23,6 +23,7 @@ import base64
 import email.utils
 import hashlib
 import logging
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +33,7 @@ from xml.sax.saxutils import escape
 
 from snapferry.api.common import Receive, Scope, Send
 from snapferry.control import blob_errors as err
-from snapferry.control.access import BLOB_NAME
+from snapferry.control.access import BLOB_NAME, SasRefused
 from snapferry.control.dataplane import MAX_PAGE_WRITE, Blob, DataPlane, PageList, Properties
 from snapferry.errors import SnapferryError
 
@@ -82,11 +83,11 @@ def parse_range(req: Request, *, required: bool = False) -> tuple[int, int | Non
     unit, _, spec = value.strip().partition("=")
     start_s, dash, end_s = spec.strip().partition("-")
     try:
-        if unit.strip().lower() != "bytes" or not dash or not start_s.strip().isdigit():
+        start = _number(start_s)
+        end = _number(end_s) if end_s.strip() else None
+        if unit.strip().lower() != "bytes" or not dash or start is None:
             raise ValueError
-        start = int(start_s)
-        end = int(end_s) if end_s.strip() else None
-        if end is not None and (not end_s.strip().isdigit() or end < start):
+        if end_s.strip() and (end is None or end < start):
             raise ValueError
     except ValueError:
         raise err.InvalidHeaderValue(
@@ -137,9 +138,10 @@ def check_conditions(req: Request, props: Properties, *, reading: bool) -> bool:
         value = req.header(name)
         if value is None:
             continue
-        if not value.strip().isdigit():
+        number = _number(value)
+        if number is None:
             raise err.InvalidHeaderValue(f"{name} must be a non-negative integer")
-        if not holds(int(value)):
+        if not holds(number):
             raise err.SequenceNumberConditionNotMet(f"{name}: the sequence number is 0")
     return True
 
@@ -195,9 +197,9 @@ def _decode_marker(marker: str) -> int:
 
 def error_parts(exc: SnapferryError) -> tuple[int, str, bytes]:
     status = getattr(exc, "status", 500)
-    message = escape(exc.message)
+    message = _xml_text(exc.message)
     body = (
-        f'<?xml version="1.0" encoding="utf-8"?><Error><Code>{escape(exc.code)}</Code>'
+        f'<?xml version="1.0" encoding="utf-8"?><Error><Code>{_xml_text(exc.code)}</Code>'
         f"<Message>{message}</Message></Error>"
     )
     return status, exc.code, body.encode()
@@ -242,6 +244,10 @@ class BlobApp:
         await send({"type": "http.response.body", "body": body})
 
     async def _dispatch(self, req: Request, receive: Receive, send: Send) -> None:
+        if req.segments and req.segments[0] != self.plane.region:
+            raise SasRefused(
+                f"this is region {self.plane.region}: the URL names another region's data"
+            )
         if len(req.segments) != 3 or req.segments[2] != BLOB_NAME:
             raise err.BlobNotFound(f"the blob of a disk or snapshot is named {BLOB_NAME!r}")
         comp = req.query.get("comp")
@@ -435,21 +441,38 @@ async def _disconnected(receive: Receive) -> None:
         pass
 
 
+_DIGITS = re.compile(r"[0-9]{1,19}")
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _number(value: str) -> int | None:
+    """A non-negative decimal integer (ASCII digits only), or None."""
+    value = value.strip()
+    return int(value) if _DIGITS.fullmatch(value) else None
+
+
+def _xml_text(text: str) -> str:
+    """text escaped for XML, characters XML cannot carry replaced by U+FFFD."""
+    return escape(_NOT_XML.sub("\ufffd", text))
+
+
 def _max_results(value: str | None) -> int | None:
     if value is None:
         return None
-    if not value.strip().isdigit() or not 1 <= int(value) <= MAX_RESULTS:
+    number = _number(value)
+    if number is None or not 1 <= number <= MAX_RESULTS:
         raise err.InvalidQueryParameterValue(f"maxresults must be between 1 and {MAX_RESULTS}")
-    return int(value)
+    return number
 
 
 def _content_length(req: Request) -> int | None:
     value = req.header("content-length")
     if value is None:
         return None
-    if not value.strip().isdigit():
+    number = _number(value)
+    if number is None:
         raise err.InvalidHeaderValue("Content-Length must be a non-negative integer")
-    return int(value)
+    return number
 
 
 async def _read_body(receive: Receive, length: int) -> bytearray | None:

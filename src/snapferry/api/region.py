@@ -28,6 +28,7 @@ from snapferry.api.common import (
     install_error_handlers,
 )
 from snapferry.control import render
+from snapferry.control.access import BLOB_NAME
 from snapferry.control.errors import BadRequest, Unauthenticated
 from snapferry.control.ids import ResourceId, check_group, check_subscription
 from snapferry.control.models import BODY_MODELS, GrantAccess
@@ -254,18 +255,33 @@ def region_app(service: RegionService, *, key: str) -> FastAPI:
     return app
 
 
+ARM_ROOTS = ("subscriptions", "snapferry")
+"""First path segments of the ARM app's routes (never region names)."""
+
+
 class RegionRouter:
-    """One region's whole HTTP surface on one port: paths under ``/<region>/`` are its data
-    plane (SAS URLs, which carry their own authorization); everything else is its ARM app,
-    which answers only the front door."""
+    """One region's whole HTTP surface on one port: paths under ``/<region>/``, and any path
+    shaped like a SAS URL's (``/<account>/<container>/abcd``, another region's included, so it
+    gets a storage-style refusal), are its data plane, whose URLs carry their own
+    authorization; everything else is its ARM app, which answers only the front door."""
 
     def __init__(self, region: str, arm: ASGIApp, blob: ASGIApp) -> None:
         self.prefix = f"/{region}/"
         self.arm = arm
         self.blob = blob
 
+    def _is_data(self, path: str) -> bool:
+        if path.startswith(self.prefix):
+            return True
+        parts = path.split("/")
+        return (
+            len(parts) == 4
+            and parts[3] == BLOB_NAME
+            and not parts[1].startswith(("subscriptions", "snapferry"))
+        )
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(self.prefix):
+        if scope["type"] == "http" and self._is_data(scope["path"]):
             await self.blob(scope, receive, send)
         else:
             await self.arm(scope, receive, send)

@@ -17,7 +17,9 @@ from snapferry.cli import output as out
 from snapferry.cli.admin import COMMANDS
 from snapferry.cli.output import ExitCode
 from snapferry.cli.resources import COMMANDS as RESOURCE_COMMANDS
+from snapferry.cli.resources import disk_command, snapshot_command
 from snapferry.cli.servers import COMMANDS as SERVER_COMMANDS
+from snapferry.cli.transfer import DISK_COMMANDS, SNAPSHOT_COMMANDS
 from snapferry.errors import Conflict, InvalidInput, NotFound, RegionBusy, SnapferryError
 
 DEBUG_ENV = "SNAPFERRY_DEBUG"
@@ -97,6 +99,10 @@ def cli() -> None:
 
 for _command in [*COMMANDS, *SERVER_COMMANDS, *RESOURCE_COMMANDS]:
     cli.add_command(_command)
+for _command in DISK_COMMANDS:
+    disk_command.add_command(_command)
+for _command in SNAPSHOT_COMMANDS:
+    snapshot_command.add_command(_command)
 
 
 def main() -> None:

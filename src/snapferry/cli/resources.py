@@ -28,13 +28,13 @@ LOCATION = click.option(
 @click.group("disk")
 def disk_command() -> None:
     """Managed disks: create (empty, from a snapshot, or for upload), show, list, update,
-    delete, grant and revoke access."""
+    delete, grant and revoke access, import and export raw images."""
 
 
 @click.group("snapshot")
 def snapshot_command() -> None:
     """Snapshots of disks (incremental unless --full): create, show, list, delete, grant and
-    revoke access."""
+    revoke access, export, and exact diffs between two snapshots."""
 
 
 # --- disk create / update ----------------------------------------------------------------------
@@ -78,7 +78,7 @@ def disk_create(
     with remote.client(group, location) as client:
         source_id = None
         if source:
-            found = _named_or_by_id(client, group, source, (client.snapshots,))
+            found = named_or_by_id(client, group, source, (client.snapshots,))
             source_id, location = found["id"], location or found.get("location")
         body = disk_body(
             location=location or remote.cloud.default_location,
@@ -135,7 +135,7 @@ def snapshot_create(
 ) -> None:
     """Snapshot a disk (or copy a snapshot) and wait until it is ready."""
     with remote.client(group, location) as client:
-        found = _named_or_by_id(client, group, source, (client.disks, client.snapshots))
+        found = named_or_by_id(client, group, source, (client.disks, client.snapshots))
         body = snapshot_body(
             location=location or found.get("location") or remote.cloud.default_location,
             source_id=found["id"],
@@ -146,7 +146,7 @@ def snapshot_create(
     out.emit(remote.output, snapshot, lambda: views.resource(snapshot))
 
 
-def _named_or_by_id(
+def named_or_by_id(
     client: Client, group: str, source: str, kinds: tuple[Resources, ...]
 ) -> dict[str, Any]:
     """The source resource: by full id, else the first of kinds with that name in group.

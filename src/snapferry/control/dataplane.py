@@ -112,7 +112,10 @@ class DataPlane:
     def previous(self, target: Blob, url: str) -> Blob:
         """The older snapshot an ``x-ms-previous-snapshot-url`` names (its own read SAS URL),
         checked like any SAS."""
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            raise err.PreviousSnapshotNotFound("x-ms-previous-snapshot-url is not a URL") from None
         segments = [unquote(s) for s in parts.path.split("/") if s]
         if len(segments) < 3 or segments[-1] != BLOB_NAME or segments[-3] != self.region:
             raise err.PreviousSnapshotNotFound(
@@ -131,6 +134,10 @@ class DataPlane:
     def previous_by_unique_id(self, target: Blob, unique_id: str) -> Blob:
         """The older snapshot ``prevsnapshot`` names by its ARM ``uniqueId``; it must be of the
         target's family (the target's SAS covers the family's change history)."""
+        if not target.is_snapshot:
+            raise err.PreviousSnapshotOperationNotSupported(
+                "page-range diffs are between snapshots: snapshot the disk and diff the snapshot"
+            )
         with self.engine.db.connect() as conn:
             mine = records.all_records(
                 conn, subscription=target.record.subscription, rtype="snapshots"
