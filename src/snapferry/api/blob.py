@@ -34,8 +34,9 @@ from xml.sax.saxutils import escape
 from snapferry.api.common import Receive, Scope, Send
 from snapferry.control import blob_errors as err
 from snapferry.control.access import BLOB_NAME, SasRefused
+from snapferry.control.blob_errors import BlobError
 from snapferry.control.dataplane import MAX_PAGE_WRITE, Blob, DataPlane, PageList, Properties
-from snapferry.errors import SnapferryError
+from snapferry.errors import InvalidInput, NotFound, NotReady, SnapferryError
 
 log = logging.getLogger("snapferry.blob")
 
@@ -196,6 +197,9 @@ def _decode_marker(marker: str) -> int:
 
 
 def error_parts(exc: SnapferryError) -> tuple[int, str, bytes]:
+    """Status, error code and XML body of an error (an engine error gets its storage form)."""
+    if not isinstance(exc, BlobError | SasRefused):
+        exc = _storage_form(exc)
     status = getattr(exc, "status", 500)
     message = _xml_text(exc.message)
     body = (
@@ -203,6 +207,19 @@ def error_parts(exc: SnapferryError) -> tuple[int, str, bytes]:
         f"<Message>{message}</Message></Error>"
     )
     return status, exc.code, body.encode()
+
+
+def _storage_form(exc: SnapferryError) -> SnapferryError:
+    if isinstance(exc, NotFound):
+        return err.BlobNotFound(exc.message)
+    if isinstance(exc, NotReady):
+        return err.OperationNotAllowed(exc.message)
+    if isinstance(exc, InvalidInput):
+        return err.InvalidHeaderValue(exc.message)
+    if exc.retryable:
+        return err.ServerBusy(exc.message)
+    log.error("data plane: %s (%s)", exc.code, exc.message)
+    return err.BlobError("the server failed to answer")
 
 
 class BlobApp:
@@ -332,6 +349,10 @@ class BlobApp:
                 if gone.done():
                     return
             await send({"type": "http.response.body", "body": b""})
+        except SnapferryError as exc:
+            # the status is sent: all that is left is to cut the body short, which the client
+            # sees as a failed read (its length falls short of Content-Length)
+            log.error("data plane read failed after %s: %s (%s)", status, exc.code, exc.message)
         finally:
             gone.cancel()
 

@@ -33,6 +33,9 @@ CLEAR_STEP = 64 * 1024 * 1024
 """A clear is written as zeros in steps of this many bytes (one durable write each)."""
 
 Extents = list[tuple[int, int]]
+DIFFS_OF_SNAPSHOTS = (
+    "page-range diffs are between snapshots: snapshot the disk and diff the snapshot"
+)
 
 
 @dataclass(frozen=True)
@@ -135,17 +138,14 @@ class DataPlane:
         """The older snapshot ``prevsnapshot`` names by its ARM ``uniqueId``; it must be of the
         target's family (the target's SAS covers the family's change history)."""
         if not target.is_snapshot:
-            raise err.PreviousSnapshotOperationNotSupported(
-                "page-range diffs are between snapshots: snapshot the disk and diff the snapshot"
-            )
+            raise err.PreviousSnapshotOperationNotSupported(DIFFS_OF_SNAPSHOTS)
         with self.engine.db.connect() as conn:
-            mine = records.all_records(
-                conn, subscription=target.record.subscription, rtype="snapshots"
-            )
-        found = next((r for r in mine if r.unique_id == unique_id.lower()), None)
+            found = records.by_unique_id(conn, unique_id.strip().lower()[:64])
         family = target.record.props.get("incrementalSnapshotFamilyId")
         if (
             found is None
+            or found.rtype != "snapshots"
+            or found.subscription != target.record.subscription
             or found.engine_id is None
             or family is None
             or found.props.get("incrementalSnapshotFamilyId") != family
@@ -159,9 +159,7 @@ class DataPlane:
 
     def _check_previous(self, target: Blob, prev: Blob) -> Blob:
         if not target.is_snapshot:
-            raise err.PreviousSnapshotOperationNotSupported(
-                "page-range diffs are between snapshots: snapshot the disk and diff the snapshot"
-            )
+            raise err.PreviousSnapshotOperationNotSupported(DIFFS_OF_SNAPSHOTS)
         if not prev.is_snapshot:
             raise err.PreviousSnapshotOperationNotSupported(
                 "the previous snapshot URL names a disk, not a snapshot"

@@ -102,6 +102,14 @@ def by_engine_id(conn: Connection, engine_id: str) -> Record | None:
     return None if row is None else _record(row)
 
 
+def by_unique_id(conn: Connection, unique_id: str) -> Record | None:
+    """The resource with that ARM ``uniqueId``."""
+    row = conn.execute(
+        select(arm_resources).where(arm_resources.c.unique_id == unique_id).limit(1)
+    ).first()
+    return None if row is None else _record(row)
+
+
 def put(conn: Connection, rec: Record) -> None:
     """Insert or replace the record."""
     values = {

@@ -136,6 +136,7 @@ arm_resources = Table(
     Column("created_at", Float, nullable=False),
     Index("ix_arm_resources_scope", "subscription", "type", "resource_group", "key"),
     Index("ix_arm_resources_engine_id", "engine_id"),
+    Index("ix_arm_resources_unique_id", "unique_id"),
 )
 
 arm_operations = Table(
