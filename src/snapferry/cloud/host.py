@@ -78,6 +78,26 @@ def bind(listen: str) -> socket.socket:
     return sock
 
 
+PORT_FILE = "listen-port"
+"""Where a region listening on "any free port" remembers the one it got."""
+
+
+def _bind_region(listen: str, directory: Path) -> socket.socket:
+    """Bind a region's listener. On "any free port" (port 0), the port of the previous start is
+    taken again when it is free, so access URLs handed out before a restart keep working."""
+    host, port = split_listen(listen)
+    remembered = directory / PORT_FILE
+    if port == 0:
+        with contextlib.suppress(OSError, ValueError, InvalidInput):
+            previous = int(remembered.read_text().strip())
+            if 0 < previous < 65536:
+                return bind(f"{host}:{previous}")
+    sock = bind(listen)
+    if port == 0:
+        write_atomic(remembered, f"{sock.getsockname()[1]}\n".encode())
+    return sock
+
+
 def _url(sock: socket.socket, scheme: str = "http") -> str:
     host, port = sock.getsockname()[:2]
     return f"{scheme}://{host}:{port}"
@@ -103,7 +123,7 @@ def open_region(config: RegionConfig, root: Path, key: str, hosted: Hosted) -> s
     directory = config.directory(root)
     engine = Engine.open(directory, db_url=config.db_url)
     hosted.closers.append(engine.close)
-    sock = bind(config.listen)
+    sock = _bind_region(config.listen, directory)
     url = _url(sock)
     signer = Signer(load_key(directory))
     service = RegionService(
