@@ -133,16 +133,17 @@ class Codec:
         version, flags, _slot, length, oid = HEADER.unpack_from(frame)
         if version != FORMAT_VERSION or oid != expected_id:
             raise IntegrityError(f"{what}: frame header does not match (version {version})")
-        payload = bytes(memoryview(frame)[HEADER_SIZE:])
+        body: bytes | memoryview = memoryview(frame)[HEADER_SIZE:]  # no copy until decoded
         try:
             if flags & FLAG_ENCRYPTED:
                 if self._cipher is None:
                     raise IntegrityError(f"{what}: encrypted frame but no key configured")
-                payload = self._cipher.decrypt(oid, payload)
+                body = self._cipher.decrypt(oid, bytes(body))
             if flags & FLAG_ZSTD:
-                payload = self._decompressor().decompress(payload, max_output_size=length)
+                body = self._decompressor().decompress(body, max_output_size=length)
         except zstandard.ZstdError as exc:
             raise IntegrityError(f"{what}: payload does not decompress ({exc})") from None
+        payload = body if isinstance(body, bytes) else bytes(body)
         if len(payload) != length or content_id(payload) != expected_id:
             raise IntegrityError(f"{what}: content does not match its id {expected_id.hex()[:16]}")
         return payload

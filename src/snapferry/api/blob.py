@@ -21,12 +21,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import email.utils
+import functools
 import hashlib
 import logging
 import re
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
@@ -35,7 +37,14 @@ from snapferry.api.common import Receive, Scope, Send
 from snapferry.control import blob_errors as err
 from snapferry.control.access import BLOB_NAME, SasRefused
 from snapferry.control.blob_errors import BlobError
-from snapferry.control.dataplane import MAX_PAGE_WRITE, Blob, DataPlane, PageList, Properties
+from snapferry.control.dataplane import (
+    MAX_PAGE_WRITE,
+    Blob,
+    DataPlane,
+    PageList,
+    Piece,
+    Properties,
+)
 from snapferry.errors import InvalidInput, NotFound, NotReady, SnapferryError
 
 log = logging.getLogger("snapferry.blob")
@@ -98,6 +107,11 @@ def parse_range(req: Request, *, required: bool = False) -> tuple[int, int | Non
 
 
 def _http_date(ts: float) -> bytes:
+    return _whole_second_date(int(ts))
+
+
+@functools.lru_cache(maxsize=1024)
+def _whole_second_date(ts: int) -> bytes:
     return email.utils.formatdate(ts, usegmt=True).encode()
 
 
@@ -222,6 +236,18 @@ def _storage_form(exc: SnapferryError) -> SnapferryError:
     return err.BlobError("the server failed to answer")
 
 
+@dataclass
+class Reply:
+    """An answer decided in a worker thread: status, headers, the body (or its first piece),
+    and for a streamed body the rest of its pieces and how many bytes they still hold."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: Piece = b""
+    rest: Iterator[Piece] | None = None
+    remaining: int = 0
+
+
 class BlobApp:
     """The data plane's ASGI app for one region (see module docstring)."""
 
@@ -289,13 +315,13 @@ class BlobApp:
         return blob, self.plane.properties(blob)
 
     # --- reads -----------------------------------------------------------------------------
-    async def _get(self, req: Request, receive: Receive, send: Send) -> None:
-        wanted = parse_range(req)
-        blob, props = await self._run(self._open, req, "r")
+    def _prepare_get(self, req: Request, wanted: tuple[int, int | None] | None) -> Reply:
+        """Everything a GET or HEAD decides before its body, in one worker-thread hop: the SAS,
+        conditions, range and headers, and the first piece of the body."""
+        blob, props = self._open(req, "r")
         headers = req.base_headers() + property_headers(props)
         if not check_conditions(req, props, reading=True):
-            await _respond(send, 304, headers)
-            return
+            return Reply(304, headers)
         status, start, end = 200, 0, props.size
         if wanted is not None:
             first, last = wanted
@@ -306,53 +332,56 @@ class BlobApp:
             last = props.size - 1 if last is None else min(last, props.size - 1)
             status, start, end = 206, first, last + 1
             headers.append((b"content-range", f"bytes {first}-{last}/{props.size}".encode()))
-        headers += [
-            (b"content-type", b"application/octet-stream"),
-            (b"content-length", str(end - start).encode()),
-        ]
+        headers.append((b"content-type", b"application/octet-stream"))
         if req.method == "HEAD":
-            headers[-1] = (b"content-length", str(props.size).encode())
-            await _respond(send, 200, headers)
-            return
+            return Reply(200, [*headers, (b"content-length", str(props.size).encode())])
+        headers.append((b"content-length", str(end - start).encode()))
         if (req.header("x-ms-range-get-content-md5") or "").lower() == "true":
             if wanted is None or end - start > MAX_PAGE_WRITE:
                 raise err.InvalidHeaderValue(
                     "x-ms-range-get-content-md5 needs a range of at most 4 MiB"
                 )
-            data = await self._run(lambda: b"".join(self.plane.read(blob, start, end)))
+            data = b"".join(self.plane.read(blob, start, end))
             md5 = base64.b64encode(hashlib.md5(data).digest())
-            await _respond(send, status, [*headers, (b"content-md5", md5)], data)
-            return
-        pieces = await self._run(self.plane.read, blob, start, end)
-        await self._stream(send, receive, status, headers, pieces)
+            return Reply(status, [*headers, (b"content-md5", md5)], data)
+        pieces = self.plane.read(blob, start, end)
+        first_piece = next(pieces, b"")  # a read error still becomes an error answer
+        return Reply(status, headers, first_piece, pieces, end - start - len(first_piece))
 
-    async def _stream(
-        self,
-        send: Send,
-        receive: Receive,
-        status: int,
-        headers: list[tuple[bytes, bytes]],
-        pieces: Iterator[bytes],
-    ) -> None:
-        """Send pieces as they are read, reading the next while one is sent; stop early if the
-        client goes away. The first piece is read before the status is sent, so a read error
-        still answers with an error."""
-        first = await self._run(next, pieces, None)
-        await send({"type": "http.response.start", "status": status, "headers": headers})
+    async def _get(self, req: Request, receive: Receive, send: Send) -> None:
+        reply = await self._run(self._prepare_get, req, parse_range(req))
+        await send(
+            {"type": "http.response.start", "status": reply.status, "headers": reply.headers}
+        )
+        if reply.rest is None or reply.remaining <= 0:
+            await send({"type": "http.response.body", "body": reply.body})
+            return
+        await self._stream(send, receive, reply)
+
+    async def _stream(self, send: Send, receive: Receive, reply: Reply) -> None:
+        """Send the body's pieces as they are read, reading the next while one is sent; stop
+        early if the client goes away."""
+        assert reply.rest is not None
         gone = asyncio.ensure_future(_disconnected(receive))
+        piece, remaining = reply.body, reply.remaining
         try:
-            piece = first
-            while piece is not None:
-                upcoming = asyncio.ensure_future(self._run(next, pieces, None))
+            while True:
+                upcoming = None
+                if remaining > 0:
+                    upcoming = asyncio.ensure_future(self._run(next, reply.rest, b""))
                 await send({"type": "http.response.body", "body": piece, "more_body": True})
+                if upcoming is None or gone.done():
+                    break
                 piece = await upcoming
-                if gone.done():
-                    return
-            await send({"type": "http.response.body", "body": b""})
+                remaining -= len(piece)
+                if not piece:
+                    break
+            if not gone.done():
+                await send({"type": "http.response.body", "body": b""})
         except SnapferryError as exc:
             # the status is sent: all that is left is to cut the body short, which the client
             # sees as a failed read (its length falls short of Content-Length)
-            log.error("data plane read failed after %s: %s (%s)", status, exc.code, exc.message)
+            log.error("data plane read failed mid-body: %s (%s)", exc.code, exc.message)
         finally:
             gone.cancel()
 

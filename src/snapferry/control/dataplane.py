@@ -33,6 +33,8 @@ CLEAR_STEP = 64 * 1024 * 1024
 """A clear is written as zeros in steps of this many bytes (one durable write each)."""
 
 Extents = list[tuple[int, int]]
+Piece = bytes | memoryview
+"""A piece of a read: possibly a read-only view of cached data (send it, don't keep it)."""
 DIFFS_OF_SNAPSHOTS = (
     "page-range diffs are between snapshots: snapshot the disk and diff the snapshot"
 )
@@ -188,7 +190,7 @@ class DataPlane:
         tag = hashlib.sha256(f"{rec.unique_id}/{self._boot}/{count}".encode()).hexdigest()
         return Properties(blob.size, f'"0x{tag[:16].upper()}"', when, rec.created_at)
 
-    def read(self, blob: Blob, start: int, end: int) -> Iterator[bytes]:
+    def read(self, blob: Blob, start: int, end: int) -> Iterator[Piece]:
         """The bytes ``[start, end)`` (any alignment), a chunk at a time, never all at once."""
         lo, hi = start - start % SECTOR, -(-end // SECTOR) * SECTOR
         if blob.is_snapshot:
@@ -197,7 +199,7 @@ class DataPlane:
             pieces = self.engine.iter_read(blob.engine_id, lo, hi - lo)
         return _trim(self._translate(pieces), start - lo, end - start)
 
-    def _translate(self, pieces: Iterator[bytes]) -> Iterator[bytes]:
+    def _translate(self, pieces: Iterator[Piece]) -> Iterator[Piece]:
         try:
             yield from pieces
         except NotReady as exc:
@@ -266,14 +268,14 @@ class DataPlane:
             self._writes[blob.engine_id] = (count + 1, self.clock())
 
 
-def _trim(pieces: Iterator[bytes], skip: int, length: int) -> Iterator[bytes]:
-    """pieces with the first ``skip`` bytes dropped, cut after ``length`` bytes."""
+def _trim(pieces: Iterator[Piece], skip: int, length: int) -> Iterator[Piece]:
+    """pieces with the first ``skip`` bytes dropped, cut after ``length`` bytes (no copies)."""
     for piece in pieces:
         if skip >= len(piece):
             skip -= len(piece)
             continue
         if skip or len(piece) - skip > length:
-            piece = bytes(memoryview(piece)[skip : skip + length])
+            piece = memoryview(piece)[skip : skip + length]
             skip = 0
         yield piece
         length -= len(piece)

@@ -129,7 +129,7 @@ class EngineBase:
         with self.db.begin() as conn:
             catalog.drop_head_gen(conn, disk_id, gen)
 
-    def _stream(self, view: View, offset: int, length: int) -> Iterator[bytes]:
+    def _stream(self, view: View, offset: int, length: int) -> Iterator[memoryview]:
         """The view's bytes in ``[offset, offset+length)``, validated, a chunk at a time."""
         check_range(offset, length, view.size_bytes, "read")
         return self.chunks.iter_range(view, offset, length)

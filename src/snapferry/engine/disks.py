@@ -139,7 +139,7 @@ class DiskOps(EngineBase):
         """Bytes of a disk (offset and length multiples of 512)."""
         return b"".join(self.iter_read(disk_id, offset, length))
 
-    def iter_read(self, disk_id: str, offset: int, length: int) -> Iterator[bytes]:
+    def iter_read(self, disk_id: str, offset: int, length: int) -> Iterator[memoryview]:
         """A disk's bytes, streamed a chunk at a time."""
         return self._stream(self._disk_view(disk_id), offset, length)
 

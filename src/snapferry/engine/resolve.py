@@ -20,6 +20,13 @@ from snapferry.engine.objects import ObjectReader, location_of
 from snapferry.errors import IntegrityError
 from snapferry.settings import CHUNK, PAGE, PAGES_PER_CHUNK
 
+ZEROS = memoryview(bytes(CHUNK))
+"""A chunk of zeros, shared by every read of a chunk no layer defines."""
+
+
+def _blank() -> npt.NDArray[np.uint8]:
+    return np.zeros((PAGES_PER_CHUNK, PAGE), dtype=np.uint8)
+
 
 @dataclass(frozen=True)
 class View:
@@ -54,7 +61,7 @@ class ChunkReader:
         """Chunk ``chunk`` of the view as a ``(1024, 4096)`` array, possibly read-only (callers
         only read it). IntegrityError names the view and the chunk's offset if a version it needs
         is missing or corrupt."""
-        out = np.zeros((PAGES_PER_CHUNK, PAGE), dtype=np.uint8)
+        out: npt.NDArray[np.uint8] | None = None  # made when pages must be merged into it
         resolved = np.zeros(PAGES_PER_CHUNK, dtype=bool)
         for head in view.heads:
             mask = head.mask(chunk)
@@ -63,10 +70,11 @@ class ChunkReader:
             new = mask & ~resolved
             if new.any():
                 pages = chunk * PAGES_PER_CHUNK + np.flatnonzero(new).astype(np.int64)
+                out = _blank() if out is None else out
                 out[new] = head.overlay.gather(pages)
             resolved |= mask
             if resolved.all():
-                return out
+                return _blank() if out is None else out
         for node in view.lineage:
             i = node.map.find(chunk)
             if i < 0:
@@ -90,16 +98,18 @@ class ChunkReader:
             take = present & ~resolved
             if take.any():
                 rank = np.cumsum(present) - 1
+                out = _blank() if out is None else out
                 out[take] = data[rank[take]]
             if kind == bundles.KIND_FULL:
                 break
             resolved |= present | bitmaps.unpack(bundle.zeroed[slot])
             if resolved.all():
                 break
-        return out
+        return _blank() if out is None else out
 
-    def iter_range(self, view: View, offset: int, length: int) -> Iterator[bytes]:
-        """The bytes of ``[offset, offset+length)``, one piece per chunk touched."""
+    def iter_range(self, view: View, offset: int, length: int) -> Iterator[memoryview]:
+        """The bytes of ``[offset, offset+length)``, one read-only piece per chunk touched
+        (views of cached versions where possible: no copy)."""
         end = offset + length
         allocated = allocated_chunks(view, offset // CHUNK, -(-end // CHUNK))
         pos = offset
@@ -110,9 +120,9 @@ class ChunkReader:
             i = int(np.searchsorted(allocated, chunk))
             if i < len(allocated) and int(allocated[i]) == chunk:
                 data = self.materialize(view, chunk).reshape(-1)
-                yield data[lo : lo + (stop - pos)].tobytes()
+                yield data[lo : lo + (stop - pos)].data.toreadonly()
             else:
-                yield bytes(stop - pos)
+                yield ZEROS[: stop - pos]
             pos = stop
 
 

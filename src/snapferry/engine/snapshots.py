@@ -198,7 +198,9 @@ class SnapshotOps(EngineBase):
     def read_snapshot(self, snapshot_id: str, offset: int, length: int) -> bytes:
         return b"".join(self.iter_read_snapshot(snapshot_id, offset, length))
 
-    def iter_read_snapshot(self, snapshot_id: str, offset: int, length: int) -> Iterator[bytes]:
+    def iter_read_snapshot(
+        self, snapshot_id: str, offset: int, length: int
+    ) -> Iterator[memoryview]:
         """A snapshot's bytes, streamed a chunk at a time."""
         return self._stream(self.snapshot_view(snapshot_id), offset, length)
 
