@@ -525,24 +525,25 @@ def _content_length(req: Request) -> int | None:
     return number
 
 
-async def _read_body(receive: Receive, length: int) -> bytearray | None:
-    """Exactly ``length`` body bytes, or None if the client disconnected."""
-    body = bytearray(length)
-    view, got = memoryview(body), 0
+async def _read_body(receive: Receive, length: int) -> bytes | None:
+    """Exactly ``length`` body bytes (copied once at most), or None if the client went away."""
+    chunks: list[bytes] = []
+    got = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             return None
         chunk = message.get("body", b"")
-        if got + len(chunk) > length:
-            raise err.InvalidHeaderValue("the body is longer than its Content-Length")
-        view[got : got + len(chunk)] = chunk
         got += len(chunk)
+        if got > length:
+            raise err.InvalidHeaderValue("the body is longer than its Content-Length")
+        if chunk:
+            chunks.append(chunk)
         if not message.get("more_body", False):
             break
     if got != length:
         raise err.InvalidHeaderValue(f"the body has {got} bytes, not its Content-Length {length}")
-    return body
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 async def _respond(
