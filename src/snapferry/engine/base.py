@@ -129,10 +129,17 @@ class EngineBase:
         with self.db.begin() as conn:
             catalog.drop_head_gen(conn, disk_id, gen)
 
-    def _stream(self, view: View, offset: int, length: int) -> Iterator[memoryview]:
-        """The view's bytes in ``[offset, offset+length)``, validated, a chunk at a time."""
+    def _stream(
+        self,
+        view: View,
+        offset: int,
+        length: int,
+        refresh: Callable[[], View] | None = None,
+    ) -> Iterator[memoryview]:
+        """The view's bytes in ``[offset, offset+length)``, validated, a chunk at a time
+        (``refresh``: how to get a current view of a disk, see ``ChunkReader.iter_range``)."""
         check_range(offset, length, view.size_bytes, "read")
-        return self.chunks.iter_range(view, offset, length)
+        return self.chunks.iter_range(view, offset, length, refresh)
 
     def writer(self) -> PackWriter:
         """A pack writer for one operation (use as a context manager)."""

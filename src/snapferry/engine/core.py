@@ -140,6 +140,8 @@ class Engine(DiskOps, SnapshotOps):
             base = self._disk_row(disk_id)[2]
             with self.lock, self.db.begin() as conn:
                 catalog.delete_disk_row(conn, disk_id)
-            self._heads.pop(disk_id, None)
+            head = self._heads.pop(disk_id, None)
+            if head is not None:
+                head.retired = True
             self.trash.discard(self.data_dir / "heads" / disk_id)
         self.collapse(base)

@@ -141,7 +141,9 @@ class DiskOps(EngineBase):
 
     def iter_read(self, disk_id: str, offset: int, length: int) -> Iterator[memoryview]:
         """A disk's bytes, streamed a chunk at a time."""
-        return self._stream(self._disk_view(disk_id), offset, length)
+        return self._stream(
+            self._disk_view(disk_id), offset, length, lambda: self._disk_view(disk_id)
+        )
 
     def disk_allocated(self, disk_id: str) -> list[tuple[int, int]]:
         """Byte extents of the disk that may hold data (outside them it reads as zeros): what a

@@ -161,6 +161,9 @@ class Head:
 
     def __init__(self, disk_id: str, gen: int, overlay: Overlay) -> None:
         self.disk_id, self.gen, self.overlay = disk_id, gen, overlay
+        self.retired = False
+        """Set before the overlay is discarded (its pages sealed, or its disk deleted): a read
+        that used this generation afterwards may have seen zeros and must be redone."""
         self._rows: dict[int, int] = {}
         self._bits = np.zeros((16, BITMAP_BYTES), dtype=np.uint8)
         self._index: npt.NDArray[np.uint64] | None = None
@@ -180,11 +183,16 @@ class Head:
         for chunk, packed in masks.items():
             row = self._rows.get(chunk)
             if row is None:
-                row = self._rows[chunk] = len(self._rows)
+                # the row's bits exist before the row is published: readers (``mask``, without
+                # the disk lock) never index past the array
+                row = len(self._rows)
                 if row == len(self._bits):
                     self._bits = np.concatenate((self._bits, np.zeros_like(self._bits)))
+                self._bits[row] = packed
+                self._rows[chunk] = row
                 self._index = None
-            self._bits[row] = packed
+            else:
+                self._bits[row] = packed
 
     def chunk_index(self) -> npt.NDArray[np.uint64]:
         """Sorted indices of the chunks this generation holds pages of."""

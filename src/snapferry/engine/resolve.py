@@ -7,7 +7,7 @@ resolved or a full version ends the walk; pages nobody defines are zero.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -107,9 +107,17 @@ class ChunkReader:
                 break
         return _blank() if out is None else out
 
-    def iter_range(self, view: View, offset: int, length: int) -> Iterator[memoryview]:
+    def iter_range(
+        self,
+        view: View,
+        offset: int,
+        length: int,
+        refresh: Callable[[], View] | None = None,
+    ) -> Iterator[memoryview]:
         """The bytes of ``[offset, offset+length)``, one read-only piece per chunk touched
-        (views of cached versions where possible: no copy)."""
+        (views of cached versions where possible: no copy). A disk's view can go stale while
+        the pieces are read (a snapshot seals its head generation and discards the overlay):
+        ``refresh`` then gives a current view and the chunk is read again from it."""
         end = offset + length
         allocated = allocated_chunks(view, offset // CHUNK, -(-end // CHUNK))
         pos = offset
@@ -120,6 +128,10 @@ class ChunkReader:
             i = int(np.searchsorted(allocated, chunk))
             if i < len(allocated) and int(allocated[i]) == chunk:
                 data = self.materialize(view, chunk).reshape(-1)
+                if refresh is not None and any(head.retired for head in view.heads):
+                    view = refresh()
+                    allocated = allocated_chunks(view, chunk, -(-end // CHUNK))
+                    continue
                 yield data[lo : lo + (stop - pos)].data.toreadonly()
             else:
                 yield ZEROS[: stop - pos]

@@ -96,6 +96,7 @@ class SnapshotOps(EngineBase):
                 # it (under the lock, so no fold into this snapshot can come in between)
                 self.maps.put(replace(node, state="ready", frozen_gen=None, map=NodeMap(entries)))
             self._frozen.pop(node.id, None)
+        head.retired = True  # reads holding it redo their chunk from the sealed snapshot
         self.trash.discard(head.overlay.root)
         # the frozen generation's bitmap rows are dead now (only a sealing snapshot's or the live
         # generation's rows are ever read): drop them off the critical path (redone at open)
