@@ -52,6 +52,7 @@ log = logging.getLogger("snapferry.blob")
 DEFAULT_VERSION = "2026-10-06"
 MAX_RESULTS = 10_000
 READ_WORKERS = 8
+WRITE_WORKERS = 4
 T = TypeVar("T")
 
 
@@ -254,9 +255,15 @@ class BlobApp:
     def __init__(self, plane: DataPlane) -> None:
         self.plane = plane
         self.pool = ThreadPoolExecutor(READ_WORKERS, thread_name_prefix=f"blob-{plane.region}")
+        self.writes = ThreadPoolExecutor(WRITE_WORKERS, thread_name_prefix=f"put-{plane.region}")
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
+        self.writes.shutdown(wait=True)
+
+    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a write on the write pool: slow writes never hold up reads."""
+        return await asyncio.get_running_loop().run_in_executor(self.writes, fn, *args)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
@@ -323,7 +330,7 @@ class BlobApp:
         if not check_conditions(req, props, reading=True):
             return Reply(304, headers)
         status, start, end = 200, 0, props.size
-        if wanted is not None:
+        if wanted is not None and req.method != "HEAD":  # properties ignore a range
             first, last = wanted
             if first >= props.size:
                 raise err.InvalidRange(
@@ -382,11 +389,19 @@ class BlobApp:
             # the status is sent: all that is left is to cut the body short, which the client
             # sees as a failed read (its length falls short of Content-Length)
             log.error("data plane read failed mid-body: %s (%s)", exc.code, exc.message)
+        except Exception:
+            log.exception("data plane read failed mid-body")
         finally:
             gone.cancel()
 
     async def _page_list(self, req: Request, send: Send) -> None:
         wanted = parse_range(req)
+        if wanted is not None and (
+            wanted[0] % 512 or (wanted[1] is not None and (wanted[1] + 1) % 512)
+        ):
+            raise err.InvalidPageRange(
+                "a page list's range must start at a multiple of 512 and end one byte before one"
+            )
         limit = _max_results(req.query.get("maxresults"))
         marker = _decode_marker(req.query["marker"]) if req.query.get("marker") else 0
         previous_url = req.header("x-ms-previous-snapshot-url")
@@ -456,22 +471,26 @@ class BlobApp:
                 )
         md5 = req.header("content-md5")
 
-        def authorize() -> Blob:
+        def authorize() -> None:  # refuse early, before any body arrives
             blob, props = self._open(req, "w")
             check_conditions(req, props, reading=False)
             self.plane.check_page_range(blob, start, length)
-            return blob
 
-        blob = await self._run(authorize)
-        if mode == "clear":
-            props = await self._run(self.plane.clear, blob, start, length)
-        else:
+        await self._run(authorize)
+        data = None
+        if mode == "update":
             data = await _read_body(receive, length)
             if data is None:
                 return  # the client went away: nothing was written
             if md5 is not None and base64.b64encode(hashlib.md5(data).digest()).decode() != md5:
                 raise err.Md5Mismatch("the body does not match its Content-MD5")
-            props = await self._run(self.plane.write, blob, start, data)
+
+        def conditions(props: Properties) -> None:
+            check_conditions(req, props, reading=False)
+
+        props = await self._write(
+            self.plane.put_page, req.segments[1], req.query, start, length, data, conditions
+        )
         headers = [
             *req.base_headers(),
             (b"etag", props.etag.encode()),

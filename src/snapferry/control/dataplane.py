@@ -91,7 +91,9 @@ class DataPlane:
         self.signer = signer
         self.clock = clock
         self._boot = secrets.token_hex(4)
+        self._started = clock()
         self._writes: dict[str, tuple[int, float]] = {}
+        self._locks: dict[str, threading.Lock] = {}
         self._writes_lock = threading.Lock()
 
     # --- authorization ---------------------------------------------------------------------
@@ -180,14 +182,20 @@ class DataPlane:
 
     # --- reads -----------------------------------------------------------------------------
     def properties(self, blob: Blob) -> Properties:
-        """Size, ETag and times. A snapshot's ETag never changes; a disk's changes with every
-        write through this data plane (and with every restart of the region)."""
+        """Size, ETag and times. A snapshot's ETag and Last-Modified never change; a disk's ETag
+        changes with every write through this data plane and with every restart of the region,
+        and its Last-Modified is its last such write's time, or the region's start."""
         rec = blob.record
-        count, when = 0, rec.created_at
-        if not blob.is_snapshot:
+        if blob.is_snapshot:
+            seed, when = rec.unique_id, rec.created_at
+        else:
+            # writes before this process started are not counted: its start time bounds them
             with self._writes_lock:
-                count, when = self._writes.get(blob.engine_id, (0, rec.created_at))
-        tag = hashlib.sha256(f"{rec.unique_id}/{self._boot}/{count}".encode()).hexdigest()
+                count, when = self._writes.get(
+                    blob.engine_id, (0, max(rec.created_at, self._started))
+                )
+            seed = f"{rec.unique_id}/{self._boot}/{count}"
+        tag = hashlib.sha256(seed.encode()).hexdigest()
         return Properties(blob.size, f'"0x{tag[:16].upper()}"', when, rec.created_at)
 
     def read(self, blob: Blob, start: int, end: int) -> Iterator[Piece]:
@@ -238,21 +246,49 @@ class DataPlane:
                 f"({blob.size} bytes)"
             )
 
-    def write(self, blob: Blob, offset: int, data: bytes | bytearray | memoryview) -> Properties:
-        """Put Page (update): durable when this returns."""
-        self.check_page_range(blob, offset, len(data))
-        if len(data) > MAX_PAGE_WRITE:
-            raise err.RequestBodyTooLarge(f"a page write carries at most {MAX_PAGE_WRITE} bytes")
-        self._engine_write([(offset, data)], blob)
-        return self.properties(blob)
-
-    def clear(self, blob: Blob, offset: int, length: int) -> Properties:
-        """Put Page (clear): the range reads as zeros, durably, when this returns."""
+    def put_page(
+        self,
+        engine_id: str,
+        query: dict[str, str],
+        offset: int,
+        length: int,
+        data: bytes | None,
+        conditions: Callable[[Properties], None],
+    ) -> Properties:
+        """Put Page: ``data`` (update) or zeros (``data`` None: clear) at offset, durable when
+        this returns. The SAS is checked here, when the write happens (a grant ended while the
+        body was arriving refuses it), and ``conditions`` (raising to refuse) see the blob's
+        properties with no other write of the disk in between."""
+        blob = self.open(engine_id, query, "w")
         self.check_page_range(blob, offset, length)
+        if data is not None and len(data) > MAX_PAGE_WRITE:
+            raise err.RequestBodyTooLarge(f"a page write carries at most {MAX_PAGE_WRITE} bytes")
+        with self._write_lock(engine_id):
+            conditions(self.properties(blob))
+            if data is not None:
+                self._engine_write([(offset, data)], blob)
+            else:
+                self._clear(blob, offset, length)
+            return self.properties(blob)
+
+    def _clear(self, blob: Blob, offset: int, length: int) -> None:
+        """Zeros over the pages of the range that may hold data; the rest already reads as
+        zeros, so a clear costs what it clears, not the range's size."""
+        try:
+            held = self.engine.disk_allocated(blob.engine_id)
+        except NotFound as exc:
+            raise err.BlobNotFound(exc.message) from None
         zeros = memoryview(bytes(min(length, CLEAR_STEP)))
-        for at in range(offset, offset + length, CLEAR_STEP):
-            self._engine_write([(at, zeros[: min(CLEAR_STEP, offset + length - at)])], blob)
-        return self.properties(blob)
+        for at, end in _ranges(held, offset, offset + length):
+            for step in range(at, end + 1, CLEAR_STEP):
+                self._engine_write([(step, zeros[: min(CLEAR_STEP, end + 1 - step)])], blob)
+
+    def _write_lock(self, engine_id: str) -> threading.Lock:
+        with self._writes_lock:
+            lock = self._locks.get(engine_id)
+            if lock is None:
+                lock = self._locks[engine_id] = threading.Lock()
+            return lock
 
     def _engine_write(
         self, writes: list[tuple[int, bytes | bytearray | memoryview]], blob: Blob
