@@ -118,7 +118,7 @@ def write_image(path: Path, size: int, pieces: Mapping[int, bytes]) -> bytes:
 
 def nonzero_sector_bytes(content: bytes) -> int:
     """Bytes in the 512-byte sectors of content (zero-padded to whole sectors) that are not all
-    zero: what an import must send, no more."""
+    zero: what an import must send."""
     padded = content + bytes(-len(content) % SECTOR)
     return sum(SECTOR for at in range(0, len(padded), SECTOR) if any(padded[at : at + SECTOR]))
 
@@ -214,9 +214,10 @@ def test_a_sparse_image_is_imported_by_its_data_and_exported_back_sparse(
     assert imported["file"] == str(image)
     assert imported["fileBytes"] == SPARSE_SIZE
     assert imported["diskSizeBytes"] == padded
-    # only the non-zero sectors travel: not the holes, not the zeroed region, not the zero
-    # sectors between the written ones
-    assert imported["sentBytes"] == nonzero_sector_bytes(content)
+    # the non-zero sectors travel, and zero runs shorter than 64 KiB between them (one request
+    # costs more than sending them); never the holes or the 4 MiB zeroed region
+    data_bytes = nonzero_sector_bytes(content)
+    assert data_bytes <= imported["sentBytes"] <= data_bytes + 64 * 1024 * 8
     assert disk["properties"]["diskState"] == "Unattached"
     assert disk["properties"]["diskSizeBytes"] == padded
     assert disk["properties"]["creationData"]["createOption"] == "Upload"
