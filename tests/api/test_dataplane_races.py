@@ -185,3 +185,33 @@ def test_a_restart_keeps_snapshot_etags_and_moves_disk_last_modified_forward(
         assert requests.get(disk_sas, headers=since).status_code == 304
     finally:
         cloud.kill()
+
+
+def test_a_clear_over_fragmented_data_is_one_durable_write_not_one_per_fragment(
+    running: RunningCloud,
+) -> None:
+    compute = compute_of(running)
+    sas = upload_disk(compute, "fragmented", 32 * 1024 * 1024)
+    block = (b"\x5a" * 4096 + bytes(4096)) * 512  # every other 4 KiB page holds data
+    for offset in range(0, 32 * 1024 * 1024, len(block)):
+        end = offset + len(block) - 1
+        headers = {"x-ms-range": f"bytes={offset}-{end}", "x-ms-page-write": "update"}
+        assert requests.put(sas + "&comp=page", data=block, headers=headers).ok
+    compute.disks.begin_revoke_access("g", "fragmented").result()
+    disk_id = compute.disks.get("g", "fragmented").id
+    body: Any = {
+        "location": "eastus",
+        "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": disk_id}},
+    }
+    compute.snapshots.begin_create_or_update("g", "fragmented-snap", body).result()
+    # the disk's pages now come from the snapshot: 4,096 separate 4 KiB extents
+    grant: Any = {"access": "Write", "durationInSeconds": 600}
+    sas = grant_sas(compute.disks, "fragmented", grant)
+    listed = requests.get(sas + "&comp=pagelist").text
+    assert listed.count("<PageRange>") == 4096
+    started = time.monotonic()
+    headers = {"x-ms-range": f"bytes=0-{32 * 1024 * 1024 - 1}", "x-ms-page-write": "clear"}
+    assert requests.put(sas + "&comp=page", headers=headers, timeout=60).status_code == 201
+    took = time.monotonic() - started
+    assert read(sas, 0, 1024 * 1024) == bytes(1024 * 1024)
+    assert took < 3, f"clearing 4,096 fragments took {took:.1f} s"

@@ -256,6 +256,14 @@ class BlobApp:
         self.plane = plane
         self.pool = ThreadPoolExecutor(READ_WORKERS, thread_name_prefix=f"blob-{plane.region}")
         self.writes = ThreadPoolExecutor(WRITE_WORKERS, thread_name_prefix=f"put-{plane.region}")
+        self.gates: dict[str, asyncio.Lock] = {}
+
+    def _gate(self, engine_id: str) -> asyncio.Lock:
+        """The lock one disk's writes take in turn (made on first use)."""
+        gate = self.gates.get(engine_id)
+        if gate is None:
+            gate = self.gates[engine_id] = asyncio.Lock()
+        return gate
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
@@ -488,9 +496,12 @@ class BlobApp:
         def conditions(props: Properties) -> None:
             check_conditions(req, props, reading=False)
 
-        props = await self._write(
-            self.plane.put_page, req.segments[1], req.query, start, length, data, conditions
-        )
+        # writes of one disk queue here, on the event loop, not in the write pool: a slow write
+        # never holds up another disk's
+        async with self._gate(req.segments[1]):
+            props = await self._write(
+                self.plane.put_page, req.segments[1], req.query, start, length, data, conditions
+            )
         headers = [
             *req.base_headers(),
             (b"etag", props.etag.encode()),

@@ -256,32 +256,48 @@ class DataPlane:
         conditions: Callable[[Properties], None],
     ) -> Properties:
         """Put Page: ``data`` (update) or zeros (``data`` None: clear) at offset, durable when
-        this returns. The SAS is checked here, when the write happens (a grant ended while the
-        body was arriving refuses it), and ``conditions`` (raising to refuse) see the blob's
-        properties with no other write of the disk in between."""
-        blob = self.open(engine_id, query, "w")
-        self.check_page_range(blob, offset, length)
+        this returns. The SAS is checked when the write happens, under the disk's write lock (a
+        grant ended while the body arrived or the write waited refuses it), and ``conditions``
+        (raising to refuse) see the blob's properties with no other write of the disk in
+        between. Every Put Page changes the disk's ETag."""
         if data is not None and len(data) > MAX_PAGE_WRITE:
             raise err.RequestBodyTooLarge(f"a page write carries at most {MAX_PAGE_WRITE} bytes")
         with self._write_lock(engine_id):
+            blob = self.open(engine_id, query, "w")  # now, not when the request came
+            self.check_page_range(blob, offset, length)
             conditions(self.properties(blob))
             if data is not None:
                 self._engine_write([(offset, data)], blob)
             else:
                 self._clear(blob, offset, length)
+            with self._writes_lock:
+                count, _ = self._writes.get(engine_id, (0, 0.0))
+                self._writes[engine_id] = (count + 1, self.clock())
             return self.properties(blob)
 
     def _clear(self, blob: Blob, offset: int, length: int) -> None:
         """Zeros over the pages of the range that may hold data; the rest already reads as
-        zeros, so a clear costs what it clears, not the range's size."""
+        zeros, so a clear costs what it clears, not the range's size. One durable write per
+        ``CLEAR_STEP`` bytes of zeros, however fragmented the pages are."""
         try:
             held = self.engine.disk_allocated(blob.engine_id)
         except NotFound as exc:
             raise err.BlobNotFound(exc.message) from None
-        zeros = memoryview(bytes(min(length, CLEAR_STEP)))
-        for at, end in _ranges(held, offset, offset + length):
+        clipped = _ranges(held, offset, offset + length)
+        if not clipped:
+            return
+        zeros = memoryview(bytes(min(CLEAR_STEP, max(end + 1 - at for at, end in clipped))))
+        batch: list[tuple[int, bytes | bytearray | memoryview]] = []
+        batched = 0
+        for at, end in clipped:
             for step in range(at, end + 1, CLEAR_STEP):
-                self._engine_write([(step, zeros[: min(CLEAR_STEP, end + 1 - step)])], blob)
+                n = min(CLEAR_STEP, end + 1 - step)
+                if batched + n > CLEAR_STEP:
+                    self._engine_write(batch, blob)
+                    batch, batched = [], 0
+                batch.append((step, zeros[:n]))
+                batched += n
+        self._engine_write(batch, blob)
 
     def _write_lock(self, engine_id: str) -> threading.Lock:
         with self._writes_lock:
@@ -299,9 +315,6 @@ class DataPlane:
             raise err.InvalidPageRange(exc.message) from None
         except NotFound as exc:
             raise err.BlobNotFound(exc.message) from None
-        with self._writes_lock:
-            count, _ = self._writes.get(blob.engine_id, (0, 0.0))
-            self._writes[blob.engine_id] = (count + 1, self.clock())
 
 
 def _trim(pieces: Iterator[Piece], skip: int, length: int) -> Iterator[Piece]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy import Engine as SqlEngine
 from sqlalchemy import Row
 
@@ -124,6 +125,15 @@ class EngineBase:
                 heads.append(self._frozen[base])
                 base = node.parent_id
             return View(f"disk {disk_id}", size, self.maps.lineage(base), heads)
+
+    def _current_chunk(self, disk_id: str, chunk: int) -> npt.NDArray[np.uint8]:
+        """Chunk ``chunk`` of the disk as it is now: read again from a fresh view if a snapshot
+        sealed (and discarded) a head generation of the view while it was being read."""
+        while True:
+            view = self._disk_view(disk_id)
+            data = self.chunks.materialize(view, chunk)
+            if not any(head.retired for head in view.heads):
+                return data
 
     def _drop_head_gen(self, disk_id: str, gen: int) -> None:
         with self.db.begin() as conn:

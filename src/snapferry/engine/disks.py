@@ -130,7 +130,7 @@ class DiskOps(EngineBase):
             elif bits is not None and bitmaps.is_set(bits, index):
                 content = head.overlay.gather(np.array([page], dtype=np.int64))[0]
             else:
-                content = self.chunks.materialize(self._disk_view(disk_id), chunk)[index]
+                content = self._current_chunk(disk_id, chunk)[index]
             buf[(page - first) * PAGE : (page - first + 1) * PAGE] = content.tobytes()
         buf[offset - start : offset - start + len(data)] = data
         return memoryview(buf)
