@@ -180,9 +180,9 @@ def property_headers(props: Properties) -> list[tuple[bytes, bytes]]:
     ]
 
 
-def page_list_xml(listing: PageList, marker: int, limit: int | None) -> tuple[bytes, int | None]:
+def page_list_xml(listing: PageList, marker: int, limit: int | None) -> bytes:
     """The ``<PageList>`` of ranges starting at or after ``marker``, at most ``limit`` of them,
-    and the marker of the rest (None when complete)."""
+    with a ``NextMarker`` for the rest when the limit cut it short."""
     items = [(s, e, "PageRange") for s, e in listing.pages if s >= marker]
     items += [(s, e, "ClearRange") for s, e in listing.clears if s >= marker]
     items.sort()
@@ -194,7 +194,7 @@ def page_list_xml(listing: PageList, marker: int, limit: int | None) -> tuple[by
     if after is not None:
         body += f"<NextMarker>{_encode_marker(after)}</NextMarker>"
     xml = f'<?xml version="1.0" encoding="utf-8"?><PageList>{body}</PageList>'
-    return xml.encode(), after
+    return xml.encode()
 
 
 def _encode_marker(offset: int) -> str:
@@ -434,7 +434,7 @@ class BlobApp:
             await _respond(send, 304, req.base_headers())
             return
         props, pages = found
-        body, _ = page_list_xml(pages, marker, limit)
+        body = page_list_xml(pages, marker, limit)
         headers = [
             *req.base_headers(),
             (b"etag", props.etag.encode()),
