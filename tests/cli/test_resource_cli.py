@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import shlex
 import socket
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -34,13 +30,13 @@ from snapferry.client import (
     resolve_cloud,
 )
 from snapferry.client.transport import Transport
+from snapferry.testing.cli import json_of, snapferry
 from snapferry.testing.cloud import RunningCloud
 
 pytestmark = pytest.mark.slow
 
 OTHER_SUBSCRIPTION = "0b5e2c1a-7f00-4d1e-9c3b-5a6d7e8f9a0b"
 UPLOAD_BYTES = 20 * 1024**2 + 512  # the smallest upload: 20 MiB and a VHD footer
-_names = itertools.count()
 
 
 @pytest.fixture(scope="module")
@@ -50,57 +46,6 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCloud]:
         yield running
     finally:
         running.kill()
-
-
-@pytest.fixture(scope="module")
-def client(cloud: RunningCloud) -> Iterator[Client]:
-    with Client(resolve_cloud(data_dir=cloud.data_dir, environ={})) as made:
-        yield made
-
-
-@pytest.fixture
-def env(cloud: RunningCloud, tmp_path: Path) -> dict[str, str]:
-    """The CLI's environment: cloud.json found by default (SNAPFERRY_HOME), private HOME and
-    XDG_DATA_HOME, and no other SNAPFERRY_ setting."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("SNAPFERRY_")}
-    return {
-        **base,
-        "SNAPFERRY_HOME": str(cloud.data_dir),
-        "HOME": str(tmp_path / "home"),
-        "XDG_DATA_HOME": str(tmp_path / "xdg"),
-        "COLUMNS": "200",
-    }
-
-
-@pytest.fixture
-def group(client: Client) -> str:
-    """A new, empty resource group in eastus."""
-    name = f"rg{next(_names)}"
-    client.create_group(name, "eastus")
-    return name
-
-
-def snapferry(
-    cloud: RunningCloud, env: dict[str, str], command: str
-) -> subprocess.CompletedProcess[str]:
-    """Run ``snapferry <command>`` (split as a shell would); no run may show a traceback or
-    cloud.json's admin token."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "snapferry.cli.main", *shlex.split(command)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    assert "Traceback" not in proc.stderr, proc.stderr
-    assert cloud.cloud["token"] not in proc.stdout + proc.stderr
-    return proc
-
-
-def json_of(proc: subprocess.CompletedProcess[str]) -> Any:
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
 
 
 def dead_endpoint() -> str:

@@ -9,15 +9,10 @@ written with raw Put Page requests through a SAS URL the CLI granted.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
-import shlex
-import subprocess
-import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
@@ -26,10 +21,10 @@ from snapferry.client import (
     Client,
     ResourceMissing,
     disk_body,
-    resolve_cloud,
     snapshot_body,
 )
 from snapferry.client.blobs import SasBlob
+from snapferry.testing.cli import json_of, snapferry
 from snapferry.testing.cloud import RunningCloud
 
 pytestmark = pytest.mark.slow
@@ -39,7 +34,6 @@ PAGE = 4096  # the engine tracks pages of this size: diffs and page lists are in
 SECTOR = 512
 MIN_UPLOAD = 20 * MiB + 512  # the smallest upload disk: smaller images are padded to it
 BLOB_VERSION = {"x-ms-version": "2021-08-06"}
-_names = itertools.count()
 
 
 @pytest.fixture(scope="module")
@@ -49,57 +43,6 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCloud]:
         yield running
     finally:
         running.kill()
-
-
-@pytest.fixture(scope="module")
-def client(cloud: RunningCloud) -> Iterator[Client]:
-    with Client(resolve_cloud(data_dir=cloud.data_dir, environ={})) as made:
-        yield made
-
-
-@pytest.fixture
-def env(cloud: RunningCloud, tmp_path: Path) -> dict[str, str]:
-    """The CLI's environment: cloud.json found by default (SNAPFERRY_HOME), private HOME and
-    XDG_DATA_HOME, and no other SNAPFERRY_ setting."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("SNAPFERRY_")}
-    return {
-        **base,
-        "SNAPFERRY_HOME": str(cloud.data_dir),
-        "HOME": str(tmp_path / "home"),
-        "XDG_DATA_HOME": str(tmp_path / "xdg"),
-        "COLUMNS": "200",
-    }
-
-
-@pytest.fixture
-def group(client: Client) -> str:
-    """A new, empty resource group in eastus."""
-    name = f"xfer{next(_names)}"
-    client.create_group(name, "eastus")
-    return name
-
-
-def snapferry(
-    cloud: RunningCloud, env: dict[str, str], command: str
-) -> subprocess.CompletedProcess[str]:
-    """Run ``snapferry <command>`` (split as a shell would); no run may show a traceback or
-    cloud.json's admin token."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "snapferry.cli.main", *shlex.split(command)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    assert "Traceback" not in proc.stderr, proc.stderr
-    assert cloud.cloud["token"] not in proc.stdout + proc.stderr
-    return proc
-
-
-def json_of(proc: subprocess.CompletedProcess[str]) -> Any:
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
 
 
 # --- images and disks with known content ---------------------------------------------------------
