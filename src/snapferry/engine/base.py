@@ -129,11 +129,10 @@ class EngineBase:
     def _current_chunk(self, disk_id: str, chunk: int) -> npt.NDArray[np.uint8]:
         """Chunk ``chunk`` of the disk as it is now: read again from a fresh view if a snapshot
         sealed (and discarded) a head generation of the view while it was being read."""
-        while True:
-            view = self._disk_view(disk_id)
-            data = self.chunks.materialize(view, chunk)
-            if not any(head.retired for head in view.heads):
-                return data
+        def refresh() -> View:
+            return self._disk_view(disk_id)
+
+        return self.chunks.materialize_current(refresh(), chunk, refresh)[0]
 
     def _drop_head_gen(self, disk_id: str, gen: int) -> None:
         with self.db.begin() as conn:

@@ -107,6 +107,18 @@ class ChunkReader:
                 break
         return _blank() if out is None else out
 
+    def materialize_current(
+        self, view: View, chunk: int, refresh: Callable[[], View] | None
+    ) -> tuple[npt.NDArray[np.uint8], View]:
+        """``materialize``, redone from ``refresh()`` while a head generation of the view was
+        retired during the read (its overlay may have been discarded under it, reading zeros);
+        returns the chunk and the view it came from."""
+        while True:
+            data = self.materialize(view, chunk)
+            if refresh is None or not any(head.retired for head in view.heads):
+                return data, view
+            view = refresh()
+
     def iter_range(
         self,
         view: View,
@@ -127,12 +139,11 @@ class ChunkReader:
             lo = pos - chunk * CHUNK
             i = int(np.searchsorted(allocated, chunk))
             if i < len(allocated) and int(allocated[i]) == chunk:
-                data = self.materialize(view, chunk).reshape(-1)
-                if refresh is not None and any(head.retired for head in view.heads):
-                    view = refresh()
+                data, current = self.materialize_current(view, chunk, refresh)
+                if current is not view:  # a newer view may define chunks the old one did not
+                    view = current
                     allocated = allocated_chunks(view, chunk, -(-end // CHUNK))
-                    continue
-                yield data[lo : lo + (stop - pos)].data.toreadonly()
+                yield data.reshape(-1)[lo : lo + (stop - pos)].data.toreadonly()
             else:
                 yield ZEROS[: stop - pos]
             pos = stop
