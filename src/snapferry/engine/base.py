@@ -129,6 +129,7 @@ class EngineBase:
     def _current_chunk(self, disk_id: str, chunk: int) -> npt.NDArray[np.uint8]:
         """Chunk ``chunk`` of the disk as it is now: read again from a fresh view if a snapshot
         sealed (and discarded) a head generation of the view while it was being read."""
+
         def refresh() -> View:
             return self._disk_view(disk_id)
 
