@@ -41,7 +41,9 @@ def compact(
     report = CompactReport()
     with engine.lock:
         with engine.db.connect() as conn:
-            rows = [r for r in catalog.all_snapshots(conn) if r.state != "sealing"]
+            rows = [
+                r for r in catalog.all_snapshots(conn) if r.state not in ("sealing", "importing")
+            ]
         for row in rows:
             node = engine.maps.node(row.id)
             if node.self_contained:

@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from snapferry.engine import bitmaps
+from snapferry.engine.delta import ChunkDelta
 from snapferry.engine.maps import Node
 from snapferry.engine.resolve import View, resolve_present
 from snapferry.settings import PAGES_PER_CHUNK
@@ -66,6 +67,21 @@ def diff(path: list[Node], target_lineage: list[Node], size_bytes: int) -> Diff:
     return Diff(
         bitmaps.to_byte_extents(changed, size_bytes), bitmaps.to_byte_extents(cleared, size_bytes)
     )
+
+
+def delta(path: list[Node], target_lineage: list[Node]) -> ChunkDelta:
+    """The pages written by the snapshots in ``path``, split as in ``diff``, as a chunk delta."""
+    chunks, written = written_between(path)
+    present = resolve_present(target_lineage, chunks)
+    return ChunkDelta(chunks, bitmaps.pack(written & present), bitmaps.pack(written & ~present))
+
+
+def allocated_delta(lineage: list[Node]) -> ChunkDelta:
+    """Every non-zero page of the snapshot whose lineage is given, as a chunk delta."""
+    chunks, present = _lineage_present(lineage)
+    keep = present.any(axis=1)
+    changed = bitmaps.pack(present[keep])
+    return ChunkDelta(chunks[keep], changed, np.zeros_like(changed))
 
 
 def allocated(lineage: list[Node], size_bytes: int) -> Extents:

@@ -161,9 +161,11 @@ class SnapshotOps(EngineBase):
         ]
 
     def delete_snapshot(self, snapshot_id: str) -> None:
-        """Delete a snapshot; every other snapshot and disk keeps its exact content."""
+        """Delete a snapshot; every other snapshot and disk keeps its exact content. A snapshot
+        being imported may be deleted: its import stops and what it stored becomes garbage."""
         with self.lock:
-            self._ready(snapshot_id)
+            if self._visible(snapshot_id).state == "sealing":
+                self._ready(snapshot_id)  # raises NotReady
             with self.db.begin() as conn:
                 catalog.update_snapshot(conn, snapshot_id, state="deleted")
             self.maps.invalidate(snapshot_id)
@@ -182,7 +184,7 @@ class SnapshotOps(EngineBase):
                 if node.state != "deleted" or catalog.disks_on_base(conn, node.id):
                     return
                 kids = [self.maps.node(r.id, conn) for r in catalog.children(conn, node.id)]
-            if any(k.state == "sealing" for k in kids):
+            if any(k.state in ("sealing", "importing") for k in kids):
                 return
             with self.writer() as writer:
                 folded = {k.id: fold_into(writer, self.objects, node, k) for k in kids}

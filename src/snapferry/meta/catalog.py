@@ -69,6 +69,16 @@ def segments(conn: Connection, snapshot_id: str) -> list[tuple[int, bytes]]:
     return [(int(r.segment), bytes(r.entries)) for r in rows]
 
 
+def segments_in(conn: Connection, snapshot_id: str, wanted: Iterable[int]) -> dict[int, bytes]:
+    """The given segments of a snapshot that exist, by segment number."""
+    rows = conn.execute(
+        select(map_segments.c.segment, map_segments.c.entries).where(
+            map_segments.c.snapshot_id == snapshot_id, map_segments.c.segment.in_(list(wanted))
+        )
+    ).all()
+    return {int(r.segment): bytes(r.entries) for r in rows}
+
+
 def put_segments(conn: Connection, snapshot_id: str, blobs: dict[int, bytes]) -> None:
     """Replace the given segments of a snapshot; an empty blob removes its segment."""
     if not blobs:

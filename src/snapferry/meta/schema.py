@@ -22,6 +22,14 @@ ARM tables of a region (``snapferry.control``):
   ``body`` holds the JSON of what the user set (tags, sku, zones, creationData, ...).
 * ``arm_operations`` — long-running operations (status resources), with their result or error.
 
+Replication tables of a region (``snapferry.replication``), kept in the *target* region:
+
+* ``copy_jobs`` — one row per CopyStart target: where its source is, the delta plan (the base
+  snapshot here, the anchor snapshot there, the pages to move), its state (Queued, Copying,
+  Succeeded, Failed), progress counters, attempts and retry time, and a lease (owner, expiry)
+  that any worker may take once it has expired. The staged data itself is the target snapshot's
+  block map (``map_segments``): what the target durably holds is the checkpoint.
+
 Tables of the front door (``snapferry.identity`` and ``snapferry.api.frontdoor``); a front door
 and a region may share one schema, each using its own tables:
 
@@ -152,6 +160,43 @@ arm_operations = Table(
     Column("started_at", Float, nullable=False),
     Column("ended_at", Float, nullable=True),
     Index("ix_arm_operations_status", "status"),
+)
+
+copy_jobs = Table(
+    "copy_jobs",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("target_key", RESOURCE_KEY, nullable=False, unique=True),
+    Column("target_id", ID, nullable=False),
+    Column("subscription", String(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("source_resource_id", RESOURCE_KEY, nullable=False),
+    Column("source_region", String(64), nullable=False),
+    Column("source_unique_id", String(36), nullable=False),
+    Column("source_engine_id", ID, nullable=False),
+    Column("source_family", ID, nullable=True),
+    Column("source_created_at", Float, nullable=False),
+    Column("full", Boolean, nullable=False),
+    Column("enhanced", Boolean, nullable=False),
+    Column("access", Text, nullable=True),
+    Column("base_id", ID, nullable=True),
+    Column("anchor_id", ID, nullable=True),
+    Column("plan", LargeBinary, nullable=True),
+    Column("bytes_total", BigInteger, nullable=False),
+    Column("bytes_staged", BigInteger, nullable=False),
+    Column("bytes_transferred", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_expires", Float, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("last_progress_at", Float, nullable=True),
+    Column("ended_at", Float, nullable=True),
+    Index("ix_copy_jobs_state", "state", "next_attempt_at"),
+    Index("ix_copy_jobs_family", "source_family", "state"),
+    Index("ix_copy_jobs_subscription", "subscription", "state"),
 )
 
 resource_groups = Table(

@@ -1,0 +1,107 @@
+"""Queries of ``copy_jobs``: the durable CopyStart jobs of a target region.
+
+Leases are compare-and-set updates (``UPDATE … WHERE lease is free or expired``), so any number
+of worker processes over one database take a job at most one at a time; on PostgreSQL the
+claim can become ``SELECT … FOR UPDATE SKIP LOCKED`` without changing the rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, func, insert, or_, select, update
+
+from snapferry.meta.schema import copy_jobs
+
+ACTIVE = ("Queued", "Copying")
+"""States of a copy that is not over."""
+
+
+def insert_job(conn: Connection, **values: Any) -> None:
+    conn.execute(insert(copy_jobs).values(**values))
+
+
+def job(conn: Connection, job_id: str) -> Row[Any] | None:
+    return conn.execute(select(copy_jobs).where(copy_jobs.c.id == job_id)).first()
+
+
+def job_of_target(conn: Connection, target_key: str) -> Row[Any] | None:
+    return conn.execute(select(copy_jobs).where(copy_jobs.c.target_key == target_key)).first()
+
+
+def jobs(conn: Connection, subscription: str | None = None) -> Sequence[Row[Any]]:
+    """Every job (of one subscription), oldest first."""
+    query = select(copy_jobs)
+    if subscription is not None:
+        query = query.where(copy_jobs.c.subscription == subscription)
+    return conn.execute(query.order_by(copy_jobs.c.created_at)).all()
+
+
+def family_jobs(conn: Connection, source_family: str) -> Sequence[Row[Any]]:
+    """The jobs of one source family, newest source first."""
+    return conn.execute(
+        select(copy_jobs)
+        .where(copy_jobs.c.source_family == source_family)
+        .order_by(copy_jobs.c.source_created_at.desc())
+    ).all()
+
+
+def active_count(conn: Connection, subscription: str) -> int:
+    c = copy_jobs.c
+    return int(
+        conn.execute(
+            select(func.count())
+            .select_from(copy_jobs)
+            .where(c.subscription == subscription, c.state.in_(ACTIVE))
+        ).scalar_one()
+    )
+
+
+def runnable(conn: Connection, now: float, limit: int) -> list[str]:
+    """Ids of jobs a worker may lease now: not over, due, and unleased or lease expired."""
+    c = copy_jobs.c
+    rows = conn.execute(
+        select(c.id)
+        .where(
+            c.state.in_(ACTIVE),
+            c.next_attempt_at <= now,
+            or_(c.lease_expires.is_(None), c.lease_expires < now),
+        )
+        .order_by(c.next_attempt_at)
+        .limit(limit)
+    ).all()
+    return [str(r.id) for r in rows]
+
+
+def claim(conn: Connection, job_id: str, owner: str, now: float, expires: float) -> bool:
+    """Take the job's lease if it is free or expired. True if taken."""
+    c = copy_jobs.c
+    done = conn.execute(
+        update(copy_jobs)
+        .where(
+            c.id == job_id,
+            c.state.in_(ACTIVE),
+            or_(c.lease_expires.is_(None), c.lease_expires < now),
+        )
+        .values(lease_owner=owner, lease_expires=expires)
+    )
+    return done.rowcount == 1
+
+
+def update_leased(conn: Connection, job_id: str, owner: str, **values: Any) -> bool:
+    """Change a job this owner still leases. False (nothing changed) if the lease was lost or
+    the job is gone."""
+    c = copy_jobs.c
+    done = conn.execute(
+        update(copy_jobs).where(c.id == job_id, c.lease_owner == owner).values(**values)
+    )
+    return done.rowcount == 1
+
+
+def update_job(conn: Connection, job_id: str, **values: Any) -> None:
+    conn.execute(update(copy_jobs).where(copy_jobs.c.id == job_id).values(**values))
+
+
+def delete_job(conn: Connection, job_id: str) -> None:
+    conn.execute(delete(copy_jobs).where(copy_jobs.c.id == job_id))

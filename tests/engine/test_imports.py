@@ -1,0 +1,219 @@
+"""Copies between two engines (two regions), the engine's half: plans are exact deltas against
+the newest copied ancestor, imports rebuild byte-identical snapshots on their base, and a
+half-done import is resumable, deletable and collectable."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import Connection
+
+from snapferry.engine import Engine
+from snapferry.engine.compact import compact
+from snapferry.engine.delta import ChunkDelta
+from snapferry.engine.gc import collect
+from snapferry.engine.imports import ImportAborted
+from snapferry.errors import NotReady
+from snapferry.settings import CHUNK, PAGE
+
+SIZE = 24 * CHUNK + 5 * PAGE
+
+
+@pytest.fixture
+def regions(tmp_path: Path) -> Iterator[tuple[Engine, Engine]]:
+    with Engine.open(tmp_path / "east") as east, Engine.open(tmp_path / "west") as west:
+        yield east, west
+
+
+def sha(engine: Engine, snapshot_id: str) -> str:
+    digest = hashlib.sha256()
+    for piece in engine.iter_read_snapshot(snapshot_id, 0, SIZE):
+        digest.update(piece)
+    return digest.hexdigest()
+
+
+def always(_: Connection) -> bool:
+    return True
+
+
+def scatter(engine: Engine, disk: str, rng: np.random.Generator, pages: int) -> int:
+    """Random 4 KiB writes (some of zeros, clearing data); the distinct pages written."""
+    chosen = rng.choice(SIZE // PAGE, pages, replace=False)
+    for page in chosen.tolist():
+        data = bytes(PAGE) if page % 7 == 0 else rng.bytes(PAGE)
+        engine.write(disk, page * PAGE, data)
+    return len(chosen)
+
+
+def copy(
+    source: Engine,
+    target: Engine,
+    snapshot: str,
+    copies: dict[str, str],
+    *,
+    full: bool = False,
+    batch_pages: int = 300,
+) -> tuple[str, int]:
+    """Copy snapshot from source to target as the replication worker does; (target id, bytes
+    of page data moved). ``copies`` maps source ids to their target copies."""
+    info = source.get_snapshot(snapshot)
+    candidates = list(reversed(copies))
+    anchor, delta = source.plan_copy(snapshot, candidates, full=full)
+    made = target.begin_import(info.size_bytes, family_id=info.family_id, full=full)
+    target.set_import_base(made.id, None if anchor is None else copies[anchor])
+    moved = 0
+    for piece in delta.batches(batch_pages):
+        pages = source.read_pages(snapshot, piece.chunks, piece.changed)
+        moved += pages.nbytes
+        target.stage_import(made.id, piece, pages, always)
+    target.finish_import(made.id, always)
+    copies[snapshot] = made.id
+    return made.id, moved
+
+
+def test_first_copy_then_exact_deltas(regions: tuple[Engine, Engine]) -> None:
+    east, west = regions
+    rng = np.random.default_rng(1)
+    disk = east.create_disk(SIZE).id
+    east.write(disk, 0, rng.bytes(3 * CHUNK))
+    east.write(disk, 10 * CHUNK + 17 * PAGE, rng.bytes(PAGE))
+    east.write(disk, SIZE - PAGE, rng.bytes(PAGE))
+    copies: dict[str, str] = {}
+    first = east.create_snapshot(disk).id
+    target, moved = copy(east, west, first, copies)
+    assert sha(west, target) == sha(east, first)
+    assert moved == east.diff(None, first).changed_bytes
+    for _ in range(3):
+        changed = scatter(east, disk, rng, 200)
+        snap = east.create_snapshot(disk).id
+        target, moved = copy(east, west, snap, copies)
+        assert sha(west, target) == sha(east, snap)
+        assert moved <= changed * PAGE  # cleared pages move no data
+    # the copies form a family in the target whose diffs are the source's
+    older, newer = list(copies.values())[-2:]
+    src_older, src_newer = list(copies)[-2:]
+    assert west.diff(older, newer) == east.diff(src_older, src_newer)
+
+
+def test_delta_after_source_deletes_and_compacts_between(
+    regions: tuple[Engine, Engine],
+) -> None:
+    east, west = regions
+    rng = np.random.default_rng(2)
+    disk = east.create_disk(SIZE).id
+    east.write(disk, 0, rng.bytes(8 * CHUNK))
+    copies: dict[str, str] = {}
+    base = east.create_snapshot(disk).id
+    copy(east, west, base, copies)
+    written = 0
+    middles = []
+    for _ in range(3):
+        written += scatter(east, disk, rng, 150)
+        middles.append(east.create_snapshot(disk).id)
+    east.delete_snapshot(middles[0])
+    east.delete_snapshot(middles[1])
+    compact(east, max_depth=1)
+    target, moved = copy(east, west, middles[2], copies)
+    assert sha(west, target) == sha(east, middles[2])
+    assert moved <= written * PAGE
+
+
+def test_anchor_is_newest_copied_ancestor(regions: tuple[Engine, Engine]) -> None:
+    east, _ = regions
+    disk = east.create_disk(SIZE).id
+    east.write(disk, 0, b"\x01" * PAGE)
+    a = east.create_snapshot(disk).id
+    east.write(disk, PAGE, b"\x02" * PAGE)
+    b = east.create_snapshot(disk).id
+    other = east.create_disk(SIZE).id
+    east.write(other, 0, b"\x03" * PAGE)
+    foreign = east.create_snapshot(other).id
+    assert east.plan_copy(b, [foreign, b, a])[0] == b
+    assert east.plan_copy(b, [foreign, a])[0] == a
+    anchor, delta = east.plan_copy(b, [foreign])
+    assert anchor is None and delta.changed_pages == 2
+    assert east.plan_copy(b, [a], full=True)[0] is None
+    assert east.plan_copy(b, [b])[1].changed_pages == 0
+
+
+def test_full_copy_is_self_contained(regions: tuple[Engine, Engine]) -> None:
+    east, west = regions
+    rng = np.random.default_rng(3)
+    disk = east.create_disk(SIZE).id
+    east.write(disk, CHUNK, rng.bytes(CHUNK))
+    copies: dict[str, str] = {}
+    first = east.create_snapshot(disk).id
+    copy(east, west, first, copies)
+    scatter(east, disk, rng, 50)
+    second = east.create_snapshot(disk).id
+    target, _ = copy(east, west, second, {}, full=True)
+    assert sha(west, target) == sha(east, second)
+    info = west.get_snapshot(target)
+    assert not info.incremental and info.parent_id is None
+    restored = west.restore_disk(target)
+    assert west.read(restored.id, CHUNK, PAGE) == east.read_snapshot(second, CHUNK, PAGE)
+
+
+def test_half_import_resumes_is_invisible_and_deletes_to_garbage(
+    regions: tuple[Engine, Engine], tmp_path: Path
+) -> None:
+    east, west = regions
+    rng = np.random.default_rng(4)
+    disk = east.create_disk(SIZE).id
+    east.write(disk, 0, rng.bytes(6 * CHUNK))
+    snap = east.create_snapshot(disk).id
+    _, delta = east.plan_copy(snap, [])
+    made = west.begin_import(SIZE, family_id=east.get_snapshot(snap).family_id, full=False)
+    pieces = list(delta.batches(1024))
+    first = pieces[0]
+    west.stage_import(made.id, first, east.read_pages(snap, first.chunks, first.changed), always)
+    with pytest.raises(NotReady):
+        west.read_snapshot(made.id, 0, PAGE)
+    # a refused guard commits nothing
+    second = pieces[1]
+    pages = east.read_pages(snap, second.chunks, second.changed)
+    with pytest.raises(ImportAborted):
+        west.stage_import(made.id, second, pages, lambda _: False)
+    # the checkpoint is what the target holds, also after reopening
+    west.close()
+    west = Engine.open(tmp_path / "west")
+    try:
+        held = west.staged_chunks(made.id)
+        assert held.tolist() == first.chunks.tolist()
+        rest = delta.without(held)
+        for piece in rest.batches(1024):
+            pages = east.read_pages(snap, piece.chunks, piece.changed)
+            west.stage_import(made.id, piece, pages, always)
+        west.finish_import(made.id, always)
+        assert sha(west, made.id) == sha(east, snap)
+        # a deleted half-import leaves only garbage
+        again = west.begin_import(SIZE, family_id=None, full=False)
+        west.stage_import(
+            again.id, first, east.read_pages(snap, first.chunks, first.changed), always
+        )
+        west.delete_snapshot(again.id)
+        with pytest.raises(ImportAborted):
+            west.stage_import(
+                again.id, first, east.read_pages(snap, first.chunks, first.changed), always
+            )
+        report = collect(west, grace_seconds=0)
+        assert report.deleted >= 1
+        assert sha(west, made.id) == sha(east, snap)
+    finally:
+        west.close()
+
+
+def test_delta_encoding_round_trips() -> None:
+    rng = np.random.default_rng(5)
+    chunks = np.sort(rng.choice(10_000, 50, replace=False)).astype(np.uint64)
+    changed = rng.integers(0, 256, (50, 128), dtype=np.uint8)
+    cleared = changed ^ 0xFF
+    delta = ChunkDelta(chunks, changed, cleared)
+    back = ChunkDelta.decode(delta.encode())
+    assert back.chunks.tolist() == chunks.tolist()
+    assert (back.changed == changed).all() and (back.cleared == cleared).all()
+    assert sum(p.changed_pages for p in delta.batches(700)) == delta.changed_pages
