@@ -20,7 +20,6 @@ from snapferry.engine.base import CACHE_BYTES
 from snapferry.engine.disks import DiskOps
 from snapferry.engine.head import Overlay, head_root
 from snapferry.engine.imports import ImportOps
-from snapferry.engine.snapshots import SnapshotOps
 from snapferry.errors import IntegrityError, InvalidInput, RegionBusy
 from snapferry.meta import catalog
 from snapferry.meta.db import open_database, sqlite_url
@@ -28,7 +27,7 @@ from snapferry.store.base import ChunkStore
 from snapferry.store.local import LocalStore
 
 
-class Engine(DiskOps, SnapshotOps, ImportOps):
+class Engine(DiskOps, ImportOps):
     """Disks, snapshots, diffs and restores of one region. Open with ``Engine.open``."""
 
     # --- opening and closing -----------------------------------------------------------------

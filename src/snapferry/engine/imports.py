@@ -22,11 +22,12 @@ from sqlalchemy import Connection
 
 from snapferry.engine import bitmaps, blockmap, bundles
 from snapferry.engine import diff as diffs
-from snapferry.engine.base import EngineBase, path_between
+from snapferry.engine.base import path_between
 from snapferry.engine.checks import check_size
 from snapferry.engine.delta import ChunkDelta
 from snapferry.engine.maps import Node, chain_depth
 from snapferry.engine.models import SnapshotInfo
+from snapferry.engine.snapshots import SnapshotOps
 from snapferry.engine.versions import ChunkBatch, submit_versions
 from snapferry.errors import Conflict, InvalidInput, NotFound
 from snapferry.ids import new_id
@@ -44,7 +45,7 @@ class ImportAborted(Conflict):
     code = "CopyAborted"
 
 
-class ImportOps(EngineBase):
+class ImportOps(SnapshotOps):
     """Planning copies of snapshots (source side) and importing them (target side)."""
 
     # --- source side ---------------------------------------------------------------------------
