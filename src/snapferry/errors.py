@@ -78,3 +78,17 @@ class ObjectNotFound(StoreError):
     """The store holds no object under the key."""
 
     code = "ObjectNotFound"
+
+
+class SourceNotFound(NotFound):
+    """The source of a copy no longer exists in its region (deleted before the copy finished)."""
+
+    code = "CopySourceNotFound"
+
+
+class PeerUnavailable(SnapferryError):
+    """Another region could not be reached, timed out, or answered with something unusable
+    (a corrupt body included). Retrying later may succeed."""
+
+    code = "PeerUnavailable"
+    retryable = True

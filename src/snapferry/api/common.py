@@ -21,6 +21,7 @@ from snapferry.errors import (
     InvalidInput,
     NotFound,
     NotReady,
+    PeerUnavailable,
     RegionBusy,
     SnapferryError,
     TransientStoreError,
@@ -53,6 +54,7 @@ def _status(exc: SnapferryError) -> int:
         (NotReady, 409),
         (Conflict, 409),
         (RegionBusy, 503),
+        (PeerUnavailable, 503),
         (TransientStoreError, 503),
         (IntegrityError, 500),
     ):

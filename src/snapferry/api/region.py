@@ -27,13 +27,16 @@ from snapferry.api.common import (
     error_response,
     install_error_handlers,
 )
+from snapferry.api.peer import peer_router
 from snapferry.control import render
 from snapferry.control.access import BLOB_NAME
 from snapferry.control.errors import BadRequest, Unauthenticated
 from snapferry.control.ids import ResourceId, check_group, check_subscription
 from snapferry.control.models import BODY_MODELS, GrantAccess
+from snapferry.control.peering import PeerService
 from snapferry.control.records import Operation
 from snapferry.control.service import RegionService
+from snapferry.replication.http import PREFIX as PEER_PREFIX
 
 KEY_HEADER = "x-snapferry-key"
 BASE_HEADER = "x-snapferry-base"
@@ -48,14 +51,16 @@ Group = Annotated[str, Path(alias="resourceGroupName")]
 
 
 class FrontDoorOnly:
-    """Refuse (401) any request without the front door's key; health checks pass."""
+    """Refuse (401) any request without the front door's key; health checks pass, and so do
+    peer calls, which carry the peer key instead (``snapferry.api.peer``)."""
 
     def __init__(self, app: ASGIApp, key: str) -> None:
         self.app = app
         self.key = key.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] != "/snapferry/health":
+        path = scope["path"] if scope["type"] == "http" else ""
+        if path and path != "/snapferry/health" and not path.startswith(PEER_PREFIX):
             given = dict(scope.get("headers") or []).get(KEY_HEADER.encode(), b"")
             if not hmac.compare_digest(given, self.key):
                 response = error_response(
@@ -208,8 +213,15 @@ def _add_resource_routes(app: FastAPI, service: RegionService, rtype: str) -> No
         return JSONResponse(page(request, sub, None, token))
 
 
-def region_app(service: RegionService, *, key: str) -> FastAPI:
-    """The ARM app of one region, answering only its front door (see module docstring)."""
+def region_app(
+    service: RegionService,
+    *,
+    key: str,
+    peers: PeerService | None = None,
+    peer_key: str = "",
+) -> FastAPI:
+    """The ARM app of one region, answering only its front door (see module docstring), and
+    its peer API when ``peers`` is given."""
     app = FastAPI(
         title="snapferry ARM API",
         summary="Microsoft.Compute disks and snapshots, as azure-mgmt-compute 39 drives them",
@@ -249,6 +261,17 @@ def region_app(service: RegionService, *, key: str) -> FastAPI:
     @app.get("/snapferry/health", include_in_schema=False)
     def health() -> dict[str, str]:
         return {"status": "ok", "region": service.region.name}
+
+    @app.get("/snapferry/copies", include_in_schema=False)
+    def copies(
+        subscription: Annotated[str, Query(max_length=64)],
+        target: Annotated[str | None, Query(max_length=1024)] = None,
+    ) -> dict[str, Any]:
+        check_subscription(subscription)
+        return {"value": service.copy_reports(subscription, target)}
+
+    if peers is not None:
+        app.include_router(peer_router(peers, peer_key))
 
     app.add_middleware(FrontDoorOnly, key=key)
     app.add_middleware(ArmMiddleware)

@@ -47,8 +47,10 @@ def up(data_dir: Path | None, port: int | None, config_file: Path | None) -> Non
     try:
         front = host.bind(config.listen)  # first: a busy port must not leave regions behind
         key = host.frontdoor_key(config)
+        peering = host.Peering({}, host.peer_key(config))
         regions = {
-            r.name: host.open_region(r, config.data_dir, key, hosted) for r in config.regions
+            r.name: host.open_region(r, config.data_dir, key, hosted, peering)
+            for r in config.regions
         }
         endpoint, registry = host.open_frontdoor(config, regions, key, hosted, front)
 
@@ -93,7 +95,13 @@ def serve_region(config_file: Path, name: str | None, data_dir: Path | None) -> 
     region = config.region(name)
     hosted = host.Hosted()
     try:
-        url = host.open_region(region, config.data_dir, host.frontdoor_key(config), hosted)
+        url = host.open_region(
+            region,
+            config.data_dir,
+            host.frontdoor_key(config),
+            hosted,
+            host.Peering.configured(config),
+        )
         asyncio.run(host.serve(hosted, lambda: _say(f"region {region.name} serving at {url}")))
     finally:
         hosted.close()

@@ -11,6 +11,9 @@ tls = false                            # serve HTTPS with a CA the cloud generat
 public_url = "https://snapferry.example:7780"  # the base of links handed out (default: listen)
 key_file = "frontdoor-key"             # shared by the front door and its regions
 
+[peers]
+key_file = "peer-key"                  # shared by regions that copy snapshots between them
+
 [[regions]]
 name = "eastus"
 zones = ["1", "2", "3"]
@@ -20,6 +23,10 @@ db_url = "postgresql+psycopg://..."    # default: SQLite in the region's data di
 data_dir = "regions/eastus"            # relative to data_dir
 page_size = 100                        # list page size
 operation_delay = 0.0                  # fault injection: hold background operations (tests)
+copy_lease_seconds = 15                # a copy worker that dies is taken over after this
+copy_streams = 2                       # concurrent fetches per copy (Enhanced: twice as many)
+max_active_copies = 100                # copies in progress per subscription into this region
+peer_faults = ""                       # fault injection on peer calls, e.g. "drop=0.1" (tests)
 ```
 """
 
@@ -48,6 +55,10 @@ class RegionConfig:
     data_dir: Path | None = None
     page_size: int = 100
     operation_delay: float = 0.0
+    copy_lease_seconds: float = 15.0
+    copy_streams: int = 2
+    max_active_copies: int = 100
+    peer_faults: str = ""
 
     def directory(self, root: Path) -> Path:
         return self.data_dir if self.data_dir is not None else root / "regions" / self.name
@@ -60,6 +71,7 @@ class CloudConfig:
     tls: bool = False
     public_url: str | None = None
     key_file: Path | None = None
+    peer_key_file_path: Path | None = None
     subscription: str | None = None
     regions: tuple[RegionConfig, ...] = field(
         default=(RegionConfig("eastus", ("1", "2", "3")), RegionConfig("westus"))
@@ -68,6 +80,13 @@ class CloudConfig:
     @property
     def frontdoor_key_file(self) -> Path:
         return self.key_file if self.key_file is not None else self.data_dir / "frontdoor-key"
+
+    @property
+    def peer_key_file(self) -> Path:
+        """The key regions present to each other (never the front door's)."""
+        if self.peer_key_file_path is not None:
+            return self.peer_key_file_path
+        return self.data_dir / "peer-key"
 
     def region(self, name: str | None) -> RegionConfig:
         """The named region, or the only one when name is None."""
@@ -117,7 +136,23 @@ def _region(raw: Any, root: Path) -> RegionConfig:
     delay = raw.get("operation_delay", 0.0)
     if not isinstance(delay, int | float) or not 0 <= delay <= 60:
         raise InvalidInput(f"region {name}: operation_delay must be between 0 and 60 seconds")
+    lease = raw.get("copy_lease_seconds", 15.0)
+    if not isinstance(lease, int | float) or not 1 <= lease <= 3600:
+        raise InvalidInput(f"region {name}: copy_lease_seconds must be between 1 and 3600")
+    streams = raw.get("copy_streams", 2)
+    if not isinstance(streams, int) or not 1 <= streams <= 32:
+        raise InvalidInput(f"region {name}: copy_streams must be between 1 and 32")
+    max_active = raw.get("max_active_copies", 100)
+    if not isinstance(max_active, int) or not 1 <= max_active <= 100_000:
+        raise InvalidInput(f"region {name}: max_active_copies must be between 1 and 100000")
+    faults = raw.get("peer_faults", "")
+    if not isinstance(faults, str):
+        raise InvalidInput(f"region {name}: peer_faults must be a string like 'drop=0.1'")
     return RegionConfig(
+        copy_lease_seconds=float(lease),
+        copy_streams=streams,
+        max_active_copies=max_active,
+        peer_faults=faults,
         operation_delay=float(delay),
         name=name,
         zones=tuple(zones),
@@ -152,6 +187,7 @@ def load(
     if len(set(names)) != len(names):
         raise InvalidInput("region names must be unique")
     key_file = front.get("key_file")
+    peer_key = raw.get("peers", {}).get("key_file")
     public_url = front.get("public_url")
     if public_url is not None and not (
         isinstance(public_url, str) and public_url.startswith(("http://", "https://"))
@@ -163,6 +199,7 @@ def load(
         tls=bool(front.get("tls", False)),
         public_url=public_url,
         key_file=None if key_file is None else root / str(key_file),
+        peer_key_file_path=None if peer_key is None else root / str(peer_key),
         subscription=raw.get("subscription"),
     )
     if regions:

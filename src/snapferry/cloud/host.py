@@ -33,12 +33,17 @@ from snapferry.cloud.tls import TlsFiles, ensure_certificates
 from snapferry.control.access import Signer, load_key
 from snapferry.control.creation import Region
 from snapferry.control.dataplane import DataPlane
+from snapferry.control.peering import SYSTEM_KEY_FILE, PeerService
 from snapferry.control.service import RegionService
 from snapferry.engine import Engine
 from snapferry.errors import InvalidInput
 from snapferry.files import read_or_create, write_atomic
 from snapferry.identity import Registry
 from snapferry.meta.db import open_database, sqlite_url
+from snapferry.replication.faults import Faults, FaultyPeer
+from snapferry.replication.http import HttpPeerClient
+from snapferry.replication.peers import PeerClient
+from snapferry.replication.worker import CopyWorker
 
 log = logging.getLogger("snapferry.cloud")
 ADMIN_TOKEN_SECONDS = 365 * 86400
@@ -57,6 +62,27 @@ def frontdoor_key(config: CloudConfig) -> str:
     """The secret regions expect from their front door (made once)."""
     made = read_or_create(config.frontdoor_key_file, lambda: secrets.token_urlsafe(32).encode())
     return made.decode().strip()
+
+
+def peer_key(config: CloudConfig) -> str:
+    """The secret regions present to each other to copy snapshots (made once)."""
+    made = read_or_create(config.peer_key_file, lambda: secrets.token_urlsafe(32).encode())
+    return made.decode().strip()
+
+
+@dataclass(frozen=True)
+class Peering:
+    """How a region reaches its peers: their URLs by name (a dict the host may still be
+    filling, shared by every region of the process) and the shared peer key."""
+
+    urls: dict[str, str]
+    key: str
+
+    @classmethod
+    def configured(cls, config: CloudConfig) -> Peering:
+        """The peers a region of config reaches: every region with a ``url``."""
+        urls = {r.name: str(r.url) for r in config.regions if r.url}
+        return cls(urls, peer_key(config))
 
 
 def bind(listen: str) -> socket.socket:
@@ -109,6 +135,8 @@ class Hosted:
 
     apps: list[tuple[ASGIApp, socket.socket, TlsFiles | None]] = field(default_factory=list)
     closers: list[Callable[[], None]] = field(default_factory=list)
+    starters: list[Callable[[], None]] = field(default_factory=list)
+    """Run once every app serves (copy workers: their peers must be reachable)."""
 
     def close(self) -> None:
         for close in reversed(self.closers):
@@ -118,27 +146,48 @@ class Hosted:
                 log.exception("closing failed")
 
 
-def open_region(config: RegionConfig, root: Path, key: str, hosted: Hosted) -> str:
-    """Open a region, recover it, and add its app; returns its URL."""
+def open_region(
+    config: RegionConfig, root: Path, key: str, hosted: Hosted, peering: Peering
+) -> str:
+    """Open a region, recover it, and add its app and copy worker; returns its URL (also
+    entered in ``peering.urls``)."""
     directory = config.directory(root)
     engine = Engine.open(directory, db_url=config.db_url)
     hosted.closers.append(engine.close)
     sock = _bind_region(config.listen, directory)
     url = _url(sock)
+    peering.urls[config.name] = config.url or url
     signer = Signer(load_key(directory))
+    peers: PeerClient = HttpPeerClient(peering.urls, peering.key, me=config.name)
+    if config.peer_faults:
+        peers = FaultyPeer(peers, Faults.parse(config.peer_faults))
+    copier = CopyWorker(
+        engine,
+        peers,
+        lease_seconds=config.copy_lease_seconds,
+        streams=config.copy_streams,
+    )
     service = RegionService(
         Region(config.name, config.zones, config.page_size),
         engine,
         signer,
         data_url=config.url or url,
         operation_delay=config.operation_delay,
+        copier=copier,
+        max_active_copies=config.max_active_copies,
     )
     hosted.closers.append(service.close)
     service.recover()
+    copier.start()  # claims nothing until started: see Hosted.starters
+    hosted.closers.append(copier.stop)
+    hosted.starters.append(copier.resume)
     blobs = BlobApp(DataPlane(config.name, engine, signer))
     hosted.closers.append(blobs.close)
-    app = RegionRouter(config.name, region_app(service, key=key), blobs)
-    hosted.apps.append((app, sock, None))
+    system = Signer(read_or_create(directory / SYSTEM_KEY_FILE, lambda: secrets.token_bytes(32)))
+    arm = region_app(
+        service, key=key, peers=PeerService(config.name, engine, system), peer_key=peering.key
+    )
+    hosted.apps.append((RegionRouter(config.name, arm, blobs), sock, None))
     return url
 
 
@@ -224,6 +273,9 @@ async def serve(hosted: Hosted, ready: Callable[[], None] | None = None) -> None
         if any(t.done() for t in tasks):
             break
         await asyncio.sleep(0.01)
-    if ready is not None and all(s.started for s in servers):
-        ready()
+    if all(s.started for s in servers):
+        for start in hosted.starters:
+            start()
+        if ready is not None:
+            ready()
     await asyncio.gather(*tasks)

@@ -8,6 +8,7 @@ from typing import Any
 
 from snapferry.control.ids import RESOURCE_TYPES
 from snapferry.control.records import Operation, Record
+from snapferry.replication.jobs import FAILED, SUCCEEDED, CopyJob
 
 PROVISIONING = {
     "creating": "Updating",
@@ -38,13 +39,24 @@ def _tier(sku: str) -> str:
     return sku.split("_", 1)[0]
 
 
-def resource(rec: Record) -> dict[str, Any]:
-    """The resource as GET answers it."""
+def resource(rec: Record, copy: CopyJob | None = None) -> dict[str, Any]:
+    """The resource as GET answers it; a CopyStart target shows its copy's progress (``copy``):
+    Pending until 100 %, Failed with ``copyCompletionError`` if its source went away."""
     props = dict(rec.props)
     props["uniqueId"] = rec.unique_id
     props["timeCreated"] = timestamp(rec.created_at)
     props["provisioningState"] = PROVISIONING[rec.state]
     props["diskState"] = disk_state(rec)
+    if copy is not None:
+        props["completionPercent"] = copy.completion_percent
+        props["snapshotAccessState"] = "Available" if copy.state == SUCCEEDED else "Pending"
+        if copy.state == FAILED and rec.state == "succeeded":
+            props["provisioningState"] = "Failed"
+            error = copy.last_error or {}
+            props["copyCompletionError"] = {
+                "errorCode": error.get("code", "CopySourceNotFound"),
+                "errorMessage": error.get("message", "the copy failed"),
+            }
     body: dict[str, Any] = {
         "id": rec.id,
         "name": rec.name,

@@ -105,3 +105,57 @@ def update_job(conn: Connection, job_id: str, **values: Any) -> None:
 
 def delete_job(conn: Connection, job_id: str) -> None:
     conn.execute(delete(copy_jobs).where(copy_jobs.c.id == job_id))
+
+
+def add_progress(
+    conn: Connection,
+    job_id: str,
+    owner: str,
+    *,
+    staged: int,
+    transferred: int,
+    now: float,
+    lease_expires: float,
+) -> bool:
+    """Count a committed piece (in the transaction that commits it) and renew the lease; False
+    if the lease was lost."""
+    c = copy_jobs.c
+    done = conn.execute(
+        update(copy_jobs)
+        .where(c.id == job_id, c.lease_owner == owner)
+        .values(
+            bytes_staged=c.bytes_staged + staged,
+            bytes_transferred=c.bytes_transferred + transferred,
+            last_progress_at=now,
+            lease_expires=lease_expires,
+        )
+    )
+    return done.rowcount == 1
+
+
+def leases(conn: Connection, now: float) -> list[tuple[str, str]]:
+    """(job id, owner) of active jobs whose lease has not expired."""
+    c = copy_jobs.c
+    rows = conn.execute(
+        select(c.id, c.lease_owner).where(c.state.in_(ACTIVE), c.lease_expires >= now)
+    ).all()
+    return [(str(r.id), str(r.lease_owner)) for r in rows]
+
+
+def take_over(conn: Connection, job_id: str, old_owner: str, owner: str, expires: float) -> bool:
+    """Take a lease from an owner known to be dead. True if taken."""
+    c = copy_jobs.c
+    done = conn.execute(
+        update(copy_jobs)
+        .where(c.id == job_id, c.lease_owner == old_owner, c.state.in_(ACTIVE))
+        .values(lease_owner=owner, lease_expires=expires)
+    )
+    return done.rowcount == 1
+
+
+def release(conn: Connection, owner: str) -> None:
+    """Free every lease the owner holds (a graceful stop): another worker resumes at once."""
+    c = copy_jobs.c
+    conn.execute(
+        update(copy_jobs).where(c.lease_owner == owner).values(lease_owner=None, lease_expires=None)
+    )

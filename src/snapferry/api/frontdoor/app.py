@@ -355,6 +355,32 @@ def _add_admin_routes(app: FastAPI, door: FrontDoor) -> None:
         return {"principalId": principal.id, "enabled": principal.enabled}
 
 
+def _add_copy_routes(app: FastAPI, door: FrontDoor) -> None:
+    @app.get("/snapferry/copies", operation_id="Copies_List")
+    async def list_copies(
+        request: Request,
+        subscription: Annotated[str, Query(max_length=64)],
+        target: Annotated[str | None, Query(max_length=1024)] = None,
+    ) -> Any:
+        """Where the copies into every reachable region stand (``snapferry copy list|show``)."""
+        principal = await door.principal(request)
+        check_subscription(subscription)
+        door.authorize(principal, subscription, write=False, action="snapferry/copies/read")
+        query = f"?subscription={quote(subscription)}"
+        if target is not None:
+            query += f"&target={quote(target)}"
+        replies = await door.links.call_reachable(
+            "GET", "/snapferry/copies" + query, base=door.base(request), principal=principal.id
+        )
+        value: list[Any] = []
+        for region in door.links.names:
+            reply = replies.get(region)
+            if reply is not None and reply.status == 200:
+                value.extend({**item, "region": region} for item in reply.json()["value"])
+        missing = [r for r in door.links.names if r not in replies]
+        return {"value": value, "unreachable": missing}
+
+
 def frontdoor_app(door: FrontDoor) -> FastAPI:
     """The one ARM endpoint for every region."""
 
@@ -370,6 +396,7 @@ def frontdoor_app(door: FrontDoor) -> FastAPI:
     install_error_handlers(app)
     _add_group_routes(app, door)
     _add_admin_routes(app, door)
+    _add_copy_routes(app, door)
 
     @app.get("/snapferry/health", include_in_schema=False)
     async def health() -> dict[str, Any]:

@@ -1,0 +1,115 @@
+"""``FaultyPeer``: a ``PeerClient`` wrapper that drops, delays or corrupts calls, for tests.
+
+Faults are drawn from a seeded generator, so a run repeats. A drop raises ``PeerUnavailable``
+before the call reaches the peer (or after, for ``drop_after``: the peer did the work, the
+answer was lost); a delay sleeps first; a corruption flips one byte of a page frame's payload
+(which the caller's verification must catch).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass, field, replace
+
+from snapferry.engine.delta import ChunkDelta
+from snapferry.errors import PeerUnavailable
+from snapferry.replication.peers import Grant, PageFrame, PeerClient, SourceInfo
+
+
+@dataclass
+class Faults:
+    """Probabilities of each fault per call, and the delay applied."""
+
+    drop: float = 0.0
+    drop_after: float = 0.0
+    corrupt: float = 0.0
+    delay: float = 0.0
+    delay_seconds: float = 0.05
+    seed: int = 0
+    rng: random.Random = field(init=False)
+    injected: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+    @classmethod
+    def parse(cls, spec: str) -> Faults:
+        """``"drop=0.1,corrupt=0.05,delay=0.2,delay_seconds=0.1,seed=3"``."""
+        values: dict[str, float] = {}
+        for part in filter(None, (p.strip() for p in spec.split(","))):
+            name, _, value = part.partition("=")
+            if name not in ("drop", "drop_after", "corrupt", "delay", "delay_seconds", "seed"):
+                raise ValueError(f"unknown peer fault {name!r}")
+            values[name] = float(value)
+        seed = int(values.pop("seed", 0))
+        return cls(
+            drop=values.get("drop", 0.0),
+            drop_after=values.get("drop_after", 0.0),
+            corrupt=values.get("corrupt", 0.0),
+            delay=values.get("delay", 0.0),
+            delay_seconds=values.get("delay_seconds", 0.05),
+            seed=seed,
+        )
+
+    def hit(self, kind: str) -> bool:
+        chance = float(getattr(self, kind))
+        if chance and self.rng.random() < chance:
+            self.injected[kind] = self.injected.get(kind, 0) + 1
+            return True
+        return False
+
+
+class FaultyPeer:
+    """Wraps a PeerClient with ``Faults``."""
+
+    def __init__(self, inner: PeerClient, faults: Faults) -> None:
+        self.inner = inner
+        self.faults = faults
+
+    @property
+    def regions(self) -> list[str]:
+        return self.inner.regions
+
+    async def _before(self, what: str) -> None:
+        if self.faults.hit("delay"):
+            await asyncio.sleep(self.faults.delay_seconds)
+        if self.faults.hit("drop"):
+            raise PeerUnavailable(f"injected fault: {what} dropped")
+
+    def _after(self, what: str) -> None:
+        if self.faults.hit("drop_after"):
+            raise PeerUnavailable(f"injected fault: the answer to {what} was lost")
+
+    async def resolve(self, region: str, resource_id: str) -> SourceInfo | None:
+        await self._before("resolve")
+        found = await self.inner.resolve(region, resource_id)
+        self._after("resolve")
+        return found
+
+    async def grant(self, region: str, unique_id: str) -> Grant:
+        await self._before("grant")
+        granted = await self.inner.grant(region, unique_id)
+        self._after("grant")
+        return granted
+
+    async def plan(
+        self, region: str, engine_id: str, sas: str, candidates: list[str], full: bool
+    ) -> tuple[str | None, ChunkDelta]:
+        await self._before("plan")
+        planned = await self.inner.plan(region, engine_id, sas, candidates, full)
+        self._after("plan")
+        return planned
+
+    async def pages(self, region: str, engine_id: str, sas: str, piece: ChunkDelta) -> PageFrame:
+        await self._before("pages")
+        frame = await self.inner.pages(region, engine_id, sas, piece)
+        self._after("pages")
+        if frame.payload and self.faults.hit("corrupt"):
+            body = bytearray(frame.payload)
+            body[self.faults.rng.randrange(len(body))] ^= 0x5A
+            frame = replace(frame, payload=bytes(body))
+        return frame
+
+    async def close(self) -> None:
+        await self.inner.close()

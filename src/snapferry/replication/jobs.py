@@ -1,0 +1,89 @@
+"""Copy jobs as the replication layer sees them: ``CopyJob`` (a ``copy_jobs`` row) and what
+``snapferry copy list|show`` report of one."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from snapferry.meta.jobs import ACTIVE
+
+QUEUED, COPYING, SUCCEEDED, FAILED = "Queued", "Copying", "Succeeded", "Failed"
+
+
+@dataclass(frozen=True)
+class CopyJob:
+    """One copy into this region (see ``meta.schema.copy_jobs``)."""
+
+    id: str
+    target_key: str
+    target_id: str
+    subscription: str
+    state: str
+    source_resource_id: str
+    source_region: str
+    source_unique_id: str
+    source_engine_id: str
+    source_family: str | None
+    source_created_at: float
+    full: bool
+    enhanced: bool
+    access: dict[str, Any] | None
+    base_id: str | None
+    anchor_id: str | None
+    plan: bytes | None
+    bytes_total: int
+    bytes_staged: int
+    bytes_transferred: int
+    attempts: int
+    last_error: dict[str, Any] | None
+    next_attempt_at: float
+    lease_owner: str | None
+    lease_expires: float | None
+    created_at: float
+    started_at: float | None
+    last_progress_at: float | None
+    ended_at: float | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> CopyJob:
+        values = dict(row._mapping)
+        values["access"] = None if row.access is None else json.loads(row.access)
+        values["last_error"] = None if row.last_error is None else json.loads(row.last_error)
+        values["plan"] = None if row.plan is None else bytes(row.plan)
+        return cls(**values)
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE
+
+    @property
+    def completion_percent(self) -> int:
+        """Monotonic: the share of the planned bytes the target durably holds; 100 only once
+        the copy has committed."""
+        if self.state == SUCCEEDED:
+            return 100
+        if self.bytes_total <= 0:
+            return 0
+        return min(99, self.bytes_staged * 100 // self.bytes_total)
+
+    def report(self, target: str, base: str | None) -> dict[str, Any]:
+        """What ``snapferry copy show`` prints (``target``/``base``: ARM ids)."""
+        return {
+            "target": target,
+            "state": self.state,
+            "completionPercent": self.completion_percent,
+            "bytesTotal": self.bytes_total,
+            "bytesTransferred": self.bytes_transferred,
+            "startedAt": self.started_at,
+            "lastProgressAt": self.last_progress_at,
+            "endedAt": self.ended_at,
+            "lastError": self.last_error,
+            "attempts": self.attempts,
+            "source": self.source_resource_id,
+            "sourceRegion": self.source_region,
+            "baseSnapshot": base,
+            "full": self.full,
+            "provisionedBandwidthCopySpeed": "Enhanced" if self.enhanced else "None",
+        }

@@ -1,0 +1,302 @@
+"""Running one copy job: grant, plan, transfer, commit — each step repeatable.
+
+An attempt (``run_copy``) holds the job's lease. It asks the source region for a system grant,
+plans once (the anchor among this region's copies of the family, the delta, the base it lands
+on; all saved in the job), then fetches the pieces of the delta the target does not hold yet,
+verifies each (BLAKE3 of the plaintext) and stages it — each piece's map entries, progress and
+lease renewal commit in one transaction. The last step makes the target ready and the job
+Succeeded together. A source that is gone fails the job (``CopySourceNotFound``); anything
+else retryable puts it back in the queue with a backoff; losing the lease or the target stops
+the attempt silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import blake3
+import numpy as np
+import numpy.typing as npt
+import zstandard
+from sqlalchemy import Connection
+
+from snapferry.engine import Engine
+from snapferry.engine.delta import ChunkDelta
+from snapferry.engine.imports import ImportAborted
+from snapferry.errors import NotFound, PeerUnavailable, SnapferryError, SourceNotFound
+from snapferry.meta import jobs as store
+from snapferry.replication.jobs import COPYING, FAILED, QUEUED, SUCCEEDED, CopyJob
+from snapferry.replication.peers import PageFrame, PeerClient
+from snapferry.settings import PAGE
+
+log = logging.getLogger(__name__)
+
+PIECE_PAGES = 2048
+"""Pages per fetch (8 MiB of data): big enough to stream well, small enough to redo."""
+FETCH_TRIES = 4
+MAX_BACKOFF = 30.0
+GRANT_MARGIN = 86400.0
+"""A saved grant is asked for again when it has less than this left."""
+
+
+@dataclass
+class CopyContext:
+    """What an attempt works with. ``streams`` fetches run at once (``enhanced``: double)."""
+
+    engine: Engine
+    peers: PeerClient
+    owner: str
+    clock: Callable[[], float]
+    lease_seconds: float
+    streams: int = 2
+
+    async def db(self, fn: Callable[[Connection], Any], *, write: bool = True) -> Any:
+        def run() -> Any:
+            if write:
+                with self.engine.db.begin() as conn:
+                    return fn(conn)
+            with self.engine.db.connect() as conn:
+                return fn(conn)
+
+        return await asyncio.to_thread(run)
+
+    async def job(self, job_id: str) -> CopyJob | None:
+        row = await self.db(lambda conn: store.job(conn, job_id), write=False)
+        return None if row is None else CopyJob.from_row(row)
+
+    async def update(self, job_id: str, **values: Any) -> None:
+        if not await self.db(lambda conn: store.update_leased(conn, job_id, self.owner, **values)):
+            raise ImportAborted(f"copy {job_id} is no longer leased by this worker")
+
+
+async def run_copy(ctx: CopyContext, job_id: str) -> None:
+    """One attempt at the job (the caller holds its lease)."""
+    job = await ctx.job(job_id)
+    if job is None or not job.active:
+        return
+    try:
+        await _attempt(ctx, job)
+    except ImportAborted:
+        log.info("copy %s stopped: its target is gone or another worker has it", job.id)
+    except SourceNotFound as exc:
+        await _settle(ctx, job, FAILED, exc)
+    except asyncio.CancelledError:
+        raise
+    except SnapferryError as exc:
+        await _settle(ctx, job, QUEUED, exc)
+    except Exception as exc:
+        log.exception("copy %s: attempt failed unexpectedly", job.id)
+        await _settle(ctx, job, QUEUED, exc)
+
+
+async def _settle(ctx: CopyContext, job: CopyJob, state: str, exc: BaseException) -> None:
+    if isinstance(exc, SnapferryError):
+        error = {"code": exc.code, "message": exc.message}
+    else:
+        error = {"code": "InternalError", "message": "the copy failed unexpectedly"}
+    now = ctx.clock()
+    values: dict[str, Any] = {
+        "state": state,
+        "last_error": json.dumps(error),
+        "lease_owner": None,
+        "lease_expires": None,
+    }
+    if state == FAILED:
+        values["ended_at"] = now
+        log.warning("copy %s failed: %s", job.id, error["message"])
+    else:
+        fresh = await ctx.job(job.id)
+        attempts = fresh.attempts if fresh is not None else job.attempts
+        values["next_attempt_at"] = now + min(MAX_BACKOFF, 0.5 * 2 ** max(0, attempts - 1))
+        log.info("copy %s will retry: %s", job.id, error["message"])
+    with contextlib.suppress(ImportAborted):  # the target or the lease went meanwhile
+        await ctx.update(job.id, **values)
+
+
+async def _attempt(ctx: CopyContext, job: CopyJob) -> None:
+    now = ctx.clock()
+    await ctx.update(
+        job.id,
+        state=COPYING,
+        attempts=job.attempts + 1,
+        started_at=job.started_at or now,
+        lease_expires=now + ctx.lease_seconds,
+    )
+    sas = await _grant(ctx, job)
+    if job.plan is None:
+        job = await _plan(ctx, job, sas)
+    assert job.plan is not None
+    delta = ChunkDelta.decode(job.plan)
+    held = await asyncio.to_thread(ctx.engine.staged_chunks, job.target_id)
+    todo = delta.without(held)
+    await _transfer(ctx, job, sas, todo)
+
+    def done(conn: Connection) -> bool:
+        return store.update_leased(
+            conn,
+            job.id,
+            ctx.owner,
+            state=SUCCEEDED,
+            bytes_staged=delta.changed_bytes,
+            ended_at=ctx.clock(),
+            last_error=None,
+            lease_owner=None,
+            lease_expires=None,
+        )
+
+    await asyncio.to_thread(ctx.engine.finish_import, job.target_id, done)
+    log.info("copy %s succeeded (%d bytes planned)", job.id, delta.changed_bytes)
+
+
+async def _grant(ctx: CopyContext, job: CopyJob) -> str:
+    access = job.access
+    if access is None or float(access["expiresAt"]) - ctx.clock() < GRANT_MARGIN:
+        grant = await ctx.peers.grant(job.source_region, job.source_unique_id)
+        access = {"sas": grant.sas, "expiresAt": grant.expires_at}
+        await ctx.update(job.id, access=json.dumps(access))
+    return str(access["sas"])
+
+
+async def _plan(ctx: CopyContext, job: CopyJob, sas: str) -> CopyJob:
+    copies = await ctx.db(lambda conn: _copies_here(ctx.engine, conn, job), write=False)
+    anchor, delta = await ctx.peers.plan(
+        job.source_region, job.source_engine_id, sas, [src for src, _ in copies], job.full
+    )
+    base = dict(copies).get(anchor) if anchor is not None else None
+    if anchor is not None and base is None:
+        raise PeerUnavailable(f"region {job.source_region} chose an anchor this copy did not offer")
+    try:
+        await asyncio.to_thread(ctx.engine.set_import_base, job.target_id, base)
+    except NotFound:
+        raise PeerUnavailable(
+            "the base snapshot was deleted while planning; planning again"
+        ) from None
+    plan = delta.encode()
+    await ctx.update(
+        job.id,
+        plan=plan,
+        anchor_id=anchor,
+        base_id=base,
+        bytes_total=delta.changed_bytes,
+        bytes_staged=0,
+    )
+    log.info(
+        "copy %s planned: %d bytes in %d chunks, anchor %s",
+        job.id,
+        delta.changed_bytes,
+        len(delta),
+        anchor,
+    )
+    fresh = await ctx.job(job.id)
+    assert fresh is not None
+    return fresh
+
+
+def _copies_here(engine: Engine, conn: Connection, job: CopyJob) -> list[tuple[str, str]]:
+    """(source engine id, target engine id) of this region's finished copies of the job's family
+    from the same source region, newest source first, whose target still exists."""
+    if job.source_family is None or job.full:
+        return []
+    out = []
+    for row in store.family_jobs(conn, job.source_family):
+        other = CopyJob.from_row(row)
+        if other.id == job.id or other.state != SUCCEEDED or other.full:
+            continue
+        if other.source_region != job.source_region:
+            continue
+        try:
+            if engine.get_snapshot(other.target_id).state != "ready":
+                continue
+        except NotFound:
+            continue
+        out.append((other.source_engine_id, other.target_id))
+    return out
+
+
+async def _transfer(ctx: CopyContext, job: CopyJob, sas: str, todo: ChunkDelta) -> None:
+    pieces = list(todo.batches(PIECE_PAGES))
+    if not pieces:
+        return
+    queue: asyncio.Queue[ChunkDelta] = asyncio.Queue()
+    for piece in pieces:
+        queue.put_nowait(piece)
+    streams = min(len(pieces), ctx.streams * (2 if job.enhanced else 1))
+
+    async def worker() -> None:
+        while True:
+            try:
+                piece = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            await _move(ctx, job, sas, piece)
+
+    tasks = [asyncio.create_task(worker()) for _ in range(streams)]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _move(ctx: CopyContext, job: CopyJob, sas: str, piece: ChunkDelta) -> None:
+    pages, wire = await _fetch(ctx, job, sas, piece)
+
+    def checkpoint(conn: Connection) -> bool:
+        now = ctx.clock()
+        return store.add_progress(
+            conn,
+            job.id,
+            ctx.owner,
+            staged=piece.changed_bytes,
+            transferred=wire,
+            now=now,
+            lease_expires=now + ctx.lease_seconds,
+        )
+
+    await asyncio.to_thread(ctx.engine.stage_import, job.target_id, piece, pages, checkpoint)
+
+
+async def _fetch(
+    ctx: CopyContext, job: CopyJob, sas: str, piece: ChunkDelta
+) -> tuple[npt.NDArray[np.uint8], int]:
+    """The piece's pages, verified, and the bytes they took on the wire; retried a few times
+    (a slow or faulty link) before the attempt gives up."""
+    failure: PeerUnavailable | None = None
+    for attempt in range(FETCH_TRIES):
+        if attempt:
+            await asyncio.sleep(0.2 * 2**attempt)
+        try:
+            frame = await ctx.peers.pages(job.source_region, job.source_engine_id, sas, piece)
+            pages = await asyncio.to_thread(verify, frame, piece.changed_pages)
+            return pages, len(frame.payload)
+        except PeerUnavailable as exc:
+            failure = exc
+            log.info("copy %s: fetch failed (%s), try %d", job.id, exc.message, attempt + 1)
+    assert failure is not None
+    raise failure
+
+
+def verify(frame: PageFrame, pages: int) -> npt.NDArray[np.uint8]:
+    """The frame's pages as ``(pages, 4096)``; PeerUnavailable if it is not exactly what was
+    asked for (wrong size, undecodable, or content not matching its BLAKE3 id)."""
+    expected = pages * PAGE
+    if frame.length != expected:
+        raise PeerUnavailable(f"the source sent {frame.length} bytes for {expected}")
+    try:
+        data = (
+            zstandard.ZstdDecompressor().decompress(frame.payload, max_output_size=expected)
+            if frame.compressed
+            else frame.payload
+        )
+    except zstandard.ZstdError:
+        raise PeerUnavailable("pages from the source do not decompress (corrupted)") from None
+    if len(data) != expected or blake3.blake3(data).digest() != frame.content_id:
+        raise PeerUnavailable("pages from the source do not match their id (corrupted)")
+    return np.frombuffer(data, dtype=np.uint8).reshape(pages, PAGE)

@@ -1,0 +1,101 @@
+"""CopyStart through the unmodified azure-mgmt-compute: the target exists at once (0 %, Pending),
+its completionPercent rises to 100, and it reads back byte-identical through azure-storage-blob;
+later copies of the family move only the pages changed since the last one copied."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from azure.core.exceptions import HttpResponseError
+from azure.mgmt.compute import ComputeManagementClient
+from azure.mgmt.resource.resources import ResourceManagementClient
+
+from snapferry.testing.copies import (
+    PAGE,
+    Family,
+    MiB,
+    copies,
+    copy_body,
+    sha_of_snapshot,
+    wait_copied,
+)
+
+pytestmark = pytest.mark.slow
+SIZE = 48 * MiB
+
+
+@pytest.fixture(scope="module")
+def family(compute: ComputeManagementClient, groups: ResourceManagementClient) -> Family:
+    groups.resource_groups.create_or_update("copies", {"location": "eastus"})
+    made = Family(compute, "copies", "data", "eastus", SIZE).create()
+    rng = np.random.default_rng(9)
+    made.write(
+        [(0, rng.bytes(6 * MiB)), (20 * MiB, rng.bytes(3 * MiB)), (SIZE - PAGE, b"e" * PAGE)]
+    )
+    return made
+
+
+def test_copy_start_through_the_sdk_is_byte_identical(
+    compute: ComputeManagementClient, cloud: dict[str, Any], family: Family
+) -> None:
+    source = family.snapshot("day1")
+    poller = compute.snapshots.begin_create_or_update(
+        "copies", "day1-west", copy_body(source, "westus")
+    )
+    made = poller.result()
+    assert made.properties is not None
+    assert made.properties.completion_percent == 0
+    assert str(made.properties.snapshot_access_state) in ("Pending", "SnapshotAccessState.PENDING")
+    assert made.properties.incremental is True
+    seen = wait_copied(compute, "copies", "day1-west")
+    assert seen == sorted(seen) and seen[-1] == 100
+    target = compute.snapshots.get("copies", "day1-west")
+    assert target.properties is not None
+    assert target.properties.snapshot_access_state == "Available"
+    assert (
+        target.properties.incremental_snapshot_family_id
+        == compute.snapshots.get("copies", "day1").properties.incremental_snapshot_family_id  # type: ignore[union-attr]
+    )
+    assert sha_of_snapshot(compute, "copies", "day1-west") == sha_of_snapshot(
+        compute, "copies", "day1"
+    )
+    (report,) = copies(cloud, str(target.id))
+    assert report["state"] == "Succeeded" and report["baseSnapshot"] is None
+    assert report["bytesTotal"] == 9 * MiB + PAGE
+    assert report["attempts"] == 1 and report["region"] == "westus"
+
+
+def test_later_copies_move_only_the_changed_pages(
+    compute: ComputeManagementClient, cloud: dict[str, Any], family: Family
+) -> None:
+    rng = np.random.default_rng(10)
+    names = ["day2", "day3"]
+    for name in names:
+        changed = family.scatter(rng, 0.01)
+        family.snapshot(name)
+        compute.snapshots.begin_create_or_update(
+            "copies", f"{name}-west", copy_body(family.snapshot_id(name), "westus")
+        ).result()
+        wait_copied(compute, "copies", f"{name}-west")
+        target = compute.snapshots.get("copies", f"{name}-west")
+        (report,) = copies(cloud, str(target.id))
+        assert report["bytesTotal"] <= changed
+        assert report["bytesTransferred"] <= 1.1 * changed
+        assert report["baseSnapshot"] is not None
+        assert sha_of_snapshot(compute, "copies", f"{name}-west") == sha_of_snapshot(
+            compute, "copies", name
+        )
+
+
+def test_copies_follow_creation_order_and_one_at_a_time(
+    compute: ComputeManagementClient, family: Family
+) -> None:
+    with pytest.raises(HttpResponseError) as refused:
+        compute.snapshots.begin_create_or_update(
+            "copies", "day1-west-again", copy_body(family.snapshot_id("day1"), "westus")
+        ).result()
+    assert refused.value.error is not None
+    assert refused.value.error.code == "OperationNotAllowed"
+    assert "order" in str(refused.value.error.message)
