@@ -4,6 +4,8 @@ later copies of the family move only the pages changed since the last one copied
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from typing import Any
 
 import numpy as np
@@ -11,7 +13,10 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
+from azure.storage.blob import BlobClient
 
+from snapferry.sdk import connect
+from snapferry.testing.arm import cloud_as, new_principal, set_role
 from snapferry.testing.copies import (
     PAGE,
     Family,
@@ -99,3 +104,97 @@ def test_copies_follow_creation_order_and_one_at_a_time(
     assert refused.value.error is not None
     assert refused.value.error.code == "OperationNotAllowed"
     assert "order" in str(refused.value.error.message)
+
+
+def test_full_targets_are_self_contained_and_copy_onward(
+    compute: ComputeManagementClient, family: Family
+) -> None:
+    source = family.snapshot_id("day3")
+    compute.snapshots.begin_create_or_update(
+        "copies", "day3-full-west", copy_body(source, "westus", incremental=False)
+    ).result()
+    assert wait_copied(compute, "copies", "day3-full-west")[-1] == 100
+    full = compute.snapshots.get("copies", "day3-full-west")
+    assert full.properties is not None
+    assert full.properties.incremental is False
+    assert full.properties.incremental_snapshot_family_id is None
+    expected = sha_of_snapshot(compute, "copies", "day3")
+    assert sha_of_snapshot(compute, "copies", "day3-full-west") == expected
+    # a full snapshot there copies again: in-region with Copy, to another region with CopyStart
+    compute.snapshots.begin_create_or_update(
+        "copies",
+        "day3-full-west-2",
+        {
+            "location": "westus",
+            "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": full.id}},
+        },
+    ).result()
+    assert sha_of_snapshot(compute, "copies", "day3-full-west-2") == expected
+    compute.snapshots.begin_create_or_update(
+        "copies", "day3-full-central", copy_body(str(full.id), "centralus")
+    ).result()
+    assert wait_copied(compute, "copies", "day3-full-central")[-1] == 100
+    onward = compute.snapshots.get("copies", "day3-full-central")
+    assert onward.properties is not None and onward.properties.incremental is False
+    assert sha_of_snapshot(compute, "copies", "day3-full-central") == expected
+    # and restores to a disk in its region
+    disk = compute.disks.begin_create_or_update(
+        "copies",
+        "restored-central",
+        {
+            "location": "centralus",
+            "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": onward.id}},
+        },
+    ).result()
+    sas = compute.disks.begin_grant_access(
+        "copies", "restored-central", {"access": "Read", "durationInSeconds": 600}
+    ).result()
+    data = BlobClient.from_blob_url(str(sas.access_sas)).download_blob().readall()
+    assert hashlib.sha256(data).hexdigest() == expected and disk.location == "centralus"
+    compute.disks.begin_revoke_access("copies", "restored-central").result()
+
+
+def test_an_in_region_copy_and_a_copy_of_a_copy(
+    compute: ComputeManagementClient, family: Family
+) -> None:
+    compute.snapshots.begin_create_or_update(
+        "copies", "day1-east", copy_body(family.snapshot_id("day1"), "eastus")
+    ).result()
+    assert wait_copied(compute, "copies", "day1-east")[-1] == 100
+    assert sha_of_snapshot(compute, "copies", "day1-east") == sha_of_snapshot(
+        compute, "copies", "day1"
+    )
+    west = compute.snapshots.get("copies", "day1-west")
+    compute.snapshots.begin_create_or_update(
+        "copies", "day1-central", copy_body(str(west.id), "centralus")
+    ).result()
+    assert wait_copied(compute, "copies", "day1-central")[-1] == 100
+    assert sha_of_snapshot(compute, "copies", "day1-central") == sha_of_snapshot(
+        compute, "copies", "day1"
+    )
+
+
+def test_cross_subscription_copies_need_read_on_the_source(
+    cloud: dict[str, Any], family: Family
+) -> None:
+    other = str(uuid.uuid4())
+    principal, token = new_principal(cloud, other, "Contributor")
+    theirs = connect(ComputeManagementClient, cloud_as(cloud, token, other), retry_total=0)
+    groups = connect(ResourceManagementClient, cloud_as(cloud, token, other), retry_total=0)
+    groups.resource_groups.create_or_update("theirs", {"location": "westus"})
+    source = family.snapshot_id("day1")
+    with pytest.raises(HttpResponseError) as refused:
+        theirs.snapshots.begin_create_or_update(
+            "theirs", "copied", copy_body(source, "westus")
+        ).result()
+    assert refused.value.error is not None
+    assert refused.value.error.code == "LinkedAuthorizationFailed"
+    assert list(theirs.snapshots.list()) == []
+    set_role(cloud, principal, cloud["subscription"], "Reader")
+    theirs.snapshots.begin_create_or_update(
+        "theirs", "copied", copy_body(source, "westus")
+    ).result()
+    assert wait_copied(theirs, "theirs", "copied")[-1] == 100
+    assert sha_of_snapshot(theirs, "theirs", "copied") == sha_of_snapshot(
+        family.compute, "copies", "day1"
+    )

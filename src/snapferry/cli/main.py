@@ -15,6 +15,7 @@ import click
 
 from snapferry.cli import output as out
 from snapferry.cli.admin import COMMANDS
+from snapferry.cli.copies import copy_command, snapshot_copy
 from snapferry.cli.output import ExitCode
 from snapferry.cli.resources import COMMANDS as RESOURCE_COMMANDS
 from snapferry.cli.resources import disk_command, snapshot_command
@@ -88,7 +89,7 @@ def cli() -> None:
 
     \b
     Run a cloud:        snapferry up            (front door + regions, until Ctrl-C)
-    Use it:             snapferry group|disk|snapshot|token ...  (reads cloud.json)
+    Use it:             snapferry group|disk|snapshot|copy|token ...  (reads cloud.json)
     Administer a region at rest: snapferry scrub|gc|compact
 
     \b
@@ -101,8 +102,9 @@ for _command in [*COMMANDS, *SERVER_COMMANDS, *RESOURCE_COMMANDS]:
     cli.add_command(_command)
 for _command in DISK_COMMANDS:
     disk_command.add_command(_command)
-for _command in SNAPSHOT_COMMANDS:
+for _command in [*SNAPSHOT_COMMANDS, snapshot_copy]:
     snapshot_command.add_command(_command)
+cli.add_command(copy_command)
 
 
 def main() -> None:

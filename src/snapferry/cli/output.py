@@ -22,6 +22,7 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    TaskProgressColumn,
     TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
@@ -140,15 +141,19 @@ _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
 
 @contextmanager
-def progress_bar(description: str, enabled: bool) -> Iterator[ProgressFn | None]:
-    """A byte-progress callback drawing a bar on stderr, or None when not enabled (use it only
-    when stderr is a terminal). The bar disappears when the block ends."""
+def progress_bar(
+    description: str, enabled: bool, *, percent: bool = False
+) -> Iterator[ProgressFn | None]:
+    """A byte-progress callback drawing a bar on stderr (with the percentage done when
+    ``percent``), or None when not enabled (use it only when stderr is a terminal). The bar
+    disappears when the block ends."""
     if not enabled:
         yield None
         return
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
+        *((TaskProgressColumn(),) if percent else ()),
         DownloadColumn(binary_units=True),
         TransferSpeedColumn(),
         TimeRemainingColumn(),

@@ -8,7 +8,8 @@ Nouns:
   ``$SNAPFERRY_SUBSCRIPTION``, then the ``cloud.json`` that ``snapferry up`` writes.
 * **client** — ``Client``: resource groups, principals, and ``disks``/``snapshots``
   (``Resources``: create, show, list, update, delete, grant and revoke access). Results are ARM
-  JSON (``Resource``); lists follow ``nextLink`` to the end.
+  JSON (``Resource``); lists follow ``nextLink`` to the end. ``copies`` reports where copies
+  between regions stand.
 * **operation** — a change the server answers 202 to. Every changing call waits for it (polling
   ``Azure-AsyncOperation`` as ``Retry-After`` asks, up to a timeout, 600 s by default) and
   reports progress to an optional callback.
@@ -18,7 +19,14 @@ Nouns:
 Speaks plain HTTP through ``requests``; never imports the server side (web framework, engine).
 """
 
-from snapferry.client.api import Client, Resource, Resources, disk_body, snapshot_body
+from snapferry.client.api import (
+    Client,
+    Resource,
+    Resources,
+    copy_start_body,
+    disk_body,
+    snapshot_body,
+)
 from snapferry.client.config import Cloud, resolve_cloud
 from snapferry.client.errors import (
     AccessDenied,
@@ -51,6 +59,7 @@ __all__ = [
     "Resources",
     "ServerError",
     "Unreachable",
+    "copy_start_body",
     "disk_body",
     "resolve_cloud",
     "snapshot_body",

@@ -79,6 +79,29 @@ def snapshot_body(
     return body
 
 
+def copy_start_body(
+    *,
+    location: str,
+    source_id: str,
+    full: bool = False,
+    enhanced: bool = False,
+    tags: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The PUT body of a snapshot copied from source_id (a snapshot in any region) into
+    location with ``CopyStart``: incremental unless ``full``; ``enhanced`` asks for more
+    parallel transfers."""
+    creation: dict[str, Any] = {"createOption": "CopyStart", "sourceResourceId": source_id}
+    if enhanced:
+        creation["provisionedBandwidthCopySpeed"] = "Enhanced"
+    body: dict[str, Any] = {
+        "location": location,
+        "properties": {"creationData": creation, "incremental": not full},
+    }
+    if tags is not None:
+        body["tags"] = dict(tags)
+    return body
+
+
 class Resources:
     """The disks or the snapshots of one subscription. Every change waits for its operation to
     end (see ``Transport.wait``); names are the ARM names, ``group`` a resource group."""
@@ -242,6 +265,17 @@ class Client:
         if not resource_id.startswith("/subscriptions/"):
             raise BadRequest(f"not a resource id: {resource_id[:200]!r}")
         return self._http.json("GET", quote(resource_id, safe="/"))
+
+    # --- copies between regions ----------------------------------------------------------------
+    def copies(self, target: str | None = None) -> list[dict[str, Any]]:
+        """Where the copies into every reachable region stand (the subscription's, or the one
+        whose target has that id): ``target``, ``region``, ``state``, ``completionPercent``,
+        ``bytesTotal``, ``bytesCopied``, ``bytesTransferred``, ``attempts``, ``lastError``,
+        ``source``, ``baseSnapshot``, times (epoch seconds)."""
+        where = f"/snapferry/copies?subscription={quote(self.cloud.subscription, safe='')}"
+        if target is not None:
+            where += f"&target={quote(target, safe='')}"
+        return list(self._http.json("GET", where)["value"])
 
     # --- principals (admin token only) ---------------------------------------------------------
     def create_principal(

@@ -92,7 +92,7 @@ class CopyStarts:
                 target="properties.creationData.sourceResourceId",
             )
         if source.family is not None and not full:
-            for row in jobs.family_jobs(conn, source.family):
+            for row in jobs.family_jobs(conn, source.family, subscription):
                 other = CopyJob.from_row(row)
                 if other.active:
                     raise OperationNotAllowed(

@@ -38,11 +38,14 @@ def jobs(conn: Connection, subscription: str | None = None) -> Sequence[Row[Any]
     return conn.execute(query.order_by(copy_jobs.c.created_at)).all()
 
 
-def family_jobs(conn: Connection, source_family: str) -> Sequence[Row[Any]]:
-    """The jobs of one source family, newest source first."""
+def family_jobs(conn: Connection, source_family: str, subscription: str) -> Sequence[Row[Any]]:
+    """The jobs of one source family into one subscription, newest source first."""
     return conn.execute(
         select(copy_jobs)
-        .where(copy_jobs.c.source_family == source_family)
+        .where(
+            copy_jobs.c.source_family == source_family,
+            copy_jobs.c.subscription == subscription,
+        )
         .order_by(copy_jobs.c.source_created_at.desc())
     ).all()
 

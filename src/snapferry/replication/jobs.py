@@ -75,6 +75,7 @@ class CopyJob:
             "state": self.state,
             "completionPercent": self.completion_percent,
             "bytesTotal": self.bytes_total,
+            "bytesCopied": self.bytes_staged if self.state != SUCCEEDED else self.bytes_total,
             "bytesTransferred": self.bytes_transferred,
             "startedAt": self.started_at,
             "lastProgressAt": self.last_progress_at,

@@ -200,11 +200,12 @@ async def _plan(ctx: CopyContext, job: CopyJob, sas: str) -> CopyJob:
 
 def _copies_here(engine: Engine, conn: Connection, job: CopyJob) -> list[tuple[str, str]]:
     """(source engine id, target engine id) of this region's finished copies of the job's family
-    from the same source region, newest source first, whose target still exists."""
+    into the same subscription from the same source region, newest source first, whose target
+    still exists."""
     if job.source_family is None or job.full:
         return []
     out = []
-    for row in store.family_jobs(conn, job.source_family):
+    for row in store.family_jobs(conn, job.source_family, job.subscription):
         other = CopyJob.from_row(row)
         if other.id == job.id or other.state != SUCCEEDED or other.full:
             continue

@@ -29,6 +29,11 @@ class Raw:
 
 def make_principal(cloud: dict[str, Any], subscription: str, role: str) -> str:
     """A new principal's token (through the admin API)."""
+    return new_principal(cloud, subscription, role)[1]
+
+
+def new_principal(cloud: dict[str, Any], subscription: str, role: str) -> tuple[str, str]:
+    """A new principal's id and token (through the admin API)."""
     reply = requests.post(
         cloud["endpoint"] + "/snapferry/principals",
         json={"subscription": subscription, "role": role},
@@ -36,8 +41,20 @@ def make_principal(cloud: dict[str, Any], subscription: str, role: str) -> str:
         timeout=30,
     )
     reply.raise_for_status()
-    return str(reply.json()["token"])
+    doc = reply.json()
+    return str(doc["principalId"]), str(doc["token"])
 
 
 def cloud_as(cloud: dict[str, Any], token: str, subscription: str) -> dict[str, Any]:
     return {**cloud, "token": token, "subscription": subscription}
+
+
+def set_role(cloud: dict[str, Any], principal_id: str, subscription: str, role: str) -> None:
+    """Give a principal a role on another subscription (through the admin API)."""
+    reply = requests.put(
+        f"{cloud['endpoint']}/snapferry/principals/{principal_id}/roles/{subscription}",
+        json={"role": role},
+        headers={"Authorization": f"Bearer {cloud['token']}"},
+        timeout=30,
+    )
+    reply.raise_for_status()

@@ -354,6 +354,25 @@ def _add_admin_routes(app: FastAPI, door: FrontDoor) -> None:
         principal = await run_in_threadpool(door.registry.disable, principal_id)
         return {"principalId": principal.id, "enabled": principal.enabled}
 
+    @app.put(
+        "/snapferry/principals/{principalId}/roles/{subscriptionId}",
+        operation_id="Principals_SetRole",
+    )
+    async def set_role(
+        request: Request,
+        principal_id: Annotated[str, Path(alias="principalId")],
+        sub: Sub,
+    ) -> Any:
+        """Give a principal a role on one more subscription (or replace its role there)."""
+        await admin(request)
+        doc = _json_or_none(await request.body())
+        role = doc.get("role") if isinstance(doc, dict) else None
+        if not isinstance(role, str):
+            raise BadRequest('the body must be {"role": "Owner|Contributor|Reader"}')
+        check_subscription(sub)
+        principal = await run_in_threadpool(door.registry.set_role, principal_id, sub, role)
+        return {"principalId": principal.id, "subscription": sub, "role": principal.role_for(sub)}
+
 
 def _add_copy_routes(app: FastAPI, door: FrontDoor) -> None:
     @app.get("/snapferry/copies", operation_id="Copies_List")

@@ -1,0 +1,168 @@
+"""``snapferry snapshot copy`` (CopyStart to any region) and ``snapferry copy list|show``
+(where copies between regions stand), over a running cloud.
+
+``snapshot copy`` answers as soon as the target exists (0 %, Pending); with ``--wait`` it
+follows the copy with a progress bar (percent, rate, time left) on a terminal, or a line every
+30 s otherwise, until it ends — exit 0 when it reached 100 %, 4 when it failed (with its
+cause). ``copy show`` and ``copy list`` print the copy's report; with ``--output json`` its
+fields are ``state`` (Queued, Copying, Succeeded, Failed), ``completionPercent``,
+``bytesTotal``, ``bytesCopied``, ``bytesTransferred``, ``startedAt``, ``lastProgressAt``,
+``endedAt``, ``lastError``, ``attempts``, ``source``, ``baseSnapshot``, ``region``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import click
+from rich.console import RenderableType
+
+from snapferry.cli import output as out
+from snapferry.cli import views
+from snapferry.cli.remote import GROUP, NAME, TAGS, Remote, remote_command
+from snapferry.cli.resources import named_or_by_id
+from snapferry.client import Client, OperationFailed, ResourceMissing, copy_start_body
+
+POLL_SECONDS = 0.5
+LINE_EVERY = 30.0
+
+
+@click.command("copy")
+@remote_command()
+@GROUP
+@NAME
+@click.option(
+    "--source",
+    required=True,
+    metavar="SNAPSHOT",
+    help="The snapshot to copy: its full resource id (any region), or a name in the group.",
+)
+@click.option("--location", "-l", required=True, help="The region to copy it to.")
+@click.option("--full", is_flag=True, help="Make a full (self-contained) snapshot there.")
+@click.option("--enhanced", is_flag=True, help="Copy with more parallel transfers.")
+@click.option("--wait", is_flag=True, help="Follow the copy until it ends.")
+@TAGS
+def snapshot_copy(
+    remote: Remote,
+    group: str,
+    name: str,
+    source: str,
+    location: str,
+    full: bool,
+    enhanced: bool,
+    wait: bool,
+    tags: dict[str, str] | None,
+) -> None:
+    """Copy a snapshot to a region (CopyStart): only the pages changed since the newest
+    snapshot of its family already there travel."""
+    with remote.client(group, location) as client:
+        found = named_or_by_id(client, group, source, (client.snapshots,))
+        body = copy_start_body(
+            location=location, source_id=found["id"], full=full, enhanced=enhanced, tags=tags
+        )
+        target = client.snapshots.create(group, name, body)
+        if wait:
+            report = follow(client, str(target["id"]), tty=sys.stderr.isatty())
+            target = client.snapshots.show(group, name)
+            if report["state"] == "Failed":
+                error = report.get("lastError") or {}
+                raise OperationFailed(
+                    f"the copy to {location} failed: {error.get('message', 'unknown cause')}",
+                    code=str(error.get("code", "CopyFailed")),
+                )
+    out.emit(remote.output, target, lambda: views.resource(target))
+
+
+def follow(client: Client, target: str, *, tty: bool) -> dict[str, Any]:
+    """Poll the copy of target until it ends; its last report."""
+    last_line = time.monotonic()
+    with out.progress_bar("copying", tty, percent=True) as progress:
+        while True:
+            (report,) = _report(client, target)
+            total = int(report["bytesTotal"])
+            done = int(report["bytesCopied"])
+            if progress is not None and total:
+                progress(done, total)
+            elif progress is None and time.monotonic() - last_line >= LINE_EVERY:
+                click.echo(
+                    f"copy {report['state'].lower()}: {report['completionPercent']} %", err=True
+                )
+                last_line = time.monotonic()
+            if report["state"] in ("Succeeded", "Failed"):
+                return report
+            time.sleep(POLL_SECONDS)
+
+
+def _report(client: Client, target: str) -> list[dict[str, Any]]:
+    found = client.copies(target)
+    if not found:
+        raise ResourceMissing(
+            f"no copy into {target} (it was deleted, or is not a copy)", code="ResourceNotFound"
+        )
+    return found[:1]
+
+
+@click.group("copy")
+def copy_command() -> None:
+    """Copies of snapshots between regions: where each stands."""
+
+
+@copy_command.command("list")
+@remote_command()
+def copy_list(remote: Remote) -> None:
+    """List the subscription's copies into every reachable region."""
+    with remote.client() as client:
+        found = client.copies()
+    out.emit(remote.output, {"value": found}, lambda: [listing(found)])
+
+
+@copy_command.command("show")
+@remote_command()
+@click.argument("target_id")
+def copy_show(remote: Remote, target_id: str) -> None:
+    """Show the copy whose target snapshot has TARGET_ID (a full resource id)."""
+    with remote.client() as client:
+        (report,) = _report(client, target_id)
+    out.emit(remote.output, report, lambda: [details(report)])
+
+
+def details(report: Mapping[str, Any]) -> RenderableType:
+    error = report.get("lastError") or {}
+    rows: Iterable[tuple[str, object]] = [
+        ("target", report["target"]),
+        ("region", report.get("region", "-")),
+        ("state", report["state"]),
+        ("completion", f"{report['completionPercent']} %"),
+        ("bytes to copy", out.size(int(report["bytesTotal"]))),
+        ("bytes copied", out.size(int(report["bytesCopied"]))),
+        ("bytes on the wire", out.size(int(report["bytesTransferred"]))),
+        ("source", report["source"]),
+        ("base snapshot", report.get("baseSnapshot") or "- (first copy: all data)"),
+        ("attempts", report["attempts"]),
+        ("started", views.when(report.get("startedAt") or "-")),
+        ("last progress", views.when(report.get("lastProgressAt") or "-")),
+        ("ended", views.when(report.get("endedAt") or "-")),
+        ("last error", f"{error['code']}: {error['message']}" if error else "-"),
+    ]
+    return out.kv_table(f"copy to {report.get('region', '')}", rows)
+
+
+def listing(found: list[dict[str, Any]]) -> RenderableType:
+    rows = [
+        (
+            str(r["target"]).rsplit("/", 1)[-1],
+            views.group_of({"id": r["target"]}),
+            r.get("region", ""),
+            r["state"],
+            f"{r['completionPercent']} %",
+            out.size(int(r["bytesTotal"])),
+            r["attempts"],
+            (r.get("lastError") or {}).get("code", "-"),
+        )
+        for r in found
+    ]
+    columns = ("target", "resource group", "region", "state", "done", "to copy", "tries", "error")
+    return out.grid_table(f"{len(found)} copies", columns, rows)
