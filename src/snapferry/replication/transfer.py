@@ -16,9 +16,9 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import blake3
 import numpy as np
@@ -36,6 +36,7 @@ from snapferry.replication.peers import PageFrame, PeerClient
 from snapferry.settings import PAGE
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PIECE_PAGES = 2048
 """Pages per fetch (8 MiB of data): big enough to stream well, small enough to redo."""
@@ -114,7 +115,7 @@ async def _settle(ctx: CopyContext, job: CopyJob, state: str, exc: BaseException
         fresh = await ctx.job(job.id)
         attempts = fresh.attempts if fresh is not None else job.attempts
         values["next_attempt_at"] = now + min(MAX_BACKOFF, 0.5 * 2 ** max(0, attempts - 1))
-        log.info("copy %s will retry: %s", job.id, error["message"])
+        log.warning("copy %s will retry: %s", job.id, error["message"])
     with contextlib.suppress(ImportAborted):  # the target or the lease went meanwhile
         await ctx.update(job.id, **values)
 
@@ -157,7 +158,11 @@ async def _attempt(ctx: CopyContext, job: CopyJob) -> None:
 async def _grant(ctx: CopyContext, job: CopyJob) -> str:
     access = job.access
     if access is None or float(access["expiresAt"]) - ctx.clock() < GRANT_MARGIN:
-        grant = await ctx.peers.grant(job.source_region, job.source_unique_id)
+        grant = await _retrying(
+            job,
+            "asking for a grant",
+            lambda: ctx.peers.grant(job.source_region, job.source_unique_id),
+        )
         access = {"sas": grant.sas, "expiresAt": grant.expires_at}
         await ctx.update(job.id, access=json.dumps(access))
     return str(access["sas"])
@@ -165,8 +170,11 @@ async def _grant(ctx: CopyContext, job: CopyJob) -> str:
 
 async def _plan(ctx: CopyContext, job: CopyJob, sas: str) -> CopyJob:
     copies = await ctx.db(lambda conn: _copies_here(ctx.engine, conn, job), write=False)
-    anchor, delta = await ctx.peers.plan(
-        job.source_region, job.source_engine_id, sas, [src for src, _ in copies], job.full
+    candidates = [src for src, _ in copies]
+    anchor, delta = await _retrying(
+        job,
+        "planning",
+        lambda: ctx.peers.plan(job.source_region, job.source_engine_id, sas, candidates, job.full),
     )
     base = dict(copies).get(anchor) if anchor is not None else None
     if anchor is not None and base is None:
@@ -267,21 +275,36 @@ async def _move(ctx: CopyContext, job: CopyJob, sas: str, piece: ChunkDelta) -> 
 async def _fetch(
     ctx: CopyContext, job: CopyJob, sas: str, piece: ChunkDelta
 ) -> tuple[npt.NDArray[np.uint8], int]:
-    """The piece's pages, verified, and the bytes they took on the wire; retried a few times
-    (a slow or faulty link) before the attempt gives up."""
-    failure: PeerUnavailable | None = None
+    """The piece's pages, verified, and the bytes they took on the wire."""
+
+    async def fetch() -> tuple[npt.NDArray[np.uint8], int]:
+        frame = await ctx.peers.pages(job.source_region, job.source_engine_id, sas, piece)
+        pages = await asyncio.to_thread(verify, frame, piece.changed_pages)
+        return pages, len(frame.payload)
+
+    return await _retrying(job, "fetching pages", fetch)
+
+
+async def _retrying(job: CopyJob, what: str, call: Callable[[], Awaitable[T]]) -> T:
+    """call(), tried a few times with a short backoff (a slow or faulty link) before the
+    attempt gives up on PeerUnavailable."""
     for attempt in range(FETCH_TRIES):
         if attempt:
             await asyncio.sleep(0.2 * 2**attempt)
         try:
-            frame = await ctx.peers.pages(job.source_region, job.source_engine_id, sas, piece)
-            pages = await asyncio.to_thread(verify, frame, piece.changed_pages)
-            return pages, len(frame.payload)
+            return await call()
         except PeerUnavailable as exc:
-            failure = exc
-            log.info("copy %s: fetch failed (%s), try %d", job.id, exc.message, attempt + 1)
-    assert failure is not None
-    raise failure
+            log.warning(
+                "copy %s: %s failed (%s), try %d of %d",
+                job.id,
+                what,
+                exc.message,
+                attempt + 1,
+                FETCH_TRIES,
+            )
+            if attempt == FETCH_TRIES - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def verify(frame: PageFrame, pages: int) -> npt.NDArray[np.uint8]:

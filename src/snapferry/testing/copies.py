@@ -35,11 +35,15 @@ copy_lease_seconds = 3
 [[regions]]
 name = "centralus"
 copy_lease_seconds = 3
+{centralus_extra}
 """
 
 
-def start_cloud(path: Path, westus_extra: str = "") -> RunningCloud:
-    return RunningCloud.start(path, config_text=CONFIG.format(westus_extra=westus_extra))
+def start_cloud(path: Path, westus_extra: str = "", centralus_extra: str = "") -> RunningCloud:
+    """``snapferry up`` with eastus, westus and centralus; the extras are TOML lines added to
+    those regions' entries (fault injection, limits)."""
+    text = CONFIG.format(westus_extra=westus_extra, centralus_extra=centralus_extra)
+    return RunningCloud.start(path, config_text=text)
 
 
 def copy_body(source_id: str, location: str, **props: Any) -> dict[str, Any]:
