@@ -4,11 +4,6 @@ involves it."""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,62 +15,9 @@ from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
 from snapferry.sdk import connect
-from snapferry.testing.cloud import command
+from snapferry.testing.processes import Processes
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Processes:
-    """Two region processes and a front door over one configuration file."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        ports = {"eastus": free_port(), "westus": free_port()}
-        self.config = root / "cloud.toml"
-        self.config.write_text(
-            "".join(
-                f'[[regions]]\nname = "{name}"\nlisten = "127.0.0.1:{port}"\n'
-                f'url = "http://127.0.0.1:{port}"\npage_size = 2\n'
-                + ('zones = ["1", "2"]\n' if name == "eastus" else "")
-                for name, port in ports.items()
-            )
-        )
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self, name: str, *args: str) -> None:
-        with (self.root / f"{name}.log").open("ab") as log:
-            self.procs[name] = subprocess.Popen(
-                command("serve", *args, "--config", str(self.config), "--data-dir", str(self.root)),
-                stdout=log,
-                stderr=log,
-            )
-
-    def start_region(self, name: str) -> None:
-        self.start(name, "region", "--name", name)
-
-    def wait_cloud(self) -> dict[str, Any]:
-        marker = self.root / "cloud.json"
-        deadline = time.monotonic() + 60
-        while not marker.exists():
-            assert time.monotonic() < deadline, (self.root / "frontdoor.log").read_text()
-            time.sleep(0.05)
-        return dict(json.loads(marker.read_text()))
-
-    def kill(self, name: str) -> None:
-        proc = self.procs[name]
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-    def close(self) -> None:
-        for name in list(self.procs):
-            self.kill(name)
 
 
 @pytest.fixture
