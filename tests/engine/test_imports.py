@@ -217,3 +217,34 @@ def test_delta_encoding_round_trips() -> None:
     assert back.chunks.tolist() == chunks.tolist()
     assert (back.changed == changed).all() and (back.cleared == cleared).all()
     assert sum(p.changed_pages for p in delta.batches(700)) == delta.changed_pages
+
+
+def test_gc_and_base_deletion_never_take_what_an_import_needs(
+    regions: tuple[Engine, Engine],
+) -> None:
+    east, west = regions
+    rng = np.random.default_rng(6)
+    disk = east.create_disk(SIZE).id
+    east.write(disk, 0, rng.bytes(4 * CHUNK))
+    copies: dict[str, str] = {}
+    first = east.create_snapshot(disk).id
+    base, _ = copy(east, west, first, copies)
+    scatter(east, disk, rng, 300)
+    second = east.create_snapshot(disk).id
+    anchor, delta = east.plan_copy(second, [first])
+    made = west.begin_import(SIZE, family_id=east.get_snapshot(second).family_id, full=False)
+    west.set_import_base(made.id, copies[anchor or ""])
+    pieces = list(delta.batches(100))
+    for i, piece in enumerate(pieces):
+        pages = east.read_pages(second, piece.chunks, piece.changed)
+        west.stage_import(made.id, piece, pages, always)
+        if i == 0:
+            west.delete_snapshot(base)  # the base goes while the import builds on it
+            east.delete_snapshot(first)  # and so does the anchor on the source
+        collect(west, grace_seconds=0)
+        collect(east, grace_seconds=0)
+    west.finish_import(made.id, always)
+    assert sha(west, made.id) == sha(east, second)
+    assert [s.id for s in west.list_snapshots()] == [made.id]  # the base folded into it
+    collect(west, grace_seconds=0)
+    assert sha(west, made.id) == sha(east, second)

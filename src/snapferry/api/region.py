@@ -268,7 +268,7 @@ def region_app(
         target: Annotated[str | None, Query(max_length=1024)] = None,
     ) -> dict[str, Any]:
         check_subscription(subscription)
-        return {"value": service.copy_reports(subscription, target)}
+        return {"value": service.copies.reports(subscription, target)}
 
     if peers is not None:
         app.include_router(peer_router(peers, peer_key))

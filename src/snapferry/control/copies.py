@@ -1,23 +1,31 @@
-"""CopyStart targets: a snapshot made in this region as a copy of a snapshot in any region.
+"""CopyStart targets: snapshots made in this region as copies of snapshots in any region.
 
-``CopyStarts.locate`` finds the source through the peers (before the region's lock: it is
-network work); ``create`` checks Azure's rules against this region's copy jobs and returns the
-target's record, its engine snapshot (an empty import) and its job row, which the region
-service commits together — so the PUT's long-running operation ends as soon as the target
-exists, at ``completionPercent`` 0 and ``snapshotAccessState`` Pending, and the worker moves the
-data. Rules (each ``OperationNotAllowed`` naming what is in the way): one copy in progress per
-family per target region; at most ``max_active`` copies in progress per subscription here; a
-family's snapshots are copied in creation order; the source must be Available.
+``CopyTargets.locate`` finds the source through the peers (before the region's lock: it is
+network work); ``create`` checks Azure's rules against this region's copy jobs, makes the
+target's engine snapshot (an empty import) and commits its record, a Succeeded operation and
+its job row together — so the PUT's long-running operation ends as soon as the target exists,
+at ``completionPercent`` 0 and ``snapshotAccessState`` Pending, and the copy worker moves the
+data. A target is usable (restore, SAS, onward copy) once its copy reached 100 %; a failed one
+stays visible, deletable, and retried by a PUT again.
+
+Rules, each an ``OperationNotAllowed`` naming what is in the way, and each within the target's
+subscription (another subscription's copies are never named, nor used as a delta's base): one
+copy in progress per family per target region; at most ``max_active`` copies in progress per
+subscription here; a family's snapshots are copied in creation order; the source must be
+Available.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection
 
+from snapferry.control import records, render
 from snapferry.control.creation import (
     Region,
     _with_defaults,
@@ -29,13 +37,14 @@ from snapferry.control.creation import (
 from snapferry.control.errors import InvalidParameter, OperationNotAllowed, ResourceNotFound
 from snapferry.control.ids import ResourceId
 from snapferry.control.models import SnapshotBody
-from snapferry.control.records import Record
+from snapferry.control.records import Operation, Record
 from snapferry.engine import Engine
 from snapferry.errors import PeerUnavailable
 from snapferry.ids import new_id
 from snapferry.meta import jobs
-from snapferry.replication.jobs import QUEUED, CopyJob
+from snapferry.replication.jobs import FAILED, QUEUED, SUCCEEDED, CopyJob
 from snapferry.replication.peers import PeerClient, SourceInfo
+from snapferry.replication.worker import CopyWorker
 
 COPY_START = "CopyStart"
 DEFAULT_MAX_ACTIVE = 100
@@ -74,13 +83,151 @@ async def locate(peers: PeerClient, resource_id: str) -> SourceInfo:
     )
 
 
-class CopyStarts:
-    """Creating CopyStart targets in one region."""
+class CopyTargets:
+    """The CopyStart targets of one region and their jobs. The region service calls ``create``
+    and ``retry`` under its lock."""
 
-    def __init__(self, region: Region, *, max_active: int = DEFAULT_MAX_ACTIVE) -> None:
+    def __init__(
+        self,
+        region: Region,
+        engine: Engine,
+        copier: CopyWorker | None,
+        *,
+        clock: Callable[[], float] = time.time,
+        max_active: int = DEFAULT_MAX_ACTIVE,
+    ) -> None:
         self.region = region
+        self.engine = engine
+        self.copier = copier
+        self.clock = clock
         self.max_active = max_active
 
+    # --- reads ---------------------------------------------------------------------------------
+    def job_of(self, rec: Record) -> CopyJob | None:
+        """The copy job of a CopyStart target (None for any other resource)."""
+        if not is_copy_target(rec):
+            return None
+        with self.engine.db.connect() as conn:
+            row = jobs.job_of_target(conn, rec.key)
+        return None if row is None else CopyJob.from_row(row)
+
+    def usable(self, key: str) -> Record | None:
+        """The record at key as a source (of a restore, a copy, a SAS); OperationNotAllowed for
+        a copy target still short of 100 %."""
+        with self.engine.db.connect() as conn:
+            rec = records.get(conn, key)
+        copy = None if rec is None else self.job_of(rec)
+        if rec is not None and copy is not None and copy.state != SUCCEEDED:
+            raise OperationNotAllowed(
+                f"{rec.id} is still being copied ({copy.completion_percent}%); it can be "
+                "restored, read or copied once it reaches 100%"
+            )
+        return rec
+
+    def reports(self, subscription: str, target: str | None = None) -> list[dict[str, Any]]:
+        """Where the copies into this region stand (of one subscription; of one target)."""
+        with self.engine.db.connect() as conn:
+            out = []
+            for job in map(CopyJob.from_row, jobs.jobs(conn, subscription.lower())):
+                if target is not None and job.target_key != target.lower():
+                    continue
+                rec = records.get(conn, job.target_key)
+                base = records.by_engine_id(conn, job.base_id) if job.base_id else None
+                out.append(job.report(rec.id if rec else job.target_key, base.id if base else None))
+        return out
+
+    # --- changes -------------------------------------------------------------------------------
+    def locate(self, source_id: str | None) -> SourceInfo:
+        """The source a CopyStart names, from whichever region holds it."""
+        if not source_id:
+            raise InvalidParameter(
+                "createOption CopyStart needs creationData.sourceResourceId",
+                target="properties.creationData.sourceResourceId",
+            )
+        ResourceId.parse(source_id)
+        if self.copier is None:
+            raise OperationNotAllowed(f"region {self.region.name} does not run copies")
+        return self.copier.call(locate(self.copier.peers, source_id))
+
+    def create(
+        self, rid: ResourceId, body: SnapshotBody, source: SourceInfo, request: str
+    ) -> tuple[dict[str, Any], Operation]:
+        """Make the target (an empty import), its record, a Succeeded operation and its job,
+        committed together; the worker is woken to move the data. ``request``: the PUT's
+        digest (a retried PUT joins the same creation)."""
+        now = self.clock()
+        record_body, full = self._target_body(body, source)
+        with self.engine.db.connect() as conn:
+            self.check_rules(conn, rid.subscription.lower(), source, full)
+        target_id = self.engine.begin_import(
+            source.size_bytes, family_id=source.family, full=full
+        ).id
+        rec = Record(
+            key=rid.key,
+            subscription=rid.subscription.lower(),
+            resource_group=rid.resource_group.lower(),
+            rtype=rid.rtype,
+            id=rid.id,
+            location=self.region.name,
+            engine_id=target_id,
+            state="succeeded",
+            body={**record_body, "request": request},
+            unique_id=str(uuid.uuid4()),
+            created_at=now,
+        )
+        op = Operation(
+            new_id(), rec.subscription, rec.key, "create", "Succeeded", None, None, now, now
+        )
+        job = self._job_row(rid, source, target_id, full, record_body, now)
+        try:
+            with self.engine.db.begin() as conn:
+                records.put(conn, rec)
+                records.add_operation(conn, op)
+                jobs.insert_job(conn, **job)
+                made = CopyJob.from_row(jobs.job(conn, job["id"]))
+        except Exception:
+            self.engine.delete_snapshot(target_id)
+            raise
+        self._wake()
+        return render.resource(rec, made), op
+
+    def retry(self, rec: Record) -> Operation | None:
+        """Queue a failed target's copy again (what it already holds is kept: nothing stored is
+        fetched again); None if rec is not a failed copy."""
+        copy = self.job_of(rec)
+        if copy is None or copy.state != FAILED:
+            return None
+        now = self.clock()
+        op = Operation(
+            new_id(), rec.subscription, rec.key, "create", "Succeeded", None, None, now, now
+        )
+        with self.engine.db.begin() as conn:
+            jobs.update_job(
+                conn,
+                copy.id,
+                state=QUEUED,
+                next_attempt_at=now,
+                ended_at=None,
+                lease_owner=None,
+                lease_expires=None,
+            )
+            records.add_operation(conn, op)
+        self._wake()
+        return op
+
+    @staticmethod
+    def forget(conn: Connection, key: str) -> None:
+        """Drop the job of a deleted target (in the transaction that drops its record): a
+        worker still running it stops at its next commit."""
+        row = jobs.job_of_target(conn, key)
+        if row is not None:
+            jobs.delete_job(conn, row.id)
+
+    def _wake(self) -> None:
+        if self.copier is not None:
+            self.copier.wake()
+
+    # --- rules and shapes ----------------------------------------------------------------------
     def check_rules(
         self, conn: Connection, subscription: str, source: SourceInfo, full: bool
     ) -> None:
@@ -114,11 +261,8 @@ class CopyStarts:
                 f"{self.region.name}; retry when one completes"
             )
 
-    def create(
-        self, rid: ResourceId, body: SnapshotBody, source: SourceInfo, now: float
-    ) -> tuple[dict[str, Any], Callable[[Engine], str], Callable[[str], dict[str, Any]]]:
-        """The target's record body, the engine call that makes its (empty) import and returns
-        its id, and the job row for that id."""
+    def _target_body(self, body: SnapshotBody, source: SourceInfo) -> tuple[dict[str, Any], bool]:
+        """The target's record body, and whether it is a full snapshot."""
         props_in = body.properties
         if props_in.incremental and not source.incremental:
             raise InvalidParameter(
@@ -141,32 +285,36 @@ class CopyStarts:
         if not full:
             assert source.family is not None
             props["incrementalSnapshotFamilyId"] = family_uuid(source.family)
-        record_body = {"tags": body.tags or {}, "sku": sku, "properties": props}
+        return {"tags": body.tags or {}, "sku": sku, "properties": props}, full
 
-        def make(engine: Engine) -> str:
-            return engine.begin_import(source.size_bytes, family_id=source.family, full=full).id
-
-        def job_row(target_id: str) -> dict[str, Any]:
-            return {
-                "id": new_id(),
-                "target_key": rid.key,
-                "target_id": target_id,
-                "subscription": rid.subscription.lower(),
-                "state": QUEUED,
-                "source_resource_id": source.resource_id,
-                "source_region": source.region,
-                "source_unique_id": source.unique_id,
-                "source_engine_id": source.engine_id,
-                "source_family": None if full else source.family,
-                "source_created_at": source.created_at,
-                "full": full,
-                "enhanced": speed == "Enhanced",
-                "bytes_total": 0,
-                "bytes_staged": 0,
-                "bytes_transferred": 0,
-                "attempts": 0,
-                "next_attempt_at": now,
-                "created_at": now,
-            }
-
-        return record_body, make, job_row
+    @staticmethod
+    def _job_row(
+        rid: ResourceId,
+        source: SourceInfo,
+        target_id: str,
+        full: bool,
+        record_body: dict[str, Any],
+        now: float,
+    ) -> dict[str, Any]:
+        speed = record_body["properties"]["creationData"].get("provisionedBandwidthCopySpeed")
+        return {
+            "id": new_id(),
+            "target_key": rid.key,
+            "target_id": target_id,
+            "subscription": rid.subscription.lower(),
+            "state": QUEUED,
+            "source_resource_id": source.resource_id,
+            "source_region": source.region,
+            "source_unique_id": source.unique_id,
+            "source_engine_id": source.engine_id,
+            "source_family": None if full else source.family,
+            "source_created_at": source.created_at,
+            "full": full,
+            "enhanced": speed == "Enhanced",
+            "bytes_total": 0,
+            "bytes_staged": 0,
+            "bytes_transferred": 0,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }

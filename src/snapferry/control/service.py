@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from snapferry.control import records, render
 from snapferry.control.access import Signer, sas_path
-from snapferry.control.copies import CopyStarts, is_copy_start, is_copy_target, locate
+from snapferry.control.copies import CopyTargets, is_copy_start
 from snapferry.control.creation import (
     Region,
     check_sku,
@@ -51,9 +51,6 @@ from snapferry.control.recovery import Recovery
 from snapferry.engine import Engine
 from snapferry.errors import NotFound, SnapferryError
 from snapferry.ids import new_id
-from snapferry.meta import jobs
-from snapferry.replication.jobs import FAILED, QUEUED, SUCCEEDED, CopyJob
-from snapferry.replication.peers import SourceInfo
 from snapferry.replication.worker import CopyWorker
 
 log = logging.getLogger(__name__)
@@ -95,8 +92,7 @@ class RegionService(Recovery):
         self.data_url = data_url.rstrip("/")
         self.clock = clock
         self.operation_delay = operation_delay
-        self.copier = copier
-        self.copies = CopyStarts(region, max_active=max_active_copies)
+        self.copies = CopyTargets(region, engine, copier, clock=clock, max_active=max_active_copies)
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix=f"arm-{region.name}")
 
@@ -118,33 +114,12 @@ class RegionService(Recovery):
             )
         return rec
 
-    def _copy_of(self, rec: Record) -> CopyJob | None:
-        """The copy job of a CopyStart target."""
-        if not is_copy_target(rec):
-            return None
-        with self.engine.db.connect() as conn:
-            row = jobs.job_of_target(conn, rec.key)
-        return None if row is None else CopyJob.from_row(row)
-
     def _render(self, rec: Record) -> dict[str, Any]:
-        return render.resource(rec, self._copy_of(rec))
+        return render.resource(rec, self.copies.job_of(rec))
 
     def get(self, rid: ResourceId) -> dict[str, Any]:
         """The resource's ARM JSON, or ResourceNotFound."""
         return self._render(self._existing(rid))
-
-    def copy_reports(self, subscription: str, target: str | None = None) -> list[dict[str, Any]]:
-        """Where the copies into this region stand (of one subscription; of one target)."""
-        with self.engine.db.connect() as conn:
-            rows = jobs.jobs(conn, subscription.lower())
-            out = []
-            for job in map(CopyJob.from_row, rows):
-                if target is not None and job.target_key != target.lower():
-                    continue
-                rec = records.get(conn, job.target_key)
-                base = records.by_engine_id(conn, job.base_id) if job.base_id else None
-                out.append(job.report(rec.id if rec else job.target_key, base.id if base else None))
-        return out
 
     def list(
         self, subscription: str, rtype: str, group: str | None, after: str | None
@@ -182,17 +157,17 @@ class RegionService(Recovery):
         copy_start = rid.rtype == "snapshots" and is_copy_start(body)  # type: ignore[arg-type]
         source = None
         if copy_start and self._lookup(rid.key) is None:
-            source = self._locate(body.properties.creation_data.source_resource_id)  # type: ignore[attr-defined]
+            source = self.copies.locate(body.properties.creation_data.source_resource_id)  # type: ignore[attr-defined]
         with self._lock:
             current = self._lookup(rid.key)
             if current is not None:
                 return self._update_by_put(current, body)
             if source is not None:
-                return self._create_copy(rid, body, source)
+                return self.copies.create(rid, body, source, request_digest(body))  # type: ignore[arg-type]
             if rid.rtype == "disks":
-                plan = plan_disk(self.region, body, self._source_lookup)  # type: ignore[arg-type]
+                plan = plan_disk(self.region, body, self.copies.usable)  # type: ignore[arg-type]
             else:
-                plan = plan_snapshot(self.region, rid, body, self._source_lookup)  # type: ignore[arg-type]
+                plan = plan_snapshot(self.region, rid, body, self.copies.usable)  # type: ignore[arg-type]
             rec = Record(
                 key=rid.key,
                 subscription=rid.subscription.lower(),
@@ -225,96 +200,6 @@ class RegionService(Recovery):
             self._pool.submit(self._finish_creation, rec, made.finish, op)
         return render.resource(rec), op
 
-    def _locate(self, source_id: str | None) -> SourceInfo:
-        if not source_id:
-            raise InvalidParameter(
-                "createOption CopyStart needs creationData.sourceResourceId",
-                target="properties.creationData.sourceResourceId",
-            )
-        ResourceId.parse(source_id)
-        if self.copier is None:
-            raise OperationNotAllowed(f"region {self.region.name} does not run copies")
-        return self.copier.call(locate(self.copier.peers, source_id))
-
-    def _create_copy(
-        self, rid: ResourceId, body: Any, source: SourceInfo
-    ) -> tuple[dict[str, Any], Operation]:
-        """A CopyStart target: the record, its empty import and its job, committed together;
-        the operation succeeds at once and the worker moves the data."""
-        now = self.clock()
-        record_body, make, job_row = self.copies.create(rid, body, source, now)
-        with self.engine.db.connect() as conn:
-            self.copies.check_rules(
-                conn, rid.subscription.lower(), source, not record_body["properties"]["incremental"]
-            )
-        target_id = make(self.engine)
-        rec = Record(
-            key=rid.key,
-            subscription=rid.subscription.lower(),
-            resource_group=rid.resource_group.lower(),
-            rtype=rid.rtype,
-            id=rid.id,
-            location=self.region.name,
-            engine_id=target_id,
-            state="succeeded",
-            body={**record_body, "request": request_digest(body)},
-            unique_id=str(uuid.uuid4()),
-            created_at=now,
-        )
-        op = Operation(
-            new_id(), rec.subscription, rec.key, "create", "Succeeded", None, None, now, now
-        )
-        job = job_row(target_id)
-        try:
-            with self.engine.db.begin() as conn:
-                records.put(conn, rec)
-                records.add_operation(conn, op)
-                jobs.insert_job(conn, **job)
-        except Exception:
-            self.engine.delete_snapshot(target_id)
-            raise
-        assert self.copier is not None
-        self.copier.wake()
-        with self.engine.db.connect() as conn:
-            return render.resource(rec, CopyJob.from_row(jobs.job(conn, job["id"]))), op
-
-    def _source_lookup(self, key: str) -> Record | None:
-        """A source for a disk or snapshot Copy: a CopyStart target is one only once copied."""
-        rec = self._lookup(key)
-        if rec is not None:
-            copy = self._copy_of(rec)
-            if copy is not None and copy.state != SUCCEEDED:
-                raise OperationNotAllowed(
-                    f"{rec.id} is still being copied ({copy.completion_percent}%); it can be "
-                    "restored or copied once it reaches 100%"
-                )
-        return rec
-
-    def _retry_copy(self, current: Record) -> tuple[dict[str, Any], Operation] | None:
-        """A PUT again on a failed CopyStart target queues its copy again (what it already
-        holds is kept); None if it is not a failed copy."""
-        copy = self._copy_of(current)
-        if copy is None or copy.state != FAILED:
-            return None
-        now = self.clock()
-        op = Operation(
-            new_id(), current.subscription, current.key, "create", "Succeeded", None, None, now, now
-        )
-        with self.engine.db.begin() as conn:
-            jobs.update_job(
-                conn,
-                copy.id,
-                state=QUEUED,
-                next_attempt_at=now,
-                ended_at=None,
-                lease_owner=None,
-                lease_expires=None,
-            )
-            records.add_operation(conn, op)
-        if self.copier is not None:
-            self.copier.wake()
-        return self._render(current), op
-
     def _update_by_put(self, current: Record, body: Any) -> tuple[dict[str, Any], Operation]:
         asked = body.properties.creation_data
         if current.state == "creating" and current.body.get("request") == request_digest(body):
@@ -329,9 +214,9 @@ class RegionService(Recovery):
             raise PropertyChangeNotAllowed(
                 "creationData cannot change once a resource exists", target="creationData"
             )
-        retried = self._retry_copy(current)
+        retried = self.copies.retry(current)
         if retried is not None:
-            return retried
+            return self._render(current), retried
         if current.rtype == "disks" and (body.zones or None) != current.body.get("zones"):
             raise PropertyChangeNotAllowed("a disk's zones cannot change", target="zones")
         incremental = getattr(body.properties, "incremental", None)
@@ -453,7 +338,7 @@ class RegionService(Recovery):
             if rec.rtype == "snapshots":
                 if grant.access == "Write":
                     raise InvalidParameter("snapshots are read-only", target="access")
-                self._source_lookup(rec.key)  # a copy target only once it is copied
+                self.copies.usable(rec.key)  # a copy target only once it is copied
                 self._check_family_limit(rec)
             elif grant.access == "Read" and state in ("ReadyToUpload", "ActiveUpload"):
                 raise OperationNotAllowed(f"disk {rec.id} is waiting for its upload")
@@ -562,9 +447,7 @@ class RegionService(Recovery):
 
         def forget(conn: Any) -> None:
             records.drop(conn, rec.key)
-            job = jobs.job_of_target(conn, rec.key)
-            if job is not None:
-                jobs.delete_job(conn, job.id)
+            self.copies.forget(conn, rec.key)
 
         self._settle(forget, op)
 
