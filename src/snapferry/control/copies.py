@@ -144,7 +144,11 @@ class CopyTargets:
                 "createOption CopyStart needs creationData.sourceResourceId",
                 target="properties.creationData.sourceResourceId",
             )
-        ResourceId.parse(source_id)
+        if ResourceId.parse(source_id).rtype != "snapshots":
+            raise InvalidParameter(
+                "CopyStart copies a snapshot: snapshot the disk first",
+                target="properties.creationData.sourceResourceId",
+            )
         if self.copier is None:
             raise OperationNotAllowed(f"region {self.region.name} does not run copies")
         return self.copier.call(locate(self.copier.peers, source_id))
