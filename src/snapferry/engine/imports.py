@@ -70,7 +70,7 @@ class ImportOps(SnapshotOps):
         self, snapshot_id: str, chunks: npt.NDArray[np.uint64], changed: bitmaps.Packed
     ) -> npt.NDArray[np.uint8]:
         """The content of the given pages, ``(k, 4096)``, chunk by chunk and page by page in
-        order. Every version read is verified."""
+        order, reading only the versions that hold them. Every version read is verified."""
         view = self.snapshot_view(snapshot_id)
         masks = bitmaps.unpack(changed)
         counts = masks.sum(axis=1)
@@ -79,7 +79,7 @@ class ImportOps(SnapshotOps):
         for i, chunk in enumerate(chunks.tolist()):
             n = int(counts[i])
             if n:
-                out[pos : pos + n] = self.chunks.materialize(view, chunk)[masks[i]]
+                out[pos : pos + n] = self.chunks.gather(view, chunk, masks[i])
                 pos += n
         return out
 

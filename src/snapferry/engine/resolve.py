@@ -107,6 +107,44 @@ class ChunkReader:
                 break
         return _blank() if out is None else out
 
+    def gather(
+        self, view: View, chunk: int, wanted: npt.NDArray[np.bool_]
+    ) -> npt.NDArray[np.uint8]:
+        """The ``wanted`` pages (a 1024-mask) of a snapshot view's chunk, ``(k, 4096)`` in page
+        order, reading versions newest first only until every wanted page is resolved: a few
+        pages changed since an older snapshot come from the small patches above it, never from
+        the whole chunk beneath (``materialize`` resolves all 1024 pages)."""
+        rank = np.cumsum(wanted) - 1
+        out = np.zeros((int(rank[-1]) + 1 if len(rank) else 0, PAGE), dtype=np.uint8)
+        need = wanted.copy()
+        for node in view.lineage:
+            i = node.map.find(chunk)
+            if i < 0:
+                continue
+            entry = node.map.entries[i]
+            kind = int(entry["kind"])
+            if kind == bundles.KIND_ZERO:
+                break
+            try:
+                bundle = self.objects.bundle(location_of(entry))
+            except IntegrityError as exc:
+                raise IntegrityError(
+                    f"{view.label}: data at offset {chunk * CHUNK} is unreadable: {exc.message}",
+                    offset=chunk * CHUNK,
+                    snapshot=view.snapshot_id,
+                ) from None
+            slot = int(entry["slot"])
+            present, data = bundle.slot_pages(slot)
+            take = present & need
+            if take.any():
+                out[rank[take]] = data[(np.cumsum(present) - 1)[take]]
+            if kind == bundles.KIND_FULL:
+                break
+            need &= ~(present | bitmaps.unpack(bundle.zeroed[slot]))
+            if not need.any():
+                break
+        return out
+
     def materialize_current(
         self, view: View, chunk: int, refresh: Callable[[], View] | None
     ) -> tuple[npt.NDArray[np.uint8], View]:

@@ -77,6 +77,7 @@ class CopyJob:
             "bytesTotal": self.bytes_total,
             "bytesCopied": self.bytes_staged if self.state != SUCCEEDED else self.bytes_total,
             "bytesTransferred": self.bytes_transferred,
+            "createdAt": self.created_at,
             "startedAt": self.started_at,
             "lastProgressAt": self.last_progress_at,
             "endedAt": self.ended_at,
