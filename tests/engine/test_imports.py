@@ -14,10 +14,10 @@ from sqlalchemy import Connection
 
 from snapferry.engine import Engine
 from snapferry.engine.compact import compact
-from snapferry.engine.delta import ChunkDelta
+from snapferry.engine.delta import ChunkDelta, CopyPlan
 from snapferry.engine.gc import collect
 from snapferry.engine.imports import ImportAborted
-from snapferry.errors import NotReady
+from snapferry.errors import IntegrityError, InvalidInput, NotReady
 from snapferry.settings import CHUNK, PAGE
 
 SIZE = 24 * CHUNK + 5 * PAGE
@@ -62,14 +62,21 @@ def copy(
     of page data moved). ``copies`` maps source ids to their target copies."""
     info = source.get_snapshot(snapshot)
     candidates = list(reversed(copies))
-    anchor, delta = source.plan_copy(snapshot, candidates, full=full)
+    anchor, plan = source.plan_copy(snapshot, candidates, full=full)
     made = target.begin_import(info.size_bytes, family_id=info.family_id, full=full)
     target.set_import_base(made.id, None if anchor is None else copies[anchor])
     moved = 0
-    for piece in delta.batches(batch_pages):
-        pages = source.read_pages(snapshot, piece.chunks, piece.changed)
+    for piece in plan.pieces(np.zeros(0, dtype=np.uint64), batch_pages, 8 * CHUNK):
+        if piece.oids:
+            frames = source.read_frames(snapshot, piece.oids)
+            moved += piece.delta.changed_bytes
+            target.stage_frames(
+                made.id, piece.delta, list(zip(piece.oids, frames, strict=True)), always
+            )
+            continue
+        pages = source.read_pages(snapshot, piece.delta.chunks, piece.delta.changed)
         moved += pages.nbytes
-        target.stage_import(made.id, piece, pages, always)
+        target.stage_import(made.id, piece.delta, pages, always)
     target.finish_import(made.id, always)
     copies[snapshot] = made.id
     return made.id, moved
@@ -134,10 +141,10 @@ def test_anchor_is_newest_copied_ancestor(regions: tuple[Engine, Engine]) -> Non
     foreign = east.create_snapshot(other).id
     assert east.plan_copy(b, [foreign, b, a])[0] == b
     assert east.plan_copy(b, [foreign, a])[0] == a
-    anchor, delta = east.plan_copy(b, [foreign])
-    assert anchor is None and delta.changed_pages == 2
+    anchor, plan = east.plan_copy(b, [foreign])
+    assert anchor is None and plan.delta.changed_pages == 2
     assert east.plan_copy(b, [a], full=True)[0] is None
-    assert east.plan_copy(b, [b])[1].changed_pages == 0
+    assert east.plan_copy(b, [b])[1].delta.changed_pages == 0
 
 
 def test_full_copy_is_self_contained(regions: tuple[Engine, Engine]) -> None:
@@ -166,7 +173,8 @@ def test_half_import_resumes_is_invisible_and_deletes_to_garbage(
     disk = east.create_disk(SIZE).id
     east.write(disk, 0, rng.bytes(6 * CHUNK))
     snap = east.create_snapshot(disk).id
-    _, delta = east.plan_copy(snap, [])
+    _, plan = east.plan_copy(snap, [])
+    delta = plan.delta
     made = west.begin_import(SIZE, family_id=east.get_snapshot(snap).family_id, full=False)
     pieces = list(delta.batches(1024))
     first = pieces[0]
@@ -207,6 +215,40 @@ def test_half_import_resumes_is_invisible_and_deletes_to_garbage(
         west.close()
 
 
+def test_whole_chunks_travel_as_stored_frames_and_are_verified(
+    regions: tuple[Engine, Engine],
+) -> None:
+    east, west = regions
+    rng = np.random.default_rng(8)
+    disk = east.create_disk(SIZE).id
+    east.write(disk, 2 * CHUNK, rng.bytes(3 * CHUNK))  # whole chunks: full versions
+    east.write(disk, 9 * CHUNK + PAGE, rng.bytes(PAGE))  # a lone page: a small bundle
+    snap = east.create_snapshot(disk).id
+    _, plan = east.plan_copy(snap, [])
+    framed = plan.delta.chunks[plan.frame >= 0].tolist()
+    assert framed == [2, 3, 4, 9]
+    copies: dict[str, str] = {}
+    target, moved = copy(east, west, snap, copies)
+    assert sha(west, target) == sha(east, snap) and moved == 3 * CHUNK + PAGE
+    # a corrupted frame is refused and nothing is stored
+    (piece,) = [p for p in plan.pieces(np.zeros(0, dtype=np.uint64), 100, 1 << 30) if p.oids]
+    frames = east.read_frames(snap, piece.oids)
+    bad = bytearray(frames[0])
+    bad[len(bad) // 2] ^= 1
+    made = west.begin_import(SIZE, family_id=None, full=False)
+    with pytest.raises(IntegrityError):
+        west.stage_frames(
+            made.id,
+            piece.delta,
+            [(piece.oids[0], bytes(bad)), *zip(piece.oids[1:], frames[1:], strict=True)],
+            always,
+        )
+    assert len(west.staged_chunks(made.id)) == 0
+    # only frames of the snapshot are served
+    with pytest.raises(InvalidInput):
+        east.read_frames(snap, [bytes(32)])
+
+
 def test_delta_encoding_round_trips() -> None:
     rng = np.random.default_rng(5)
     chunks = np.sort(rng.choice(10_000, 50, replace=False)).astype(np.uint64)
@@ -231,7 +273,8 @@ def test_gc_and_base_deletion_never_take_what_an_import_needs(
     base, _ = copy(east, west, first, copies)
     scatter(east, disk, rng, 300)
     second = east.create_snapshot(disk).id
-    anchor, delta = east.plan_copy(second, [first])
+    anchor, plan = east.plan_copy(second, [first])
+    delta = plan.delta
     made = west.begin_import(SIZE, family_id=east.get_snapshot(second).family_id, full=False)
     west.set_import_base(made.id, copies[anchor or ""])
     pieces = list(delta.batches(100))
@@ -248,3 +291,19 @@ def test_gc_and_base_deletion_never_take_what_an_import_needs(
     assert [s.id for s in west.list_snapshots()] == [made.id]  # the base folded into it
     collect(west, grace_seconds=0)
     assert sha(west, made.id) == sha(east, second)
+
+
+def test_a_copy_plan_round_trips() -> None:
+    rng = np.random.default_rng(6)
+    chunks = np.arange(10, dtype=np.uint64)
+    changed = rng.integers(0, 256, (10, 128), dtype=np.uint8)
+    delta = ChunkDelta(chunks, changed, np.zeros_like(changed))
+    frame = np.array([-1, 0, 0, 1, -1, -1, 1, 1, -1, 0], dtype=np.int64)
+    oids = rng.integers(0, 256, (2, 32), dtype=np.uint8)
+    plan = CopyPlan(delta, frame, oids, np.array([100, 200], dtype=np.int64))
+    back = CopyPlan.decode(plan.encode())
+    assert back.frame.tolist() == frame.tolist() and (back.oids == oids).all()
+    pieces = list(back.pieces(np.array([3], dtype=np.uint64), 10_000, 100))
+    assert [p.delta.chunks.tolist() for p in pieces] == [[0, 4, 5, 8], [1, 2, 9], [6, 7]]
+    with pytest.raises(IntegrityError):
+        CopyPlan.decode(b"nonsense")

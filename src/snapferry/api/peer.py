@@ -25,6 +25,7 @@ from snapferry.replication.http import (
     LENGTH_HEADER,
     PEER_KEY_HEADER,
     PREFIX,
+    join_frames,
 )
 
 MAX_BODY = 1 << 20
@@ -79,9 +80,16 @@ def peer_router(service: PeerService, key: str) -> APIRouter:
         anchor, delta = await run_in_threadpool(
             service.plan, engine_id, query, doc.get("candidates"), doc.get("full", False)
         )
-        encoded = await run_in_threadpool(delta.encode)
+        encoded = await run_in_threadpool(delta.encode)  # the plan
         headers = {ANCHOR_HEADER: anchor} if anchor else {}
         return Response(encoded, 200, headers=headers, media_type="application/octet-stream")
+
+    @router.post(PREFIX + "/snapshots/{engine_id}/frames")
+    async def frames(request: Request, engine_id: str) -> Response:
+        body = await admitted(request)
+        query = dict(request.query_params)
+        found = await run_in_threadpool(service.frames, engine_id, query, body)
+        return Response(join_frames(found), 200, media_type="application/octet-stream")
 
     @router.post(PREFIX + "/snapshots/{engine_id}/pages")
     async def pages(request: Request, engine_id: str) -> Response:

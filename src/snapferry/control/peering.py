@@ -16,13 +16,14 @@ from collections.abc import Callable
 import blake3
 import zstandard
 
+from snapferry.codec import ID_SIZE
 from snapferry.control import records
 from snapferry.control.access import Signer
 from snapferry.control.errors import InvalidParameter
 from snapferry.control.ids import ResourceId
 from snapferry.control.records import Record
 from snapferry.engine import Engine
-from snapferry.engine.delta import ChunkDelta
+from snapferry.engine.delta import ChunkDelta, CopyPlan
 from snapferry.errors import NotFound, SnapferryError, SourceNotFound
 from snapferry.meta import jobs
 from snapferry.replication.jobs import SUCCEEDED
@@ -32,6 +33,7 @@ SYSTEM_GRANT = "system"
 SYSTEM_KEY_FILE = "system-sas-key"
 MAX_CANDIDATES = 1000
 MAX_PIECE_PAGES = 8192
+MAX_FRAMES = 64
 _ENGINE_ID = re.compile(r"[0-9a-f]{32}")
 
 
@@ -107,8 +109,8 @@ class PeerService:
 
     def plan(
         self, engine_id: str, query: dict[str, str], candidates: object, full: object
-    ) -> tuple[str | None, ChunkDelta]:
-        """The anchor among candidates and the delta from it (``Engine.plan_copy``)."""
+    ) -> tuple[str | None, CopyPlan]:
+        """The anchor among candidates and the plan from it (``Engine.plan_copy``)."""
         if (
             not isinstance(candidates, list)
             or len(candidates) > MAX_CANDIDATES
@@ -119,6 +121,17 @@ class PeerService:
         self._granted(engine_id, query)
         try:
             return self.engine.plan_copy(engine_id, candidates, full=full)
+        except NotFound:
+            raise SourceNotFound(f"the source snapshot no longer exists in {self.region}") from None
+
+    def frames(self, engine_id: str, query: dict[str, str], body: bytes) -> list[bytes]:
+        """The stored frames whose ids (32 bytes each) body lists, as stored."""
+        if not body or len(body) % ID_SIZE or len(body) // ID_SIZE > MAX_FRAMES:
+            raise InvalidParameter(f"the body must list 1 to {MAX_FRAMES} ids of {ID_SIZE} bytes")
+        self._granted(engine_id, query)
+        oids = [body[i : i + ID_SIZE] for i in range(0, len(body), ID_SIZE)]
+        try:
+            return self.engine.read_frames(engine_id, oids)
         except NotFound:
             raise SourceNotFound(f"the source snapshot no longer exists in {self.region}") from None
 

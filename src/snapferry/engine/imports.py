@@ -20,19 +20,24 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Connection
 
+from snapferry.codec import HEADER, HEADER_SIZE, ID_SIZE
 from snapferry.engine import bitmaps, blockmap, bundles
 from snapferry.engine import diff as diffs
 from snapferry.engine.base import path_between
 from snapferry.engine.checks import check_size
-from snapferry.engine.delta import ChunkDelta
+from snapferry.engine.delta import NO_FRAME, ChunkDelta, CopyPlan
 from snapferry.engine.maps import Node, chain_depth
 from snapferry.engine.models import SnapshotInfo
+from snapferry.engine.objects import Location, location_of
 from snapferry.engine.snapshots import SnapshotOps
 from snapferry.engine.versions import ChunkBatch, submit_versions
-from snapferry.errors import Conflict, InvalidInput, NotFound
+from snapferry.errors import Conflict, IntegrityError, InvalidInput, NotFound
 from snapferry.ids import new_id
 from snapferry.meta import catalog
 from snapferry.settings import PAGE
+
+SHIP_WHOLE = 0.9
+"""A stored frame travels as it is when at least this share of its content is wanted."""
 
 Guard = Callable[[Connection], bool]
 """Called inside an import's commit transaction: makes the caller's own change there and
@@ -51,20 +56,86 @@ class ImportOps(SnapshotOps):
     # --- source side ---------------------------------------------------------------------------
     def plan_copy(
         self, snapshot_id: str, candidates: Sequence[str], *, full: bool = False
-    ) -> tuple[str | None, ChunkDelta]:
+    ) -> tuple[str | None, CopyPlan]:
         """The anchor (the first of ``candidates`` that is snapshot_id or one of its ancestors,
-        hidden ones included; None for a full copy or when none is) and the delta from it to
-        snapshot_id. Metadata only."""
+        hidden ones included; None for a full copy or when none is) and the plan from it to
+        snapshot_id: the delta, and which chunks travel as stored frames. Metadata, and the
+        header of each candidate frame."""
         with self.lock:
             self._ready(snapshot_id)
             lineage = self.maps.lineage(snapshot_id)
+            anchor, delta = None, None
             if not full:
                 ancestry = self.maps.ancestry(snapshot_id)
                 for candidate in candidates:
                     path = path_between(ancestry, candidate)
                     if path is not None:
-                        return candidate, diffs.delta(path, lineage)
-            return None, diffs.allocated_delta(lineage)
+                        anchor, delta = candidate, diffs.delta(path, lineage)
+                        break
+            if delta is None:
+                delta = diffs.allocated_delta(lineage)
+            return anchor, self._with_frames(lineage, delta)
+
+    def _with_frames(self, lineage: list[Node], delta: ChunkDelta) -> CopyPlan:
+        """The plan of delta: a chunk travels as its stored frame when its newest version is a
+        full one holding exactly the pages the delta sets, and the frame's other slots (if
+        any) are mostly wanted too — so a frame never costs much more than the pages."""
+        n = len(delta)
+        newest = blockmap.empty(n)
+        found = np.zeros(n, dtype=bool)
+        for node in lineage:
+            idx = node.map.find_many(delta.chunks)
+            hit = ~found & (idx >= 0)
+            newest[hit] = node.map.entries[idx[hit]]
+            found |= hit
+        whole = (
+            found
+            & (newest["kind"] == bundles.KIND_FULL)
+            & np.all(newest["present"] == delta.changed, axis=1)
+        )
+        rows = np.flatnonzero(whole)
+        if len(rows) == 0:
+            return CopyPlan.pages_only(delta)
+        oids = np.ascontiguousarray(newest["oid"][rows]).view(f"V{ID_SIZE}").ravel()
+        uniq, first, inverse = np.unique(oids, return_index=True, return_inverse=True)
+        wanted = np.bincount(
+            inverse, weights=bitmaps.popcount(newest["present"][rows]) * PAGE, minlength=len(uniq)
+        )
+        frame = np.full(n, NO_FRAME, dtype=np.int64)
+        kept_oids: list[npt.NDArray[np.uint8]] = []
+        kept_lengths: list[int] = []
+        for u in range(len(uniq)):
+            entry = newest[rows[first[u]]]
+            at = Location(b"", int(entry["pack"]), int(entry["offset"]), HEADER_SIZE)
+            plaintext = int(HEADER.unpack_from(self.objects.frame(at))[3])
+            if wanted[u] < SHIP_WHOLE * plaintext:
+                continue
+            frame[rows[inverse == u]] = len(kept_oids)
+            kept_oids.append(np.frombuffer(bytes(entry["oid"]), dtype=np.uint8))
+            kept_lengths.append(int(entry["length"]))
+        if not kept_oids:
+            return CopyPlan.pages_only(delta)
+        return CopyPlan(delta, frame, np.stack(kept_oids), np.array(kept_lengths, dtype=np.int64))
+
+    def read_frames(self, snapshot_id: str, oids: Sequence[bytes]) -> list[bytes]:
+        """The stored frames with these ids, as stored (unverified: the receiver checks them),
+        wherever they lie now. Only frames the snapshot's lineage names are served."""
+        with self.lock:
+            self._ready(snapshot_id)
+            lineage = self.maps.lineage(snapshot_id)
+            entries = (
+                blockmap.merge_sorted([])
+                if not lineage
+                else np.concatenate([node.map.entries for node in lineage])
+            )
+        known = np.ascontiguousarray(entries["oid"]).view(f"V{ID_SIZE}").ravel()
+        out = []
+        for oid in oids:
+            hits = np.flatnonzero(known == np.frombuffer(oid, dtype=f"V{ID_SIZE}")[0])
+            if len(hits) == 0:
+                raise InvalidInput(f"object {oid.hex()[:16]} is not part of snapshot {snapshot_id}")
+            out.append(self.objects.frame(location_of(entries[hits[0]])))
+        return out
 
     def read_pages(
         self, snapshot_id: str, chunks: npt.NDArray[np.uint64], changed: bitmaps.Packed
@@ -164,24 +235,72 @@ class ImportOps(SnapshotOps):
             entries = submit_versions(writer, batch)()
             entries["written"] = touched
             entries["depth"] = np.where(has_base, np.minimum(depth + 1, blockmap.MAX_DEPTH), 0)
-            sizes = writer.finish()
-            with self.lock:
-                with self.db.begin() as conn:
-                    self._check_commit(conn, snapshot_id, guard)
-                    parts = blockmap.by_segment(entries)
-                    held = catalog.segments_in(conn, snapshot_id, parts)
-                    blobs = {}
-                    for seg, part in parts.items():
-                        old = held.get(seg)
-                        merged = (
-                            part
-                            if old is None
-                            else blockmap.overlay(blockmap.decode_segment(old), part)
-                        )
-                        blobs[seg] = blockmap.encode_segment(merged)
-                    catalog.put_segments(conn, snapshot_id, blobs)
-                    catalog.mark_packs_live(conn, sizes)
-                self.maps.invalidate(snapshot_id)
+            self._commit_staged(snapshot_id, entries, writer.finish(), guard)
+
+    def stage_frames(
+        self,
+        snapshot_id: str,
+        delta: ChunkDelta,
+        frames: Sequence[tuple[bytes, bytes]],
+        guard: Guard,
+    ) -> None:
+        """Store frames (``(id, frame)`` pairs, as the source stores them) that hold the delta's
+        chunks as full versions, verbatim, and commit the chunks' entries with ``guard``.
+        Each frame is verified against its id first: IntegrityError (nothing stored) if one
+        does not match or does not hold a full version of every chunk it was sent for."""
+        self._importing(snapshot_id)
+        parsed = list(
+            self.pool.map(
+                lambda item: bundles.parse(
+                    self.codec.decode(item[1], item[0], what=f"frame {item[0].hex()[:16]}")
+                ),
+                frames,
+            )
+        )
+        slot_of: dict[int, tuple[int, int]] = {}
+        for f, bundle in enumerate(parsed):
+            for slot, chunk in enumerate(bundle.chunks.tolist()):
+                if int(bundle.kinds[slot]) == bundles.KIND_FULL:
+                    slot_of[chunk] = (f, slot)
+        wanted = delta.chunks.tolist()
+        if any(chunk not in slot_of for chunk in wanted):
+            raise IntegrityError("frames from the source do not hold the chunks they were sent for")
+        with self.writer() as writer:
+            locations = writer.write_frames([frame for _, frame in frames])
+            entries = blockmap.empty(len(wanted))
+            entries["chunk"] = delta.chunks
+            entries["kind"] = bundles.KIND_FULL
+            entries["written"] = delta.changed | delta.cleared
+            for i, chunk in enumerate(wanted):
+                f, slot = slot_of[chunk]
+                loc = locations[f]
+                entries["pack"][i], entries["offset"][i] = loc.pack, loc.offset
+                entries["length"][i], entries["slot"][i] = loc.length, slot
+                entries["oid"][i] = np.frombuffer(loc.oid, dtype=np.uint8)
+                entries["present"][i] = parsed[f].present[slot]
+            self._commit_staged(snapshot_id, entries, writer.finish(), guard)
+
+    def _commit_staged(
+        self, snapshot_id: str, entries: blockmap.Entries, sizes: dict[int, int], guard: Guard
+    ) -> None:
+        """Merge entries into the import's map, with its packs made live and ``guard``."""
+        with self.lock:
+            with self.db.begin() as conn:
+                self._check_commit(conn, snapshot_id, guard)
+                parts = blockmap.by_segment(entries)
+                held = catalog.segments_in(conn, snapshot_id, parts)
+                blobs = {}
+                for seg, part in parts.items():
+                    old = held.get(seg)
+                    merged = (
+                        part
+                        if old is None
+                        else blockmap.overlay(blockmap.decode_segment(old), part)
+                    )
+                    blobs[seg] = blockmap.encode_segment(merged)
+                catalog.put_segments(conn, snapshot_id, blobs)
+                catalog.mark_packs_live(conn, sizes)
+            self.maps.invalidate(snapshot_id)
 
     def finish_import(self, snapshot_id: str, guard: Guard) -> SnapshotInfo:
         """Make the import ready, in one transaction with ``guard``."""

@@ -3,7 +3,7 @@
 Faults are drawn from a seeded generator, so a run repeats. A drop raises ``PeerUnavailable``
 before the call reaches the peer (or after, for ``drop_after``: the peer did the work, the
 answer was lost); a delay sleeps first; a corruption flips one byte of a page frame's payload
-(which the caller's verification must catch).
+or of one stored frame (which the caller's verification must catch).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import asyncio
 import random
 from dataclasses import dataclass, field, replace
 
-from snapferry.engine.delta import ChunkDelta
+from snapferry.engine.delta import ChunkDelta, CopyPlan
 from snapferry.errors import PeerUnavailable
 from snapferry.replication.peers import Grant, PageFrame, PeerClient, SourceInfo
 
@@ -95,7 +95,7 @@ class FaultyPeer:
 
     async def plan(
         self, region: str, engine_id: str, sas: str, candidates: list[str], full: bool
-    ) -> tuple[str | None, ChunkDelta]:
+    ) -> tuple[str | None, CopyPlan]:
         await self._before("plan")
         planned = await self.inner.plan(region, engine_id, sas, candidates, full)
         self._after("plan")
@@ -110,6 +110,17 @@ class FaultyPeer:
             body[self.faults.rng.randrange(len(body))] ^= 0x5A
             frame = replace(frame, payload=bytes(body))
         return frame
+
+    async def frames(self, region: str, engine_id: str, sas: str, oids: list[bytes]) -> list[bytes]:
+        await self._before("frames")
+        got = await self.inner.frames(region, engine_id, sas, oids)
+        self._after("frames")
+        if got and self.faults.hit("corrupt"):
+            f = self.faults.rng.randrange(len(got))
+            body = bytearray(got[f])
+            body[self.faults.rng.randrange(len(body))] ^= 0x5A
+            got = [*got[:f], bytes(body), *got[f + 1 :]]
+        return got
 
     async def close(self) -> None:
         await self.inner.close()

@@ -3,10 +3,12 @@ cloud's peer key. Routes (served by ``snapferry.api.peer``)::
 
     POST /snapferry/peer/v1/resolve                 {"resourceId"}        → SourceInfo | 404
     POST /snapferry/peer/v1/grant                   {"uniqueId"}          → {"sas", "expiresAt"}
-    POST /snapferry/peer/v1/snapshots/{id}/plan?SAS {"candidates","full"} → encoded ChunkDelta,
+    POST /snapferry/peer/v1/snapshots/{id}/plan?SAS {"candidates","full"} → encoded CopyPlan,
                                                      x-snapferry-anchor header
     POST /snapferry/peer/v1/snapshots/{id}/pages?SAS encoded ChunkDelta   → page frame payload,
                                                      x-snapferry-content-id/-length/-encoding
+    POST /snapferry/peer/v1/snapshots/{id}/frames?SAS ids, 32 bytes each  → u32 count, u64
+                                                     lengths, the stored frames
 
 A 404 whose code is ``CopySourceNotFound`` means the source is gone; every other failure is
 ``PeerUnavailable``. Use from one event loop (the copy worker's).
@@ -15,11 +17,12 @@ A 404 whose code is ``CopySourceNotFound`` means the source is gone; every other
 from __future__ import annotations
 
 import json
+import struct
 from typing import Any
 
 import aiohttp
 
-from snapferry.engine.delta import ChunkDelta
+from snapferry.engine.delta import ChunkDelta, CopyPlan
 from snapferry.errors import IntegrityError, PeerUnavailable, SourceNotFound
 from snapferry.replication.peers import Grant, PageFrame, SourceInfo
 
@@ -111,17 +114,26 @@ class HttpPeerClient:
 
     async def plan(
         self, region: str, engine_id: str, sas: str, candidates: list[str], full: bool
-    ) -> tuple[str | None, ChunkDelta]:
+    ) -> tuple[str | None, CopyPlan]:
         body = json.dumps({"candidates": candidates, "full": full}).encode()
         path = f"{PREFIX}/snapshots/{engine_id}/plan?{sas}"
         status, headers, data = await self._post(region, path, body, "application/json")
         _raise_for(region, status, data)
         try:
-            delta = ChunkDelta.decode(data)
+            plan = CopyPlan.decode(data)
         except IntegrityError:
             raise PeerUnavailable(f"region {region} sent an unreadable plan") from None
         anchor = headers.get(ANCHOR_HEADER) or None
-        return anchor, delta
+        return anchor, plan
+
+    async def frames(self, region: str, engine_id: str, sas: str, oids: list[bytes]) -> list[bytes]:
+        path = f"{PREFIX}/snapshots/{engine_id}/frames?{sas}"
+        status, _, data = await self._post(region, path, b"".join(oids), "application/octet-stream")
+        _raise_for(region, status, data)
+        try:
+            return split_frames(data, len(oids))
+        except ValueError:
+            raise PeerUnavailable(f"region {region} sent frames unreadably") from None
 
     async def pages(self, region: str, engine_id: str, sas: str, piece: ChunkDelta) -> PageFrame:
         path = f"{PREFIX}/snapshots/{engine_id}/pages?{sas}"
@@ -156,3 +168,25 @@ def _raise_for(region: str, status: int, data: bytes) -> None:
     raise PeerUnavailable(
         f"region {region} answered {status}" + (f" ({code})" if code else ""), region=region
     )
+
+
+def join_frames(frames: list[bytes]) -> bytes:
+    """The body of a frames answer: a count, each frame's length, the frames."""
+    head: bytes = struct.pack(f"<I{len(frames)}Q", len(frames), *(len(f) for f in frames))
+    return head + b"".join(frames)
+
+
+def split_frames(body: bytes, expected: int) -> list[bytes]:
+    """The frames of a frames answer; ValueError unless it holds exactly ``expected``."""
+    (count,) = struct.unpack_from("<I", body)
+    if count != expected:
+        raise ValueError("wrong count")
+    lengths = struct.unpack_from(f"<{count}Q", body, 4)
+    pos = 4 + 8 * count
+    out = []
+    for length in lengths:
+        out.append(body[pos : pos + length])
+        pos += length
+    if pos != len(body) or any(len(f) != n for f, n in zip(out, lengths, strict=True)):
+        raise ValueError("torn frames")
+    return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from snapferry.engine.delta import ChunkDelta
+from snapferry.engine.delta import ChunkDelta, CopyPlan
 
 GRANT_SECONDS = 14 * 86400
 """How long a system grant lives."""
@@ -101,13 +101,17 @@ class PeerClient(Protocol):
 
     async def plan(
         self, region: str, engine_id: str, sas: str, candidates: list[str], full: bool
-    ) -> tuple[str | None, ChunkDelta]:
-        """The anchor (one of candidates, source engine ids, or None) and the delta from it to
+    ) -> tuple[str | None, CopyPlan]:
+        """The anchor (one of candidates, source engine ids, or None) and the plan from it to
         the snapshot (``Engine.plan_copy`` on the source)."""
         ...
 
     async def pages(self, region: str, engine_id: str, sas: str, piece: ChunkDelta) -> PageFrame:
         """The content of the piece's changed pages, in order."""
+        ...
+
+    async def frames(self, region: str, engine_id: str, sas: str, oids: list[bytes]) -> list[bytes]:
+        """The stored frames with these ids, as stored (the caller verifies each)."""
         ...
 
     async def close(self) -> None:

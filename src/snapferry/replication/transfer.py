@@ -2,8 +2,9 @@
 
 An attempt (``run_copy``) holds the job's lease. It asks the source region for a system grant,
 plans once (the anchor among this region's copies of the family, the delta, the base it lands
-on; all saved in the job), then fetches the pieces of the delta the target does not hold yet,
-verifies each (BLAKE3 of the plaintext) and stages it — each piece's map entries, progress and
+on; all saved in the job), then fetches the pieces of the delta the target does not hold yet —
+as pages, or as the stored frames that hold whole chunks — verifies each (BLAKE3 of the
+plaintext) and stages it — each piece's map entries, progress and
 lease renewal commit in one transaction. The last step makes the target ready and the job
 Succeeded together. A source that is gone fails the job (``CopySourceNotFound``); anything
 else retryable puts it back in the queue with a backoff; losing the lease or the target stops
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -27,9 +29,15 @@ import zstandard
 from sqlalchemy import Connection
 
 from snapferry.engine import Engine
-from snapferry.engine.delta import ChunkDelta
+from snapferry.engine.delta import ChunkDelta, CopyPlan, Piece
 from snapferry.engine.imports import ImportAborted
-from snapferry.errors import NotFound, PeerUnavailable, SnapferryError, SourceNotFound
+from snapferry.errors import (
+    IntegrityError,
+    NotFound,
+    PeerUnavailable,
+    SnapferryError,
+    SourceNotFound,
+)
 from snapferry.meta import jobs as store
 from snapferry.replication.jobs import COPYING, FAILED, QUEUED, SUCCEEDED, CopyJob
 from snapferry.replication.peers import PageFrame, PeerClient
@@ -40,6 +48,8 @@ T = TypeVar("T")
 
 PIECE_PAGES = 2048
 """Pages per fetch (8 MiB of data): big enough to stream well, small enough to redo."""
+PIECE_FRAME_BYTES = 16 * 1024 * 1024
+"""Stored bytes of frames per fetch."""
 FETCH_TRIES = 4
 MAX_BACKOFF = 30.0
 GRANT_MARGIN = 86400.0
@@ -133,10 +143,10 @@ async def _attempt(ctx: CopyContext, job: CopyJob) -> None:
     if job.plan is None:
         job = await _plan(ctx, job, sas)
     assert job.plan is not None
-    delta = ChunkDelta.decode(job.plan)
+    plan = CopyPlan.decode(job.plan)
+    delta = plan.delta
     held = await asyncio.to_thread(ctx.engine.staged_chunks, job.target_id)
-    todo = delta.without(held)
-    await _transfer(ctx, job, sas, todo)
+    await _transfer(ctx, job, sas, list(plan.pieces(held, PIECE_PAGES, PIECE_FRAME_BYTES)))
 
     def done(conn: Connection) -> bool:
         return store.update_leased(
@@ -171,11 +181,12 @@ async def _grant(ctx: CopyContext, job: CopyJob) -> str:
 async def _plan(ctx: CopyContext, job: CopyJob, sas: str) -> CopyJob:
     copies = await ctx.db(lambda conn: _copies_here(ctx.engine, conn, job), write=False)
     candidates = [src for src, _ in copies]
-    anchor, delta = await _retrying(
+    anchor, planned = await _retrying(
         job,
         "planning",
         lambda: ctx.peers.plan(job.source_region, job.source_engine_id, sas, candidates, job.full),
     )
+    delta = planned.delta
     base = dict(copies).get(anchor) if anchor is not None else None
     if anchor is not None and base is None:
         raise PeerUnavailable(f"region {job.source_region} chose an anchor this copy did not offer")
@@ -185,20 +196,20 @@ async def _plan(ctx: CopyContext, job: CopyJob, sas: str) -> CopyJob:
         raise PeerUnavailable(
             "the base snapshot was deleted while planning; planning again"
         ) from None
-    plan = delta.encode()
     await ctx.update(
         job.id,
-        plan=plan,
+        plan=planned.encode(),
         anchor_id=anchor,
         base_id=base,
         bytes_total=delta.changed_bytes,
         bytes_staged=0,
     )
     log.info(
-        "copy %s planned: %d bytes in %d chunks, anchor %s",
+        "copy %s planned: %d bytes in %d chunks (%d as stored frames), anchor %s",
         job.id,
         delta.changed_bytes,
         len(delta),
+        len(planned.lengths),
         anchor,
     )
     fresh = await ctx.job(job.id)
@@ -228,11 +239,10 @@ def _copies_here(engine: Engine, conn: Connection, job: CopyJob) -> list[tuple[s
     return out
 
 
-async def _transfer(ctx: CopyContext, job: CopyJob, sas: str, todo: ChunkDelta) -> None:
-    pieces = list(todo.batches(PIECE_PAGES))
+async def _transfer(ctx: CopyContext, job: CopyJob, sas: str, pieces: list[Piece]) -> None:
     if not pieces:
         return
-    queue: asyncio.Queue[ChunkDelta] = asyncio.Queue()
+    queue: asyncio.Queue[Piece] = asyncio.Queue()
     for piece in pieces:
         queue.put_nowait(piece)
     streams = min(len(pieces), ctx.streams * (2 if job.enhanced else 1))
@@ -254,22 +264,47 @@ async def _transfer(ctx: CopyContext, job: CopyJob, sas: str, todo: ChunkDelta) 
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def _move(ctx: CopyContext, job: CopyJob, sas: str, piece: ChunkDelta) -> None:
-    pages, wire = await _fetch(ctx, job, sas, piece)
+async def _move(ctx: CopyContext, job: CopyJob, sas: str, piece: Piece) -> None:
+    """Fetch one piece, verify it, store it and commit it with the job's progress."""
 
-    def checkpoint(conn: Connection) -> bool:
-        now = ctx.clock()
-        return store.add_progress(
-            conn,
-            job.id,
-            ctx.owner,
-            staged=piece.changed_bytes,
-            transferred=wire,
-            now=now,
-            lease_expires=now + ctx.lease_seconds,
+    def checkpoint(wire: int) -> Callable[[Connection], bool]:
+        def commit(conn: Connection) -> bool:
+            now = ctx.clock()
+            return store.add_progress(
+                conn,
+                job.id,
+                ctx.owner,
+                staged=piece.delta.changed_bytes,
+                transferred=wire,
+                now=now,
+                lease_expires=now + ctx.lease_seconds,
+            )
+
+        return commit
+
+    if not piece.oids:
+        pages, wire = await _fetch(ctx, job, sas, piece.delta)
+        stage = functools.partial(ctx.engine.stage_import, job.target_id, piece.delta, pages)
+        await asyncio.to_thread(stage, checkpoint(wire))
+        return
+
+    async def frames() -> None:
+        got = await ctx.peers.frames(job.source_region, job.source_engine_id, sas, piece.oids)
+        wire = sum(len(f) for f in got)
+        stage = functools.partial(
+            ctx.engine.stage_frames,
+            job.target_id,
+            piece.delta,
+            list(zip(piece.oids, got, strict=True)),
         )
+        try:
+            await asyncio.to_thread(stage, checkpoint(wire))
+        except IntegrityError as exc:  # corrupted in transit: nothing was stored
+            raise PeerUnavailable(
+                f"frames from the source do not match their ids ({exc.message})"
+            ) from None
 
-    await asyncio.to_thread(ctx.engine.stage_import, job.target_id, piece, pages, checkpoint)
+    await _retrying(job, "fetching frames", frames)
 
 
 async def _fetch(
