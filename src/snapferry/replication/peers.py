@@ -1,4 +1,6 @@
 """What a copy needs from other regions: the ``PeerClient`` protocol and what it carries.
+Implementations: ``http.HttpPeerClient`` between processes, ``local.LocalPeers`` in one process
+(tests), and the ``faults.FaultyPeer`` wrapper.
 
 Every method is retry-safe (reads only, or a grant that may be asked for again). Errors are
 ``PeerUnavailable`` (retryable: down, slow, refused for a transient reason, unusable body) or

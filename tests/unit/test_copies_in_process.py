@@ -1,0 +1,119 @@
+"""Copies between regions in this process (no HTTP): a worker stopped in the middle of a copy
+and a new one resuming it fetch again at most the pieces that were in flight, and faults on the
+in-process peer client are retried like any others."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from snapferry.engine.delta import ChunkDelta
+from snapferry.replication.faults import Faults, FaultyPeer
+from snapferry.replication.peers import PageFrame, PeerClient
+from snapferry.replication.transfer import PIECE_PAGES
+from snapferry.settings import PAGE
+from snapferry.testing.regions import InProcessRegions
+
+GiB = 1024**3
+EMPTY = {"properties": {"creationData": {"createOption": "Empty"}, "diskSizeGB": 1}}
+
+
+class Counting:
+    """Wraps a PeerClient: counts the pages each fetch asks for, and slows fetches down."""
+
+    def __init__(self, inner: PeerClient, delay: float) -> None:
+        self.inner = inner
+        self.delay = delay
+        self.fetched_pages = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def pages(self, region: str, engine_id: str, sas: str, piece: ChunkDelta) -> PageFrame:
+        await asyncio.sleep(self.delay)
+        frame = await self.inner.pages(region, engine_id, sas, piece)
+        self.fetched_pages += piece.changed_pages
+        return frame
+
+
+def snapshot_of_scattered_pages(regions: InProcessRegions, count: int, seed: int) -> str:
+    """An east snapshot of a disk with ``count`` random 4 KiB pages (they travel as pages)."""
+    disk = regions.put("east", "disks", "g", f"d{seed}", EMPTY)
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(GiB // PAGE, count, replace=False)
+    writes = [(int(p) * PAGE, rng.bytes(PAGE)) for p in chosen]
+    regions.engines["east"].write_many(regions.engine_id("east", "disks", "g", f"d{seed}"), writes)
+    body = {
+        "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": disk["id"]}}
+    }
+    regions.put("east", "snapshots", "g", f"s{seed}", body)
+    return str(regions.wait("east", "snapshots", "g", f"s{seed}")["id"])
+
+
+def copy_start(regions: InProcessRegions, source: str, name: str) -> str:
+    body = {
+        "properties": {"creationData": {"createOption": "CopyStart", "sourceResourceId": source}}
+    }
+    return str(regions.put("west", "snapshots", "g", name, body)["id"])
+
+
+def same_content(regions: InProcessRegions, source: str, target: str) -> bool:
+    east = regions.engines["east"].read_snapshot(
+        regions.engine_id("east", "snapshots", "g", source), 0, GiB
+    )
+    west = regions.engines["west"].read_snapshot(
+        regions.engine_id("west", "snapshots", "g", target), 0, GiB
+    )
+    return east == west
+
+
+def test_a_resumed_copy_fetches_again_at_most_what_was_in_flight(tmp_path: Path) -> None:
+    counters: dict[str, Counting] = {}
+
+    def wrap(name: str, peers: PeerClient) -> PeerClient:
+        counters[name] = Counting(peers, delay=0.15)
+        return counters[name]
+
+    regions = InProcessRegions(tmp_path, ["east", "west"], wrap=wrap)
+    try:
+        pages = 6 * PIECE_PAGES
+        source = snapshot_of_scattered_pages(regions, pages, seed=1)
+        target = copy_start(regions, source, "copied")
+        deadline = time.monotonic() + 30
+        while regions.report("west", target)["bytesCopied"] == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        regions.workers["west"].stop()  # mid-copy: the pieces in flight are lost
+        before = regions.report("west", target)
+        assert 0 < before["bytesCopied"] < pages * PAGE
+        regions.start_worker("west")
+        done = regions.wait("west", "snapshots", "g", "copied")
+        assert done["properties"]["completionPercent"] == 100
+        assert same_content(regions, "s1", "copied")
+        streams = 2
+        in_flight = streams * PIECE_PAGES
+        assert counters["west"].fetched_pages <= pages + in_flight
+        report = regions.report("west", target)
+        assert report["attempts"] == 2 and report["bytesCopied"] == pages * PAGE
+    finally:
+        regions.close()
+
+
+def test_in_process_faults_are_retried(tmp_path: Path) -> None:
+    faults = Faults(drop=0.2, drop_after=0.1, corrupt=0.3, seed=4)
+    regions = InProcessRegions(
+        tmp_path, ["east", "west"], wrap=lambda _, peers: FaultyPeer(peers, faults)
+    )
+    try:
+        source = snapshot_of_scattered_pages(regions, 3000, seed=2)
+        copy_start(regions, source, "copied")
+        done = regions.wait("west", "snapshots", "g", "copied")
+        assert done["properties"]["completionPercent"] == 100
+        assert same_content(regions, "s2", "copied")
+        assert faults.injected.get("corrupt", 0) > 0 and faults.injected.get("drop", 0) > 0
+    finally:
+        regions.close()
