@@ -28,7 +28,7 @@ from snapferry.testing.copies import (
 
 pytestmark = pytest.mark.slow
 SIZE = 40 * MiB
-SLOW = 'peer_faults = "delay=1.0,delay_seconds=0.4"'
+SLOW = 'peer_faults = "delay=1.0,delay_seconds=0.4"\ncopy_streams = 1'
 
 
 @pytest.fixture(scope="module")

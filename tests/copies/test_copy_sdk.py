@@ -107,8 +107,22 @@ def test_copies_follow_creation_order_and_one_at_a_time(
 
 
 def test_full_targets_are_self_contained_and_copy_onward(
-    compute: ComputeManagementClient, family: Family
+    compute: ComputeManagementClient, cloud: dict[str, Any], family: Family
 ) -> None:
+    # day1's whole chunks came to westus as stored versions with its first copy: a full copy
+    # of day1 there fetches none of them again
+    made = compute.snapshots.begin_create_or_update(
+        "copies",
+        "day1-full-west",
+        copy_body(family.snapshot_id("day1"), "westus", incremental=False),
+    ).result()
+    assert wait_copied(compute, "copies", "day1-full-west")[-1] == 100
+    (report,) = copies(cloud, str(made.id))
+    assert report["bytesCopied"] == report["bytesTotal"] == 9 * MiB + PAGE
+    assert report["bytesTransferred"] == 0
+    assert sha_of_snapshot(compute, "copies", "day1-full-west") == sha_of_snapshot(
+        compute, "copies", "day1"
+    )
     source = family.snapshot_id("day3")
     compute.snapshots.begin_create_or_update(
         "copies", "day3-full-west", copy_body(source, "westus", incremental=False)

@@ -16,6 +16,7 @@ from snapferry.engine import bitmaps, blockmap, bundles
 from snapferry.engine.base import segment_blobs
 from snapferry.engine.core import Engine
 from snapferry.engine.maps import Node, chain_depth
+from snapferry.engine.objects import PackWriter
 from snapferry.engine.resolve import View
 from snapferry.engine.versions import write_full
 from snapferry.meta import catalog
@@ -74,16 +75,19 @@ def _compact_node(engine: Engine, node: Node, max_depth: int, coverage: float) -
                 entry = write_full(writer, chunk, engine.chunks.materialize(view, chunk))
                 entry["written"] = entries["written"][i]
                 fresh.append(entry)
-            sizes = writer.finish()
+            writer.finish()
             entries[todo] = np.concatenate(fresh)
-            _commit(engine, node, entries, sizes)
+            _commit(engine, node, entries, writer)
     elif changed:
-        _commit(engine, node, entries, {})
+        _commit(engine, node, entries, None)
     return len(todo)
 
 
-def _commit(engine: Engine, node: Node, entries: blockmap.Entries, sizes: dict[int, int]) -> None:
+def _commit(
+    engine: Engine, node: Node, entries: blockmap.Entries, writer: PackWriter | None
+) -> None:
     with engine.db.begin() as conn:
         catalog.put_segments(conn, node.id, segment_blobs(entries))
-        catalog.mark_packs_live(conn, sizes)
+        if writer is not None:
+            writer.commit(conn)
     engine.maps.invalidate(node.id)

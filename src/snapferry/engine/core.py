@@ -20,6 +20,7 @@ from snapferry.engine.base import CACHE_BYTES
 from snapferry.engine.disks import DiskOps
 from snapferry.engine.head import Overlay, head_root
 from snapferry.engine.imports import ImportOps
+from snapferry.engine.refs import scan
 from snapferry.errors import IntegrityError, InvalidInput, RegionBusy
 from snapferry.meta import catalog
 from snapferry.meta.db import open_database, sqlite_url
@@ -121,6 +122,7 @@ class Engine(DiskOps, ImportOps):
         self.trash.empty()
         with self.db.begin() as conn:
             catalog.drop_stale_head_gens(conn)
+        self._index_versions()
         heads = self.data_dir / "heads"
         if heads.is_dir():
             for disk_dir in heads.iterdir():
@@ -132,6 +134,19 @@ class Engine(DiskOps, ImportOps):
                 for gen_dir in disk_dir.iterdir():
                     if gen_dir.name != keep:
                         shutil.rmtree(gen_dir, ignore_errors=True)
+
+    def _index_versions(self) -> None:
+        """Fill the version index from the block maps if it is empty while packs exist (a
+        region made before the index): once, in one transaction."""
+        with self.db.connect() as conn:
+            if catalog.versions_count(conn) or not catalog.all_packs(conn):
+                return
+        rows = scan(self.db).rows
+        found = {
+            (bytes(r["oid"]), int(r["pack"]), int(r["offset"]), int(r["length"])) for r in rows
+        }
+        with self.db.begin() as conn:
+            catalog.put_versions(conn, sorted(found))
 
     def delete_disk(self, disk_id: str) -> None:
         """Delete a disk. Its snapshots stay readable."""

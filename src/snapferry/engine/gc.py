@@ -141,7 +141,7 @@ def _repack(engine: Engine, refs: References, sparse: set[int], report: GcReport
                     entries["pack"][i], entries["offset"][i] = pack, offset
                 catalog.put_segments(conn, snapshot_id, {segment: blockmap.encode_segment(entries)})
                 engine.maps.invalidate(snapshot_id)
-            catalog.mark_packs_live(conn, sizes)
+            writer.commit(conn)
             catalog.mark_packs_dead(conn, done, engine.clock())
     report.repacked = len(done)
     report.repacked_bytes = sum(sizes.values())

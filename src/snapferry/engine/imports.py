@@ -28,7 +28,7 @@ from snapferry.engine.checks import check_size
 from snapferry.engine.delta import NO_FRAME, ChunkDelta, CopyPlan
 from snapferry.engine.maps import Node, chain_depth
 from snapferry.engine.models import SnapshotInfo
-from snapferry.engine.objects import Location, location_of
+from snapferry.engine.objects import Location, PackWriter, location_of
 from snapferry.engine.snapshots import SnapshotOps
 from snapferry.engine.versions import ChunkBatch, submit_versions
 from snapferry.errors import Conflict, IntegrityError, InvalidInput, NotFound
@@ -235,28 +235,40 @@ class ImportOps(SnapshotOps):
             entries = submit_versions(writer, batch)()
             entries["written"] = touched
             entries["depth"] = np.where(has_base, np.minimum(depth + 1, blockmap.MAX_DEPTH), 0)
-            self._commit_staged(snapshot_id, entries, writer.finish(), guard)
+            writer.finish()
+            self._commit_staged(snapshot_id, entries, writer, guard)
+
+    def held_frames(self, oids: Sequence[bytes]) -> dict[bytes, Location]:
+        """Where this region already holds frames with these ids (the version index): a copy
+        never fetches those again."""
+        with self.db.connect() as conn:
+            found = catalog.held_versions(conn, oids)
+        return {oid: Location(oid, *where) for oid, where in found.items()}
 
     def stage_frames(
         self,
         snapshot_id: str,
         delta: ChunkDelta,
-        frames: Sequence[tuple[bytes, bytes]],
+        frames: Sequence[tuple[bytes, bytes | None]],
         guard: Guard,
     ) -> None:
-        """Store frames (``(id, frame)`` pairs, as the source stores them) that hold the delta's
-        chunks as full versions, verbatim, and commit the chunks' entries with ``guard``.
-        Each frame is verified against its id first: IntegrityError (nothing stored) if one
-        does not match or does not hold a full version of every chunk it was sent for."""
+        """Store frames (``(id, frame)`` pairs, as the source stores them; a frame of None is
+        one this region already holds, see ``held_frames``) that hold the delta's chunks as
+        full versions — verbatim, each verified against its id first — and commit the chunks'
+        entries with ``guard``. IntegrityError (nothing committed) if a frame does not match
+        its id, a held one is gone, or they do not hold a full version of every chunk."""
         self._importing(snapshot_id)
-        parsed = list(
-            self.pool.map(
-                lambda item: bundles.parse(
-                    self.codec.decode(item[1], item[0], what=f"frame {item[0].hex()[:16]}")
-                ),
-                frames,
-            )
-        )
+        held = self.held_frames([oid for oid, frame in frames if frame is None])
+
+        def load(item: tuple[bytes, bytes | None]) -> bundles.Bundle:
+            oid, frame = item
+            if frame is None:
+                if oid not in held:
+                    raise IntegrityError(f"frame {oid.hex()[:16]} is no longer held here")
+                return self.objects.bundle(held[oid])
+            return bundles.parse(self.codec.decode(frame, oid, what=f"frame {oid.hex()[:16]}"))
+
+        parsed = list(self.pool.map(load, frames))
         slot_of: dict[int, tuple[int, int]] = {}
         for f, bundle in enumerate(parsed):
             for slot, chunk in enumerate(bundle.chunks.tolist()):
@@ -266,7 +278,9 @@ class ImportOps(SnapshotOps):
         if any(chunk not in slot_of for chunk in wanted):
             raise IntegrityError("frames from the source do not hold the chunks they were sent for")
         with self.writer() as writer:
-            locations = writer.write_frames([frame for _, frame in frames])
+            fetched = [frame for _, frame in frames if frame is not None]
+            written = iter(writer.write_frames(fetched))
+            locations = [held[oid] if frame is None else next(written) for oid, frame in frames]
             entries = blockmap.empty(len(wanted))
             entries["chunk"] = delta.chunks
             entries["kind"] = bundles.KIND_FULL
@@ -278,12 +292,14 @@ class ImportOps(SnapshotOps):
                 entries["length"][i], entries["slot"][i] = loc.length, slot
                 entries["oid"][i] = np.frombuffer(loc.oid, dtype=np.uint8)
                 entries["present"][i] = parsed[f].present[slot]
-            self._commit_staged(snapshot_id, entries, writer.finish(), guard)
+            writer.finish()
+            self._commit_staged(snapshot_id, entries, writer, guard)
 
     def _commit_staged(
-        self, snapshot_id: str, entries: blockmap.Entries, sizes: dict[int, int], guard: Guard
+        self, snapshot_id: str, entries: blockmap.Entries, writer: PackWriter, guard: Guard
     ) -> None:
-        """Merge entries into the import's map, with its packs made live and ``guard``."""
+        """Merge entries into the import's map, with the writer's packs made live (and indexed)
+        and ``guard``. IntegrityError if a pack an entry names is gone (nothing committed)."""
         with self.lock:
             with self.db.begin() as conn:
                 self._check_commit(conn, snapshot_id, guard)
@@ -298,8 +314,11 @@ class ImportOps(SnapshotOps):
                         else blockmap.overlay(blockmap.decode_segment(old), part)
                     )
                     blobs[seg] = blockmap.encode_segment(merged)
+                named = set(entries["pack"][entries["pack"] >= 0].tolist())
+                if len(catalog.pack_keys(conn, named)) != len(named):
+                    raise IntegrityError("a version the import names is no longer stored here")
                 catalog.put_segments(conn, snapshot_id, blobs)
-                catalog.mark_packs_live(conn, sizes)
+                writer.commit(conn)
             self.maps.invalidate(snapshot_id)
 
     def finish_import(self, snapshot_id: str, guard: Guard) -> SnapshotInfo:

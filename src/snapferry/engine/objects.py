@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from snapferry.codec import Codec, Encoded, frame_id
 from snapferry.engine import bundles
@@ -100,7 +100,8 @@ class PackWriter:
     """Appends encoded bundles to packs of about ``PACK_TARGET_BYTES``. Not thread-safe.
 
     Use as a context manager: leaving it flushes nothing and unpins its packs, so call
-    ``finish()`` first and commit ``sizes`` (``catalog.mark_packs_live``) inside the block.
+    ``finish()`` first and ``commit(conn)`` in the transaction of the metadata that points at
+    the frames, inside the block.
     """
 
     db: Engine
@@ -111,6 +112,7 @@ class PackWriter:
     buffers: Buffers
     clock: Callable[[], float] = time.time
     sizes: dict[int, int] = field(default_factory=dict)
+    frames: list[Location] = field(default_factory=list)
     _buf: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint8))
     _pack: int = -1
     _key: str = ""
@@ -163,6 +165,7 @@ class PackWriter:
             self._buf[self._fill : end] = np.frombuffer(part, dtype=np.uint8)
             self._fill = end
         loc = Location(oid, self._pack, start, self._fill - start)
+        self.frames.append(loc)
         if self._fill >= PACK_TARGET_BYTES:
             self._flush()
         return loc
@@ -172,6 +175,14 @@ class PackWriter:
         if self._pack >= 0:
             self._flush()
         return self.sizes
+
+    def commit(self, conn: Connection) -> None:
+        """Make the packs written live and record their frames in the version index (call
+        after ``finish``, in the transaction that commits what points at them)."""
+        catalog.mark_packs_live(conn, self.sizes)
+        catalog.put_versions(
+            conn, [(f.oid, f.pack, f.offset, f.length) for f in self.frames if f.pack in self.sizes]
+        )
 
     def _open(self) -> None:
         self._key = pack_key(new_id())

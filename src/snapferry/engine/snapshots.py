@@ -86,11 +86,11 @@ class SnapshotOps(EngineBase):
             else:
                 view = View(f"snapshot {node.id}", node.size_bytes, parent, [head], node.id)
                 entries = seal.seal_full(writer, self.chunks, head, view)
-            sizes = writer.finish()
+            writer.finish()
             with self.lock:
                 with self.db.begin() as conn:
                     catalog.put_segments(conn, node.id, segment_blobs(entries))
-                    catalog.mark_packs_live(conn, sizes)
+                    writer.commit(conn)
                     catalog.update_snapshot(conn, node.id, state="ready", frozen_gen=None)
                 # the next snapshot of this disk reads this map at once: keep it, don't reload
                 # it (under the lock, so no fold into this snapshot can come in between)
@@ -188,14 +188,14 @@ class SnapshotOps(EngineBase):
                 return
             with self.writer() as writer:
                 folded = {k.id: fold_into(writer, self.objects, node, k) for k in kids}
-                sizes = writer.finish()
+                writer.finish()
                 with self.db.begin() as conn:
                     for kid_id, entries in folded.items():
                         old = {seg: b"" for seg, _ in catalog.segments(conn, kid_id)}
                         catalog.put_segments(conn, kid_id, old | segment_blobs(entries))
                         catalog.update_snapshot(conn, kid_id, parent_id=node.parent_id)
                     catalog.delete_snapshot_row(conn, node.id)
-                    catalog.mark_packs_live(conn, sizes)
+                    writer.commit(conn)
             self.maps.invalidate(node.id, *folded)
 
     def read_snapshot(self, snapshot_id: str, offset: int, length: int) -> bytes:

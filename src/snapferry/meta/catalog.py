@@ -18,6 +18,7 @@ from snapferry.meta.schema import (
     map_segments,
     packs,
     snapshots,
+    versions,
 )
 
 
@@ -227,4 +228,42 @@ def mark_packs_dead(conn: Connection, pack_ids: Iterable[int], at: float) -> Non
 
 
 def delete_pack_row(conn: Connection, pack_id: int) -> None:
+    """Forget a deleted pack, and the versions it held."""
+    conn.execute(delete(versions).where(versions.c.pack == pack_id))
     conn.execute(delete(packs).where(packs.c.id == pack_id))
+
+
+# --- the version index -----------------------------------------------------------------------
+def put_versions(conn: Connection, rows: Iterable[tuple[bytes, int, int, int]]) -> None:
+    """Record where frames lie: (oid, pack, offset, length) rows (repeats are ignored)."""
+    values = [{"oid": o, "pack": p, "offset": off, "length": n} for o, p, off, n in rows]
+    if not values:
+        return
+    have = {
+        (bytes(r.oid), int(r.pack), int(r.offset))
+        for r in conn.execute(
+            select(versions.c.oid, versions.c.pack, versions.c.offset).where(
+                versions.c.pack.in_({v["pack"] for v in values})
+            )
+        )
+    }
+    fresh = [v for v in values if (v["oid"], v["pack"], v["offset"]) not in have]
+    if fresh:
+        conn.execute(insert(versions), fresh)
+
+
+def held_versions(conn: Connection, oids: Iterable[bytes]) -> dict[bytes, tuple[int, int, int]]:
+    """Where this region holds each of the frames (those it holds), in a live pack."""
+    wanted = list(oids)
+    if not wanted:
+        return {}
+    rows = conn.execute(
+        select(versions.c.oid, versions.c.pack, versions.c.offset, versions.c.length)
+        .join(packs, packs.c.id == versions.c.pack)
+        .where(versions.c.oid.in_(wanted), packs.c.state == "live")
+    ).all()
+    return {bytes(r.oid): (int(r.pack), int(r.offset), int(r.length)) for r in rows}
+
+
+def versions_count(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(versions)).scalar_one())

@@ -14,6 +14,9 @@ Tables and what their rows mean:
   copied from its journal file into the overlay (replayed at open).
 * ``packs`` — store objects holding version frames; ``pending`` until the metadata that points at
   them commits, ``dead`` once nothing references them (deleted after the GC grace period).
+* ``versions`` — the version index: where each stored frame lies (its BLAKE3 id → pack, offset,
+  length), apart from the block maps, as restic's repository index. It answers "does this region
+  already hold this version?"; rows go with their pack.
 
 ARM tables of a region (``snapferry.control``):
 
@@ -123,6 +126,16 @@ packs = Table(
     Column("state", String(16), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("dead_at", Float, nullable=True),
+)
+
+versions = Table(
+    "versions",
+    metadata,
+    Column("oid", LargeBinary(32), primary_key=True),
+    Column("pack", Integer, ForeignKey("packs.id"), primary_key=True, autoincrement=False),
+    Column("offset", BigInteger, primary_key=True, autoincrement=False),
+    Column("length", BigInteger, nullable=False),
+    Index("ix_versions_pack", "pack"),
 )
 
 

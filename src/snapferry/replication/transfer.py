@@ -289,13 +289,20 @@ async def _move(ctx: CopyContext, job: CopyJob, sas: str, piece: Piece) -> None:
         return
 
     async def frames() -> None:
-        got = await ctx.peers.frames(job.source_region, job.source_engine_id, sas, piece.oids)
+        held = await asyncio.to_thread(ctx.engine.held_frames, piece.oids)
+        fetch = [oid for oid in piece.oids if oid not in held]  # never fetched twice
+        got = (
+            await ctx.peers.frames(job.source_region, job.source_engine_id, sas, fetch)
+            if fetch
+            else []
+        )
         wire = sum(len(f) for f in got)
+        arrived = dict(zip(fetch, got, strict=True))
         stage = functools.partial(
             ctx.engine.stage_frames,
             job.target_id,
             piece.delta,
-            list(zip(piece.oids, got, strict=True)),
+            [(oid, arrived.get(oid)) for oid in piece.oids],
         )
         try:
             await asyncio.to_thread(stage, checkpoint(wire))
