@@ -34,9 +34,10 @@ CONFIG = """
 [[regions]]
 name = "eastus"
 zones = ["1", "2", "3"]
-
+"""
+TARGET = """
 [[regions]]
-name = "westus"
+name = "{name}"
 """
 
 
@@ -62,10 +63,11 @@ def ensure_tool(name: str) -> str:
 
 
 class Cloud:
-    """A running two-region cloud and SDK clients for it."""
+    """A running cloud of eastus and the target regions (default: westus), SDK clients for it."""
 
-    def __init__(self, root: Path) -> None:
-        self.running = RunningCloud.start(root / "cloud", config_text=CONFIG)
+    def __init__(self, root: Path, targets: tuple[str, ...] = ("westus",)) -> None:
+        text = CONFIG + "".join(TARGET.format(name=name) for name in targets)
+        self.running = RunningCloud.start(root / "cloud", config_text=text)
         self.cloud = self.running.cloud
         self.compute = connect(ComputeManagementClient, self.cloud, retry_total=0)
         connect(ResourceManagementClient, self.cloud).resource_groups.create_or_update(

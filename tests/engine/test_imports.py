@@ -70,9 +70,8 @@ def copy(
         if piece.oids:
             frames = source.read_frames(snapshot, piece.oids)
             moved += piece.delta.changed_bytes
-            target.stage_frames(
-                made.id, piece.delta, list(zip(piece.oids, frames, strict=True)), always
-            )
+            pairs = list(zip(piece.oids, frames, strict=True))
+            target.stage_frames(made.id, piece.delta, pairs, piece.frame_of, always)
             continue
         pages = source.read_pages(snapshot, piece.delta.chunks, piece.delta.changed)
         moved += pages.nbytes
@@ -241,6 +240,7 @@ def test_whole_chunks_travel_as_stored_frames_and_are_verified(
             made.id,
             piece.delta,
             [(piece.oids[0], bytes(bad)), *zip(piece.oids[1:], frames[1:], strict=True)],
+            piece.frame_of,
             always,
         )
     assert len(west.staged_chunks(made.id)) == 0
@@ -327,7 +327,8 @@ def test_the_version_index_finds_what_a_region_holds(
     # a full copy of the same snapshot needs none of them again
     made = west.begin_import(SIZE, family_id=None, full=True)
     (piece,) = plan.pieces(np.zeros(0, dtype=np.uint64), 100, 1 << 30)
-    west.stage_frames(made.id, piece.delta, [(oid, None) for oid in piece.oids], always)
+    local = [(oid, None) for oid in piece.oids]
+    west.stage_frames(made.id, piece.delta, local, piece.frame_of, always)
     west.finish_import(made.id, always)
     assert sha(west, made.id) == sha(east, snap)
     # an index lost (a region from before it) is rebuilt from the maps at open
@@ -347,3 +348,24 @@ def test_the_version_index_finds_what_a_region_holds(
     collect(west, grace_seconds=0)
     collect(west, grace_seconds=0)
     assert west.held_frames(oids) == {}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_each_chunk_takes_its_own_frame_when_one_bundle_holds_an_older_version(
+    regions: tuple[Engine, Engine], seed: int
+) -> None:
+    """A chunk whose old full version shares a bundle with a chunk still current must come from
+    its own newer frame, whichever order the frames of a batch arrive in."""
+    east, west = regions
+    rng = np.random.default_rng(seed)
+    disk = east.create_disk(SIZE).id
+    east.write(disk, 0, rng.bytes(PAGE))  # chunk 0: one page ...
+    east.write(disk, CHUNK, rng.bytes(CHUNK - 8 * PAGE))  # ... in one bundle with chunk 1
+    first = east.create_snapshot(disk).id
+    east.write(disk, 0, rng.bytes(CHUNK))  # chunk 0 rewritten whole
+    second = east.create_snapshot(disk).id
+    east.delete_snapshot(first)  # folded: chunk 0 gets a new full frame, chunk 1 keeps the old
+    _, plan = east.plan_copy(second, [])
+    assert len(plan.oids) == 2
+    target, _ = copy(east, west, second, {}, batch_pages=4096)
+    assert sha(west, target) == sha(east, second)

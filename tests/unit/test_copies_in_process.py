@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from snapferry.control import records
 from snapferry.engine.delta import ChunkDelta
+from snapferry.ids import new_id
 from snapferry.replication.faults import Faults, FaultyPeer
 from snapferry.replication.peers import PageFrame, PeerClient
 from snapferry.replication.transfer import PIECE_PAGES
 from snapferry.settings import PAGE
-from snapferry.testing.regions import InProcessRegions
+from snapferry.testing.regions import SUBSCRIPTION, InProcessRegions
 
 GiB = 1024**3
 EMPTY = {"properties": {"creationData": {"createOption": "Empty"}, "diskSizeGB": 1}}
@@ -115,5 +118,33 @@ def test_in_process_faults_are_retried(tmp_path: Path) -> None:
         assert done["properties"]["completionPercent"] == 100
         assert same_content(regions, "s2", "copied")
         assert faults.injected.get("corrupt", 0) > 0 and faults.injected.get("drop", 0) > 0
+    finally:
+        regions.close()
+
+
+def test_a_target_whose_deletion_a_crash_cut_short_leaves_no_job_behind(tmp_path: Path) -> None:
+    regions = InProcessRegions(tmp_path, ["east", "west"])
+    try:
+        source = snapshot_of_scattered_pages(regions, 200, seed=3)
+        target = copy_start(regions, source, "copied")
+        regions.wait("west", "snapshots", "g", "copied")
+        west = regions.services["west"]
+        # the state a kill leaves in the middle of the target's deletion
+        key = target.lower()
+        with regions.engines["west"].db.begin() as conn:
+            rec = records.get(conn, key)
+            assert rec is not None
+            records.put(conn, replace(rec, state="deleting"))
+            op = records.Operation(
+                new_id(), rec.subscription, key, "delete", "InProgress", None, None, 0.0, None
+            )
+            records.add_operation(conn, op)
+        west.recover()
+        assert west.copies.reports(SUBSCRIPTION) == []
+        # the family copies again under the same name
+        copy_start(regions, source, "copied")
+        done = regions.wait("west", "snapshots", "g", "copied")
+        assert done["properties"]["completionPercent"] == 100
+        assert same_content(regions, "s3", "copied")
     finally:
         regions.close()

@@ -59,12 +59,20 @@ def is_copy_target(rec: Record) -> bool:
     return bool(rec.props.get("creationData", {}).get("createOption") == COPY_START)
 
 
+RESOLVE_SECONDS = 10.0
+"""A region that has not said whether it holds a copy's source by then counts as down."""
+
+
 async def locate(peers: PeerClient, resource_id: str) -> SourceInfo:
     """The source snapshot, asked of every region at once. ResourceNotFound if none holds it;
-    PeerUnavailable if none does among those that answered and some did not."""
+    PeerUnavailable if none does among those that answered and some did not (in time)."""
     regions = peers.regions
     answers = await asyncio.gather(
-        *(peers.resolve(region, resource_id) for region in regions), return_exceptions=True
+        *(
+            asyncio.wait_for(peers.resolve(region, resource_id), RESOLVE_SECONDS)
+            for region in regions
+        ),
+        return_exceptions=True,
     )
     down = []
     for region, answer in zip(regions, answers, strict=True):
@@ -161,8 +169,15 @@ class CopyTargets:
         digest (a retried PUT joins the same creation)."""
         now = self.clock()
         record_body, full = self._target_body(body, source)
+        if not source.available:
+            raise OperationNotAllowed(
+                f"the source {source.resource_id} is not Available yet (still being created or "
+                "copied); retry when it is",
+                target="properties.creationData.sourceResourceId",
+            )
         with self.engine.db.connect() as conn:
-            self.check_rules(conn, rid.subscription.lower(), source, full)
+            family = None if full else source.family
+            self.check_rules(conn, rid.subscription.lower(), family, source.created_at)
         target_id = self.engine.begin_import(
             source.size_bytes, family_id=source.family, full=full
         ).id
@@ -185,6 +200,7 @@ class CopyTargets:
         job = self._job_row(rid, source, target_id, full, record_body, now)
         try:
             with self.engine.db.begin() as conn:
+                self.forget(conn, rid.key)  # a job its target's record outlived (none, normally)
                 records.put(conn, rec)
                 records.add_operation(conn, op)
                 jobs.insert_job(conn, **job)
@@ -201,6 +217,10 @@ class CopyTargets:
         copy = self.job_of(rec)
         if copy is None or copy.state != FAILED:
             return None
+        with self.engine.db.connect() as conn:
+            self.check_rules(
+                conn, rec.subscription, copy.source_family, copy.source_created_at, exclude=copy.id
+            )
         now = self.clock()
         op = Operation(
             new_id(), rec.subscription, rec.key, "create", "Succeeded", None, None, now, now
@@ -233,18 +253,22 @@ class CopyTargets:
 
     # --- rules and shapes ----------------------------------------------------------------------
     def check_rules(
-        self, conn: Connection, subscription: str, source: SourceInfo, full: bool
+        self,
+        conn: Connection,
+        subscription: str,
+        family: str | None,
+        created_at: float,
+        *,
+        exclude: str | None = None,
     ) -> None:
-        """OperationNotAllowed unless Azure's copy rules allow a copy of source here now."""
-        if not source.available:
-            raise OperationNotAllowed(
-                f"the source {source.resource_id} is not Available yet (still being created or "
-                "copied); retry when it is",
-                target="properties.creationData.sourceResourceId",
-            )
-        if source.family is not None and not full:
-            for row in jobs.family_jobs(conn, source.family, subscription):
+        """OperationNotAllowed unless Azure's copy rules allow another copy into subscription
+        here now: of a snapshot of ``family`` (None: a full copy) made at ``created_at``
+        (``exclude``: a job to leave out, the one being retried)."""
+        if family is not None:
+            for row in jobs.family_jobs(conn, family, subscription):
                 other = CopyJob.from_row(row)
+                if other.id == exclude:
+                    continue
                 if other.active:
                     raise OperationNotAllowed(
                         f"a copy of this snapshot family to {self.region.name} is already in "
@@ -252,14 +276,15 @@ class CopyTargets:
                         "may run at a time",
                         target="properties.creationData.sourceResourceId",
                     )
-                if other.source_created_at > source.created_at and not other.full:
+                if other.source_created_at > created_at and not other.full:
                     raise OperationNotAllowed(
                         "snapshots of a family are copied in the order they were created: a "
                         f"newer one ({other.source_resource_id}) is already copied to "
                         f"{self.region.name}",
                         target="properties.creationData.sourceResourceId",
                     )
-        if jobs.active_count(conn, subscription) >= self.max_active:
+        active = jobs.active_count(conn, subscription)
+        if active >= self.max_active:
             raise OperationNotAllowed(
                 f"{self.max_active} copies are already in progress for this subscription in "
                 f"{self.region.name}; retry when one completes"

@@ -23,7 +23,7 @@ from snapferry.control.errors import InvalidParameter
 from snapferry.control.ids import ResourceId
 from snapferry.control.records import Record
 from snapferry.engine import Engine
-from snapferry.engine.delta import ChunkDelta, CopyPlan
+from snapferry.engine.delta import MAX_FRAMES, ChunkDelta, CopyPlan
 from snapferry.errors import NotFound, SnapferryError, SourceNotFound
 from snapferry.meta import jobs
 from snapferry.replication.jobs import SUCCEEDED
@@ -33,7 +33,8 @@ SYSTEM_GRANT = "system"
 SYSTEM_KEY_FILE = "system-sas-key"
 MAX_CANDIDATES = 1000
 MAX_PIECE_PAGES = 8192
-MAX_FRAMES = 64
+MAX_PIECE_BYTES = 64 * 1024 * 1024
+"""The most an encoded piece may decode to (its chunk list and bitmaps)."""
 _ENGINE_ID = re.compile(r"[0-9a-f]{32}")
 
 
@@ -82,7 +83,8 @@ class PeerService:
             incremental=snap.incremental,
             family=snap.family_id if snap.incremental else None,
             size_bytes=snap.size_bytes,
-            created_at=rec.created_at,
+            # a copy stands for its original: copies of copies keep the family's order
+            created_at=rec.created_at if job is None else float(job.source_created_at),
             available=available,
         )
 
@@ -138,7 +140,7 @@ class PeerService:
     def pages(self, engine_id: str, query: dict[str, str], body: bytes) -> PageFrame:
         """The changed pages of the piece encoded in body, compressed, with their BLAKE3 id."""
         try:
-            piece = ChunkDelta.decode(body)
+            piece = ChunkDelta.decode(body, max_bytes=MAX_PIECE_BYTES)
         except SnapferryError:
             raise InvalidParameter("the body is not an encoded chunk delta") from None
         if piece.changed_pages > MAX_PIECE_PAGES:

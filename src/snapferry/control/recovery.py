@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from snapferry.control import records
+from snapferry.control.copies import CopyTargets
 from snapferry.control.creation import size_props
 from snapferry.control.records import Record
 from snapferry.engine import Engine
@@ -45,6 +46,7 @@ class Recovery:
                 self._delete_engine_object(rec)
                 with self.engine.db.begin() as conn:
                     records.drop(conn, rec.key)
+                    CopyTargets.forget(conn, rec.key)
                     records.finish_operation(conn, op.id, "Succeeded", self.clock())
                 continue
             if op.kind == "create" and rec is not None and self._engine_object_ready(rec):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -30,6 +30,18 @@ _MAGIC = b"SFCD"
 _PLAN_HEAD = struct.Struct("<4sQQ")
 _PLAN_MAGIC = b"SFCP"
 NO_FRAME = -1
+MAX_FRAMES = 64
+"""Frames one request may ask for."""
+MAX_DECODED = 1 << 34
+"""The most a plan may decode to (a 32 TiB disk's delta is about 2.2 GB)."""
+
+
+def _bounded(blob: bytes, max_bytes: int) -> bytes:
+    """zstd-decompress blob if it declares (or yields) at most max_bytes; ValueError else."""
+    declared = zstandard.frame_content_size(blob)
+    if declared > max_bytes:
+        raise ValueError(f"it would decode to {declared} bytes")
+    return zstandard.ZstdDecompressor().decompress(blob, max_output_size=max_bytes)
 
 
 @dataclass(frozen=True)
@@ -86,10 +98,11 @@ class ChunkDelta:
         return zstandard.ZstdCompressor(level=3).compress(raw)
 
     @classmethod
-    def decode(cls, blob: bytes) -> ChunkDelta:
-        """The delta encoded in blob; IntegrityError if it is not one."""
+    def decode(cls, blob: bytes, max_bytes: int = MAX_DECODED) -> ChunkDelta:
+        """The delta encoded in blob (decoding to at most ``max_bytes``); IntegrityError if it
+        is not one."""
         try:
-            raw = zstandard.ZstdDecompressor().decompress(blob, max_output_size=1 << 34)
+            raw = _bounded(blob, max_bytes)
             magic, n = _HEAD.unpack_from(raw)
             if magic != _MAGIC or len(raw) != _HEAD.size + n * (8 + 2 * BITMAP_BYTES):
                 raise ValueError("bad header")
@@ -145,9 +158,7 @@ class CopyPlan:
         try:
             (n_delta,) = struct.unpack_from("<Q", blob)
             delta = ChunkDelta.decode(blob[8 : 8 + n_delta])
-            raw = zstandard.ZstdDecompressor().decompress(
-                blob[8 + n_delta :], max_output_size=1 << 34
-            )
+            raw = _bounded(blob[8 + n_delta :], MAX_DECODED)
             magic, n, m = _PLAN_HEAD.unpack_from(raw)
             if (
                 magic != _PLAN_MAGIC
@@ -171,7 +182,8 @@ class CopyPlan:
         self, held: npt.NDArray[np.uint64], max_pages: int, max_frame_bytes: int
     ) -> Iterator[Piece]:
         """What is left to move when the target holds ``held``: pieces of pages (about
-        ``max_pages`` each) and batches of frames (about ``max_frame_bytes`` each)."""
+        ``max_pages`` each) and batches of frames (about ``max_frame_bytes`` each, at most
+        ``MAX_FRAMES``)."""
         todo = ~np.isin(self.delta.chunks, held)
         pages = self.delta.take(np.flatnonzero(todo & (self.frame == NO_FRAME)))
         for piece in pages.batches(max_pages):
@@ -183,7 +195,7 @@ class CopyPlan:
         for f in wanted.tolist():
             batch.append(f)
             size += int(self.lengths[f])
-            if size >= max_frame_bytes:
+            if size >= max_frame_bytes or len(batch) >= MAX_FRAMES:
                 yield self._frame_piece(framed, batch)
                 batch, size = [], 0
         if batch:
@@ -191,16 +203,18 @@ class CopyPlan:
 
     def _frame_piece(self, framed: npt.NDArray[np.int64], batch: list[int]) -> Piece:
         rows = framed[np.isin(self.frame[framed], batch)]
-        return Piece(self.delta.take(rows), [bytes(self.oids[f]) for f in batch])
+        frame_of = [bytes(self.oids[f]) for f in self.frame[rows].tolist()]
+        return Piece(self.delta.take(rows), [bytes(self.oids[f]) for f in batch], frame_of)
 
 
 @dataclass(frozen=True)
 class Piece:
     """One step of a transfer: chunks of the delta, carried as pages (``oids`` empty) or by the
-    frames with those ids."""
+    frames with those ids (``frame_of``: the id of each chunk's frame, in delta order)."""
 
     delta: ChunkDelta
     oids: list[bytes]
+    frame_of: list[bytes] = field(default_factory=list)
 
     @property
     def stored_bytes(self) -> int:

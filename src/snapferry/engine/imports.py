@@ -44,6 +44,16 @@ Guard = Callable[[Connection], bool]
 returns False to abort the commit (the copy was cancelled or its lease lost)."""
 
 
+class HeldFrameUnreadable(IntegrityError):
+    """A frame the version index says this region holds is gone or corrupt: fetch it again."""
+
+    code = "HeldFrameUnreadable"
+
+    def __init__(self, oid: bytes) -> None:
+        super().__init__(f"the local copy of frame {oid.hex()[:16]} is unreadable", frame=oid.hex())
+        self.oid = oid
+
+
 class ImportAborted(Conflict):
     """An import's commit found the target gone or its caller's guard refused; nothing changed."""
 
@@ -187,22 +197,27 @@ class ImportOps(SnapshotOps):
             raise ImportAborted(f"snapshot {snapshot_id} is no longer being imported")
         return node
 
-    def set_import_base(self, snapshot_id: str, base_id: str | None) -> None:
+    def set_import_base(
+        self, snapshot_id: str, base_id: str | None, guard: Guard | None = None
+    ) -> None:
         """Make base_id (a ready snapshot of the same family, or None) the lineage parent of an
-        import that holds no data yet."""
+        import that holds no data yet, in one transaction with ``guard`` (the caller saving
+        its plan; ImportAborted, nothing changed, if it refuses). A base replaced is folded if
+        it was deleted meanwhile."""
         with self.lock:
             node = self._importing(snapshot_id)
-            if node.parent_id == base_id:
-                return
-            if len(node.map.entries):
+            if len(node.map.entries) and node.parent_id != base_id:
                 raise InvalidInput(f"import {snapshot_id} already holds data on another base")
             if base_id is not None:
                 base = self._ready(base_id)
                 if base.family_id != node.family_id or node.self_contained:
                     raise InvalidInput(f"{base_id} cannot be the base of import {snapshot_id}")
             with self.db.begin() as conn:
+                self._check_commit(conn, snapshot_id, guard or (lambda _: True))
                 catalog.update_snapshot(conn, snapshot_id, parent_id=base_id)
             self.maps.invalidate(snapshot_id)
+        if node.parent_id != base_id:
+            self.collapse(node.parent_id)
 
     def staged_chunks(self, snapshot_id: str) -> npt.NDArray[np.uint64]:
         """Chunks the import already holds (read back from the database)."""
@@ -238,6 +253,24 @@ class ImportOps(SnapshotOps):
             writer.finish()
             self._commit_staged(snapshot_id, entries, writer, guard)
 
+    def referenced_frames(self, snapshot_ids: Sequence[str]) -> set[bytes]:
+        """The ids of the frames the given snapshots read (their lineages), those that exist."""
+        out: set[bytes] = set()
+        seen: set[str] = set()
+        for sid in snapshot_ids:
+            try:
+                lineage = self.maps.lineage(sid)
+            except NotFound:
+                continue
+            for node in lineage:
+                if node.id in seen:
+                    continue
+                seen.add(node.id)
+                stored = node.map.entries[node.map.entries["kind"] != bundles.KIND_ZERO]
+                raw = np.unique(np.ascontiguousarray(stored["oid"]), axis=0).tobytes()
+                out.update(raw[i : i + ID_SIZE] for i in range(0, len(raw), ID_SIZE))
+        return out
+
     def held_frames(self, oids: Sequence[bytes]) -> dict[bytes, Location]:
         """Where this region already holds frames with these ids (the version index): a copy
         never fetches those again."""
@@ -250,48 +283,69 @@ class ImportOps(SnapshotOps):
         snapshot_id: str,
         delta: ChunkDelta,
         frames: Sequence[tuple[bytes, bytes | None]],
+        frame_of: Sequence[bytes],
         guard: Guard,
     ) -> None:
         """Store frames (``(id, frame)`` pairs, as the source stores them; a frame of None is
-        one this region already holds, see ``held_frames``) that hold the delta's chunks as
-        full versions — verbatim, each verified against its id first — and commit the chunks'
-        entries with ``guard``. IntegrityError (nothing committed) if a frame does not match
-        its id, a held one is gone, or they do not hold a full version of every chunk."""
+        one this region already holds, see ``held_frames``) holding the delta's chunks as full
+        versions — verbatim, each verified against its id first — and commit the chunks'
+        entries with ``guard``. ``frame_of`` names each chunk's frame, in delta order.
+        IntegrityError (nothing committed) if a frame does not match its id, or does not hold
+        exactly the pages the delta sets for a chunk; HeldFrameUnreadable if a held one is
+        gone or corrupt (fetch it instead)."""
         self._importing(snapshot_id)
         held = self.held_frames([oid for oid, frame in frames if frame is None])
 
         def load(item: tuple[bytes, bytes | None]) -> bundles.Bundle:
             oid, frame = item
-            if frame is None:
-                if oid not in held:
-                    raise IntegrityError(f"frame {oid.hex()[:16]} is no longer held here")
+            if frame is not None:
+                return bundles.parse(self.codec.decode(frame, oid, what=f"frame {oid.hex()[:16]}"))
+            try:
                 return self.objects.bundle(held[oid])
-            return bundles.parse(self.codec.decode(frame, oid, what=f"frame {oid.hex()[:16]}"))
+            except (KeyError, IntegrityError):
+                raise HeldFrameUnreadable(oid) from None
 
-        parsed = list(self.pool.map(load, frames))
-        slot_of: dict[int, tuple[int, int]] = {}
-        for f, bundle in enumerate(parsed):
-            for slot, chunk in enumerate(bundle.chunks.tolist()):
-                if int(bundle.kinds[slot]) == bundles.KIND_FULL:
-                    slot_of[chunk] = (f, slot)
-        wanted = delta.chunks.tolist()
-        if any(chunk not in slot_of for chunk in wanted):
-            raise IntegrityError("frames from the source do not hold the chunks they were sent for")
+        parsed = dict(zip([oid for oid, _ in frames], self.pool.map(load, frames), strict=True))
+        slots = {
+            oid: {
+                int(chunk): slot
+                for slot, chunk in enumerate(bundle.chunks.tolist())
+                if int(bundle.kinds[slot]) == bundles.KIND_FULL
+            }
+            for oid, bundle in parsed.items()
+        }
+        if len(frame_of) != len(delta):
+            raise InvalidInput("frame_of must name a frame for every chunk of the delta")
+        entries = blockmap.empty(len(delta))
+        entries["chunk"] = delta.chunks
+        entries["kind"] = bundles.KIND_FULL
+        entries["written"] = delta.changed | delta.cleared
+        picked = []
+        for i, (chunk, oid) in enumerate(zip(delta.chunks.tolist(), frame_of, strict=True)):
+            slot = slots.get(oid, {}).get(int(chunk))
+            if slot is None:
+                raise IntegrityError(
+                    f"frame {oid.hex()[:16]} holds no full version of chunk {chunk}"
+                )
+            entries["present"][i] = parsed[oid].present[slot]
+            entries["slot"][i] = slot
+            picked.append(oid)
+        if not np.array_equal(entries["present"], delta.changed):
+            raise IntegrityError("frames from the source do not hold the pages the copy sets")
         with self.writer() as writer:
-            fetched = [frame for _, frame in frames if frame is not None]
-            written = iter(writer.write_frames(fetched))
-            locations = [held[oid] if frame is None else next(written) for oid, frame in frames]
-            entries = blockmap.empty(len(wanted))
-            entries["chunk"] = delta.chunks
-            entries["kind"] = bundles.KIND_FULL
-            entries["written"] = delta.changed | delta.cleared
-            for i, chunk in enumerate(wanted):
-                f, slot = slot_of[chunk]
-                loc = locations[f]
+            fetched = [(oid, frame) for oid, frame in frames if frame is not None]
+            stored = dict(
+                zip(
+                    [oid for oid, _ in fetched],
+                    writer.write_frames([frame for _, frame in fetched]),
+                    strict=True,
+                )
+            )
+            for i, oid in enumerate(picked):
+                loc = held[oid] if oid in held else stored[oid]
                 entries["pack"][i], entries["offset"][i] = loc.pack, loc.offset
-                entries["length"][i], entries["slot"][i] = loc.length, slot
+                entries["length"][i] = loc.length
                 entries["oid"][i] = np.frombuffer(loc.oid, dtype=np.uint8)
-                entries["present"][i] = parsed[f].present[slot]
             writer.finish()
             self._commit_staged(snapshot_id, entries, writer, guard)
 

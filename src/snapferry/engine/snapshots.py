@@ -164,12 +164,15 @@ class SnapshotOps(EngineBase):
         """Delete a snapshot; every other snapshot and disk keeps its exact content. A snapshot
         being imported may be deleted: its import stops and what it stored becomes garbage."""
         with self.lock:
-            if self._visible(snapshot_id).state == "sealing":
+            node = self._visible(snapshot_id)
+            if node.state == "sealing":
                 self._ready(snapshot_id)  # raises NotReady
             with self.db.begin() as conn:
                 catalog.update_snapshot(conn, snapshot_id, state="deleted")
             self.maps.invalidate(snapshot_id)
         self.collapse(snapshot_id)
+        if node.state == "importing":  # its base, if deleted meanwhile, waited for it
+            self.collapse(node.parent_id)
 
     def collapse(self, snapshot_id: str | None) -> None:
         """Fold a deleted snapshot into its children once no disk builds on it."""

@@ -30,7 +30,7 @@ from sqlalchemy import Connection
 
 from snapferry.engine import Engine
 from snapferry.engine.delta import ChunkDelta, CopyPlan, Piece
-from snapferry.engine.imports import ImportAborted
+from snapferry.engine.imports import HeldFrameUnreadable, ImportAborted
 from snapferry.errors import (
     IntegrityError,
     NotFound,
@@ -95,6 +95,10 @@ async def run_copy(ctx: CopyContext, job_id: str) -> None:
         await _attempt(ctx, job)
     except ImportAborted:
         log.info("copy %s stopped: its target is gone or another worker has it", job.id)
+        if await asyncio.to_thread(_target_gone, ctx.engine, job):
+            # a job its target outlived (a crash in the middle of the target's deletion):
+            # failed, so it neither runs forever nor blocks its family
+            await _settle(ctx, job, FAILED, CopyTargetNotFound("the copy's target is gone"))
     except SourceNotFound as exc:
         await _settle(ctx, job, FAILED, exc)
     except asyncio.CancelledError:
@@ -104,6 +108,19 @@ async def run_copy(ctx: CopyContext, job_id: str) -> None:
     except Exception as exc:
         log.exception("copy %s: attempt failed unexpectedly", job.id)
         await _settle(ctx, job, QUEUED, exc)
+
+
+class CopyTargetNotFound(NotFound):
+    """The snapshot a copy was filling no longer exists in its region."""
+
+    code = "CopyTargetNotFound"
+
+
+def _target_gone(engine: Engine, job: CopyJob) -> bool:
+    try:
+        return engine.get_snapshot(job.target_id).state not in ("importing", "ready")
+    except NotFound:
+        return True
 
 
 async def _settle(ctx: CopyContext, job: CopyJob, state: str, exc: BaseException) -> None:
@@ -146,7 +163,9 @@ async def _attempt(ctx: CopyContext, job: CopyJob) -> None:
     plan = CopyPlan.decode(job.plan)
     delta = plan.delta
     held = await asyncio.to_thread(ctx.engine.staged_chunks, job.target_id)
-    await _transfer(ctx, job, sas, list(plan.pieces(held, PIECE_PAGES, PIECE_FRAME_BYTES)))
+    reusable = await ctx.db(lambda conn: _reusable(ctx.engine, conn, job), write=False)
+    pieces = list(plan.pieces(held, PIECE_PAGES, PIECE_FRAME_BYTES))
+    await _transfer(ctx, job, sas, pieces, reusable)
 
     def done(conn: Connection) -> bool:
         return store.update_leased(
@@ -190,20 +209,23 @@ async def _plan(ctx: CopyContext, job: CopyJob, sas: str) -> CopyJob:
     base = dict(copies).get(anchor) if anchor is not None else None
     if anchor is not None and base is None:
         raise PeerUnavailable(f"region {job.source_region} chose an anchor this copy did not offer")
+    values = {
+        "plan": planned.encode(),
+        "anchor_id": anchor,
+        "base_id": base,
+        "bytes_total": delta.changed_bytes,
+        "bytes_staged": 0,
+    }
+
+    def save(conn: Connection) -> bool:  # the base and the plan, together, under the lease
+        return store.update_leased(conn, job.id, ctx.owner, **values)
+
     try:
-        await asyncio.to_thread(ctx.engine.set_import_base, job.target_id, base)
+        await asyncio.to_thread(ctx.engine.set_import_base, job.target_id, base, save)
     except NotFound:
         raise PeerUnavailable(
             "the base snapshot was deleted while planning; planning again"
         ) from None
-    await ctx.update(
-        job.id,
-        plan=planned.encode(),
-        anchor_id=anchor,
-        base_id=base,
-        bytes_total=delta.changed_bytes,
-        bytes_staged=0,
-    )
     log.info(
         "copy %s planned: %d bytes in %d chunks (%d as stored frames), anchor %s",
         job.id,
@@ -215,6 +237,18 @@ async def _plan(ctx: CopyContext, job: CopyJob, sas: str) -> CopyJob:
     fresh = await ctx.job(job.id)
     assert fresh is not None
     return fresh
+
+
+def _reusable(engine: Engine, conn: Connection, job: CopyJob) -> set[bytes]:
+    """Frames a copy may take from what this region holds instead of fetching them: those
+    the finished copies into the same subscription read. (Never another subscription's: what a
+    copy moves must not tell whether someone else holds some content.)"""
+    targets = [
+        str(row.target_id)
+        for row in store.jobs(conn, job.subscription)
+        if row.state == SUCCEEDED and row.id != job.id
+    ]
+    return engine.referenced_frames(targets)
 
 
 def _copies_here(engine: Engine, conn: Connection, job: CopyJob) -> list[tuple[str, str]]:
@@ -239,7 +273,9 @@ def _copies_here(engine: Engine, conn: Connection, job: CopyJob) -> list[tuple[s
     return out
 
 
-async def _transfer(ctx: CopyContext, job: CopyJob, sas: str, pieces: list[Piece]) -> None:
+async def _transfer(
+    ctx: CopyContext, job: CopyJob, sas: str, pieces: list[Piece], reusable: set[bytes]
+) -> None:
     if not pieces:
         return
     queue: asyncio.Queue[Piece] = asyncio.Queue()
@@ -253,7 +289,7 @@ async def _transfer(ctx: CopyContext, job: CopyJob, sas: str, pieces: list[Piece
                 piece = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            await _move(ctx, job, sas, piece)
+            await _move(ctx, job, sas, piece, reusable)
 
     tasks = [asyncio.create_task(worker()) for _ in range(streams)]
     try:
@@ -264,8 +300,11 @@ async def _transfer(ctx: CopyContext, job: CopyJob, sas: str, pieces: list[Piece
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def _move(ctx: CopyContext, job: CopyJob, sas: str, piece: Piece) -> None:
-    """Fetch one piece, verify it, store it and commit it with the job's progress."""
+async def _move(
+    ctx: CopyContext, job: CopyJob, sas: str, piece: Piece, reusable: set[bytes]
+) -> None:
+    """Fetch one piece, verify it, store it and commit it with the job's progress. Frames of
+    ``reusable`` this region holds are not fetched (unless their local copy is unreadable)."""
 
     def checkpoint(wire: int) -> Callable[[Connection], bool]:
         def commit(conn: Connection) -> bool:
@@ -288,8 +327,11 @@ async def _move(ctx: CopyContext, job: CopyJob, sas: str, piece: Piece) -> None:
         await asyncio.to_thread(stage, checkpoint(wire))
         return
 
+    refetch: set[bytes] = set()
+
     async def frames() -> None:
-        held = await asyncio.to_thread(ctx.engine.held_frames, piece.oids)
+        local = [oid for oid in piece.oids if oid in reusable and oid not in refetch]
+        held = await asyncio.to_thread(ctx.engine.held_frames, local)
         fetch = [oid for oid in piece.oids if oid not in held]  # never fetched twice
         got = (
             await ctx.peers.frames(job.source_region, job.source_engine_id, sas, fetch)
@@ -303,9 +345,13 @@ async def _move(ctx: CopyContext, job: CopyJob, sas: str, piece: Piece) -> None:
             job.target_id,
             piece.delta,
             [(oid, arrived.get(oid)) for oid in piece.oids],
+            piece.frame_of,
         )
         try:
             await asyncio.to_thread(stage, checkpoint(wire))
+        except HeldFrameUnreadable as exc:  # fetch it from the source instead
+            refetch.add(exc.oid)
+            raise PeerUnavailable(exc.message) from None
         except IntegrityError as exc:  # corrupted in transit: nothing was stored
             raise PeerUnavailable(
                 f"frames from the source do not match their ids ({exc.message})"
