@@ -33,6 +33,8 @@ CONTENT_ID_HEADER = "x-snapferry-content-id"
 LENGTH_HEADER = "x-snapferry-length"
 ENCODING_HEADER = "x-snapferry-encoding"
 PREFIX = "/snapferry/peer/v1"
+READ_BUFSIZE = 4 * 1024 * 1024
+"""aiohttp's per-response read buffer (default 64 KiB): multi-MiB bodies need a bigger one."""
 
 
 class HttpPeerClient:
@@ -54,6 +56,7 @@ class HttpPeerClient:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self.timeout, sock_connect=5),
                 connector=aiohttp.TCPConnector(limit=64),
+                read_bufsize=READ_BUFSIZE,
                 headers={PEER_KEY_HEADER: self.key, PEER_NAME_HEADER: self.me},
             )
         return self._session
@@ -170,10 +173,10 @@ def _raise_for(region: str, status: int, data: bytes) -> None:
     )
 
 
-def join_frames(frames: list[bytes]) -> bytes:
-    """The body of a frames answer: a count, each frame's length, the frames."""
+def frames_head(frames: list[bytes]) -> bytes:
+    """What a frames answer starts with: a count and each frame's length (the frames follow)."""
     head: bytes = struct.pack(f"<I{len(frames)}Q", len(frames), *(len(f) for f in frames))
-    return head + b"".join(frames)
+    return head
 
 
 def split_frames(body: bytes, expected: int) -> list[bytes]:
@@ -185,7 +188,7 @@ def split_frames(body: bytes, expected: int) -> list[bytes]:
     pos = 4 + 8 * count
     out = []
     for length in lengths:
-        out.append(body[pos : pos + length])
+        out.append(body[pos : pos + length])  # frames are 4 MiB at most: copies are cheap
         pos += length
     if pos != len(body) or any(len(f) != n for f, n in zip(out, lengths, strict=True)):
         raise ValueError("torn frames")
