@@ -83,22 +83,22 @@ def test_a_resumed_copy_fetches_again_at_most_what_was_in_flight(tmp_path: Path)
 
     regions = InProcessRegions(tmp_path, ["east", "west"], wrap=wrap)
     try:
-        pages = 6 * PIECE_PAGES
+        pages = 12 * PIECE_PAGES
         source = snapshot_of_scattered_pages(regions, pages, seed=1)
         target = copy_start(regions, source, "copied")
         deadline = time.monotonic() + 30
         while regions.report("west", target)["bytesCopied"] == 0:
             assert time.monotonic() < deadline
             time.sleep(0.02)
-        regions.workers["west"].stop()  # mid-copy: the pieces in flight are lost
+        stopped = regions.workers["west"]
+        stopped.stop()  # mid-copy: the pieces in flight are lost
         before = regions.report("west", target)
         assert 0 < before["bytesCopied"] < pages * PAGE
         regions.start_worker("west")
         done = regions.wait("west", "snapshots", "g", "copied")
         assert done["properties"]["completionPercent"] == 100
         assert same_content(regions, "s1", "copied")
-        streams = 2
-        in_flight = streams * PIECE_PAGES
+        in_flight = stopped.ctx.streams * PIECE_PAGES
         assert counters["west"].fetched_pages <= pages + in_flight
         report = regions.report("west", target)
         assert report["attempts"] == 2 and report["bytesCopied"] == pages * PAGE

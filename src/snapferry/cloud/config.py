@@ -24,7 +24,7 @@ data_dir = "regions/eastus"            # relative to data_dir
 page_size = 100                        # list page size
 operation_delay = 0.0                  # fault injection: hold background operations (tests)
 copy_lease_seconds = 15                # a copy worker that dies is taken over after this
-copy_streams = 2                       # concurrent fetches per copy (Enhanced: twice as many)
+copy_streams = 4                       # concurrent fetches per copy (Enhanced: twice as many)
 max_active_copies = 100                # copies in progress per subscription into this region
 peer_faults = ""                       # fault injection on peer calls, e.g. "drop=0.1" (tests)
 ```
@@ -56,7 +56,7 @@ class RegionConfig:
     page_size: int = 100
     operation_delay: float = 0.0
     copy_lease_seconds: float = 15.0
-    copy_streams: int = 2
+    copy_streams: int = 4
     max_active_copies: int = 100
     peer_faults: str = ""
 
@@ -139,7 +139,7 @@ def _region(raw: Any, root: Path) -> RegionConfig:
     lease = raw.get("copy_lease_seconds", 15.0)
     if not isinstance(lease, int | float) or not 1 <= lease <= 3600:
         raise InvalidInput(f"region {name}: copy_lease_seconds must be between 1 and 3600")
-    streams = raw.get("copy_streams", 2)
+    streams = raw.get("copy_streams", 4)
     if not isinstance(streams, int) or not 1 <= streams <= 32:
         raise InvalidInput(f"region {name}: copy_streams must be between 1 and 32")
     max_active = raw.get("max_active_copies", 100)

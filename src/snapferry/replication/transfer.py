@@ -65,7 +65,7 @@ class CopyContext:
     owner: str
     clock: Callable[[], float]
     lease_seconds: float
-    streams: int = 2
+    streams: int = 4
 
     async def db(self, fn: Callable[[Connection], Any], *, write: bool = True) -> Any:
         def run() -> Any:

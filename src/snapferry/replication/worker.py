@@ -64,7 +64,7 @@ class CopyWorker:
         *,
         lease_seconds: float = 15.0,
         max_jobs: int = 4,
-        streams: int = 2,
+        streams: int = 4,
         poll: float = 0.5,
         clock: Callable[[], float] = time.time,
     ) -> None:
