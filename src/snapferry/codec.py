@@ -126,8 +126,11 @@ class Codec:
             slot = self._cipher.key_slot
         return Encoded(oid, [HEADER.pack(FORMAT_VERSION, flags, slot, length, oid), *payload])
 
-    def decode(self, frame: bytes | memoryview, expected_id: bytes, what: str = "object") -> bytes:
-        """The verified plaintext of frame. Raises IntegrityError naming ``what`` on any mismatch."""
+    def decode(
+        self, frame: bytes | memoryview, expected_id: bytes, what: str = "object"
+    ) -> bytes | memoryview:
+        """The verified plaintext of frame (a view into frame when it was stored uncompressed:
+        no copy). Raises IntegrityError naming ``what`` on any mismatch."""
         if len(frame) < HEADER_SIZE:
             raise IntegrityError(f"{what}: truncated frame ({len(frame)} bytes)")
         version, flags, _slot, length, oid = HEADER.unpack_from(frame)
@@ -143,10 +146,9 @@ class Codec:
                 body = self._decompressor().decompress(body, max_output_size=length)
         except zstandard.ZstdError as exc:
             raise IntegrityError(f"{what}: payload does not decompress ({exc})") from None
-        payload = body if isinstance(body, bytes) else bytes(body)
-        if len(payload) != length or content_id(payload) != expected_id:
+        if len(body) != length or content_id(body) != expected_id:
             raise IntegrityError(f"{what}: content does not match its id {expected_id.hex()[:16]}")
-        return payload
+        return body
 
 
 def frame_id(frame: bytes | memoryview) -> bytes:

@@ -85,7 +85,7 @@ class Bundle:
         return mask, self.data[lo : lo + int(np.count_nonzero(mask))]
 
 
-def parse(content: bytes) -> Bundle:
+def parse(content: bytes | memoryview) -> Bundle:
     """Parse bundle content (already verified against its id). Raises IntegrityError if malformed."""
     try:
         magic, fmt, count = HEAD.unpack_from(content)

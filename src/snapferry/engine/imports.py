@@ -282,7 +282,7 @@ class ImportOps(SnapshotOps):
         self,
         snapshot_id: str,
         delta: ChunkDelta,
-        frames: Sequence[tuple[bytes, bytes | None]],
+        frames: Sequence[tuple[bytes, bytes | memoryview | None]],
         frame_of: Sequence[bytes],
         guard: Guard,
     ) -> None:
@@ -296,7 +296,7 @@ class ImportOps(SnapshotOps):
         self._importing(snapshot_id)
         held = self.held_frames([oid for oid, frame in frames if frame is None])
 
-        def load(item: tuple[bytes, bytes | None]) -> bundles.Bundle:
+        def load(item: tuple[bytes, bytes | memoryview | None]) -> bundles.Bundle:
             oid, frame = item
             if frame is not None:
                 return bundles.parse(self.codec.decode(frame, oid, what=f"frame {oid.hex()[:16]}"))

@@ -145,7 +145,7 @@ class PackWriter:
 
         return append
 
-    def write_frames(self, frames: Sequence[bytes]) -> list[Location]:
+    def write_frames(self, frames: Sequence[bytes | memoryview]) -> list[Location]:
         """Append already-encoded frames as they are (repacking moves stored bytes unchanged)."""
         return [self._append(frame_id(frame), [frame]) for frame in frames]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from snapferry.engine.delta import ChunkDelta, CopyPlan
@@ -111,7 +112,9 @@ class FaultyPeer:
             frame = replace(frame, payload=bytes(body))
         return frame
 
-    async def frames(self, region: str, engine_id: str, sas: str, oids: list[bytes]) -> list[bytes]:
+    async def frames(
+        self, region: str, engine_id: str, sas: str, oids: list[bytes]
+    ) -> Sequence[bytes | memoryview]:
         await self._before("frames")
         got = await self.inner.frames(region, engine_id, sas, oids)
         self._after("frames")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
@@ -129,7 +130,9 @@ class HttpPeerClient:
         anchor = headers.get(ANCHOR_HEADER) or None
         return anchor, plan
 
-    async def frames(self, region: str, engine_id: str, sas: str, oids: list[bytes]) -> list[bytes]:
+    async def frames(
+        self, region: str, engine_id: str, sas: str, oids: list[bytes]
+    ) -> Sequence[bytes | memoryview]:
         path = f"{PREFIX}/snapshots/{engine_id}/frames?{sas}"
         status, _, data = await self._post(region, path, b"".join(oids), "application/octet-stream")
         _raise_for(region, status, data)
@@ -179,16 +182,18 @@ def frames_head(frames: list[bytes]) -> bytes:
     return head
 
 
-def split_frames(body: bytes, expected: int) -> list[bytes]:
-    """The frames of a frames answer; ValueError unless it holds exactly ``expected``."""
+def split_frames(body: bytes, expected: int) -> list[memoryview]:
+    """The frames of a frames answer (views into body: no copies); ValueError unless it holds
+    exactly ``expected``."""
     (count,) = struct.unpack_from("<I", body)
     if count != expected:
         raise ValueError("wrong count")
     lengths = struct.unpack_from(f"<{count}Q", body, 4)
     pos = 4 + 8 * count
+    view = memoryview(body)
     out = []
     for length in lengths:
-        out.append(body[pos : pos + length])  # frames are 4 MiB at most: copies are cheap
+        out.append(view[pos : pos + length])
         pos += length
     if pos != len(body) or any(len(f) != n for f, n in zip(out, lengths, strict=True)):
         raise ValueError("torn frames")

@@ -8,6 +8,7 @@ the same calls the peer API routes make, synchronous, run in threads here.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Protocol
 from urllib.parse import parse_qsl
 
@@ -66,7 +67,9 @@ class LocalPeers:
         query = dict(parse_qsl(sas))
         return await asyncio.to_thread(self._source(region).pages, engine_id, query, piece.encode())
 
-    async def frames(self, region: str, engine_id: str, sas: str, oids: list[bytes]) -> list[bytes]:
+    async def frames(
+        self, region: str, engine_id: str, sas: str, oids: list[bytes]
+    ) -> Sequence[bytes | memoryview]:
         query = dict(parse_qsl(sas))
         return await asyncio.to_thread(
             self._source(region).frames, engine_id, query, b"".join(oids)

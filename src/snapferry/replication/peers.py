@@ -10,6 +10,7 @@ Every method is retry-safe (reads only, or a grant that may be asked for again).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -112,7 +113,9 @@ class PeerClient(Protocol):
         """The content of the piece's changed pages, in order."""
         ...
 
-    async def frames(self, region: str, engine_id: str, sas: str, oids: list[bytes]) -> list[bytes]:
+    async def frames(
+        self, region: str, engine_id: str, sas: str, oids: list[bytes]
+    ) -> Sequence[bytes | memoryview]:
         """The stored frames with these ids, as stored (the caller verifies each)."""
         ...
 
