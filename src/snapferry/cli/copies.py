@@ -115,8 +115,15 @@ def copy_command() -> None:
 def copy_list(remote: Remote) -> None:
     """List the subscription's copies into every reachable region."""
     with remote.client() as client:
-        found = client.copies()
-    out.emit(remote.output, {"value": found}, lambda: [listing(found)])
+        found, unreachable = client.copies_with_gaps()
+    if unreachable:
+        click.echo(
+            f"warning: region(s) {', '.join(unreachable)} did not answer; their copies are "
+            "not listed",
+            err=True,
+        )
+    doc = {"value": found, "unreachable": unreachable}
+    out.emit(remote.output, doc, lambda: [listing(found)])
 
 
 @copy_command.command("show")

@@ -272,10 +272,15 @@ class Client:
         whose target has that id): ``target``, ``region``, ``state``, ``completionPercent``,
         ``bytesTotal``, ``bytesCopied``, ``bytesTransferred``, ``attempts``, ``lastError``,
         ``source``, ``baseSnapshot``, times (epoch seconds)."""
+        return self.copies_with_gaps(target)[0]
+
+    def copies_with_gaps(self, target: str | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+        """``copies``, and the regions that did not answer (whose copies are missing)."""
         where = f"/snapferry/copies?subscription={quote(self.cloud.subscription, safe='')}"
         if target is not None:
             where += f"&target={quote(target, safe='')}"
-        return list(self._http.json("GET", where)["value"])
+        doc = self._http.json("GET", where)
+        return list(doc["value"]), [str(r) for r in doc.get("unreachable", [])]
 
     # --- principals (admin token only) ---------------------------------------------------------
     def create_principal(

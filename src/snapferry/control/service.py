@@ -3,10 +3,13 @@
 Thread-safe. Every change checks its request completely, then records the resource and an
 operation in one transaction and answers; creations and deletions run on a worker pool, updates
 and access grants finish before the call returns. At most one change runs per resource.
+CopyStart targets are made by ``copies`` (``control.copies.CopyTargets``): their operation ends
+at once, and the region's copy worker moves their data as a durable job.
 
 Crash semantics (``recover``, run at start): a creation the crash interrupted is reported
 Failed and its half-made engine disk or snapshot is deleted; an interrupted deletion is
-finished. An operation is therefore never left InProgress across a restart.
+finished (a copy target's job goes with it). An operation is therefore never left InProgress
+across a restart. Copies are not recovered here: their jobs resume under a new lease.
 """
 
 from __future__ import annotations
