@@ -15,10 +15,11 @@ snapshot is deleted, which makes a half-imported snapshot's data garbage.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Row
 
 from snapferry.codec import HEADER, HEADER_SIZE, ID_SIZE
 from snapferry.engine import bitmaps, blockmap, bundles
@@ -187,7 +188,17 @@ class ImportOps(SnapshotOps):
             )
         return self.get_snapshot(sid)
 
+    def _import_row(self, snapshot_id: str) -> Row[Any]:
+        """The import's catalog row (no map), or ImportAborted if it is no longer importing."""
+        with self.db.connect() as conn:
+            row = catalog.snapshot(conn, snapshot_id)
+        if row is None or row.state != "importing":
+            raise ImportAborted(f"snapshot {snapshot_id} is no longer being imported")
+        return row
+
     def _importing(self, snapshot_id: str) -> Node:
+        """The import's node with its map read back from the database (the checkpoint), or
+        ImportAborted."""
         self.maps.invalidate(snapshot_id)
         try:
             node = self.maps.node(snapshot_id)
@@ -234,8 +245,8 @@ class ImportOps(SnapshotOps):
         """Store a piece of the import's delta (``pages``: the changed pages' content in order)
         and commit its map entries with ``guard``. Raises ImportAborted (nothing committed) if
         the import is gone or the guard refuses; its versions are then garbage."""
-        node = self._importing(snapshot_id)
-        parent = [] if node.self_contained else self.maps.lineage(node.parent_id)
+        row = self._import_row(snapshot_id)
+        parent = [] if row.self_contained else self.maps.lineage(row.parent_id)
         has_base, depth = chain_depth(parent, delta.chunks)
         kinds = np.where(has_base, bundles.KIND_PATCH, bundles.KIND_FULL).astype(np.uint8)
         touched = delta.changed | delta.cleared
@@ -243,8 +254,11 @@ class ImportOps(SnapshotOps):
         is_changed = bitmaps.unpack(delta.changed)[rows, cols]
         if int(is_changed.sum()) != len(pages):
             raise InvalidInput("the pages given do not match the delta")
-        data = np.zeros((len(rows), PAGE), dtype=np.uint8)
-        data[is_changed] = pages
+        if is_changed.all():  # no page to clear: the pages are the batch as they are
+            data = pages
+        else:
+            data = np.zeros((len(rows), PAGE), dtype=np.uint8)
+            data[is_changed] = pages
         with self.writer() as writer:
             batch = ChunkBatch(delta.chunks, kinds, rows, cols, data)
             entries = submit_versions(writer, batch)()
@@ -293,7 +307,7 @@ class ImportOps(SnapshotOps):
         IntegrityError (nothing committed) if a frame does not match its id, or does not hold
         exactly the pages the delta sets for a chunk; HeldFrameUnreadable if a held one is
         gone or corrupt (fetch it instead)."""
-        self._importing(snapshot_id)
+        self._import_row(snapshot_id)
         held = self.held_frames([oid for oid, frame in frames if frame is None])
 
         def load(item: tuple[bytes, bytes | memoryview | None]) -> bundles.Bundle:
@@ -378,12 +392,12 @@ class ImportOps(SnapshotOps):
     def finish_import(self, snapshot_id: str, guard: Guard) -> SnapshotInfo:
         """Make the import ready, in one transaction with ``guard``."""
         with self.lock:
-            node = self._importing(snapshot_id)
+            row = self._import_row(snapshot_id)
             with self.db.begin() as conn:
                 self._check_commit(conn, snapshot_id, guard)
                 catalog.update_snapshot(conn, snapshot_id, state="ready")
             self.maps.invalidate(snapshot_id)
-        self.collapse(node.parent_id)  # a base deleted meanwhile folds into the import now
+        self.collapse(row.parent_id)  # a base deleted meanwhile folds into the import now
         return self.get_snapshot(snapshot_id)
 
     @staticmethod

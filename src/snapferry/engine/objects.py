@@ -180,9 +180,7 @@ class PackWriter:
         """Make the packs written live and record their frames in the version index (call
         after ``finish``, in the transaction that commits what points at them)."""
         catalog.mark_packs_live(conn, self.sizes)
-        catalog.put_versions(
-            conn, [(f.oid, f.pack, f.offset, f.length) for f in self.frames if f.pack in self.sizes]
-        )
+        catalog.put_versions(conn, [(f.oid, f.pack, f.offset, f.length) for f in self.frames])
 
     def _open(self) -> None:
         self._key = pack_key(new_id())

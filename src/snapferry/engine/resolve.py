@@ -57,6 +57,28 @@ class ChunkReader:
     def __init__(self, objects: ObjectReader) -> None:
         self.objects = objects
 
+    def _versions(self, view: View, chunk: int) -> Iterator[tuple[int, bundles.Bundle, int]]:
+        """The stored versions of chunk in the view's lineage, newest first, until one of zeros:
+        (kind, verified bundle, slot), each read only when asked for. IntegrityError names the
+        view and the chunk's offset if a version is missing or corrupt."""
+        for node in view.lineage:
+            i = node.map.find(chunk)
+            if i < 0:
+                continue
+            entry = node.map.entries[i]
+            kind = int(entry["kind"])
+            if kind == bundles.KIND_ZERO:
+                return
+            try:
+                bundle = self.objects.bundle(location_of(entry))
+            except IntegrityError as exc:
+                raise IntegrityError(
+                    f"{view.label}: data at offset {chunk * CHUNK} is unreadable: {exc.message}",
+                    offset=chunk * CHUNK,
+                    snapshot=view.snapshot_id,
+                ) from None
+            yield kind, bundle, int(entry["slot"])
+
     def materialize(self, view: View, chunk: int) -> npt.NDArray[np.uint8]:
         """Chunk ``chunk`` of the view as a ``(1024, 4096)`` array, possibly read-only (callers
         only read it). IntegrityError names the view and the chunk's offset if a version it needs
@@ -75,23 +97,7 @@ class ChunkReader:
             resolved |= mask
             if resolved.all():
                 return _blank() if out is None else out
-        for node in view.lineage:
-            i = node.map.find(chunk)
-            if i < 0:
-                continue
-            entry = node.map.entries[i]
-            kind = int(entry["kind"])
-            if kind == bundles.KIND_ZERO:
-                break
-            try:
-                bundle = self.objects.bundle(location_of(entry))
-            except IntegrityError as exc:
-                raise IntegrityError(
-                    f"{view.label}: data at offset {chunk * CHUNK} is unreadable: {exc.message}",
-                    offset=chunk * CHUNK,
-                    snapshot=view.snapshot_id,
-                ) from None
-            slot = int(entry["slot"])
+        for kind, bundle, slot in self._versions(view, chunk):
             present, data = bundle.slot_pages(slot)
             if len(data) == PAGES_PER_CHUNK and not resolved.any():
                 return data  # a whole chunk, nothing above it: the (read-only) version itself
@@ -117,23 +123,7 @@ class ChunkReader:
         rank = np.cumsum(wanted) - 1
         out = np.zeros((int(rank[-1]) + 1 if len(rank) else 0, PAGE), dtype=np.uint8)
         need = wanted.copy()
-        for node in view.lineage:
-            i = node.map.find(chunk)
-            if i < 0:
-                continue
-            entry = node.map.entries[i]
-            kind = int(entry["kind"])
-            if kind == bundles.KIND_ZERO:
-                break
-            try:
-                bundle = self.objects.bundle(location_of(entry))
-            except IntegrityError as exc:
-                raise IntegrityError(
-                    f"{view.label}: data at offset {chunk * CHUNK} is unreadable: {exc.message}",
-                    offset=chunk * CHUNK,
-                    snapshot=view.snapshot_id,
-                ) from None
-            slot = int(entry["slot"])
+        for kind, bundle, slot in self._versions(view, chunk):
             present, data = bundle.slot_pages(slot)
             take = present & need
             if take.any():

@@ -164,18 +164,16 @@ class SnapshotOps(EngineBase):
         """Delete a snapshot; every other snapshot and disk keeps its exact content. A snapshot
         being imported may be deleted: its import stops and what it stored becomes garbage."""
         with self.lock:
-            node = self._visible(snapshot_id)
-            if node.state == "sealing":
+            if self._visible(snapshot_id).state == "sealing":
                 self._ready(snapshot_id)  # raises NotReady
             with self.db.begin() as conn:
                 catalog.update_snapshot(conn, snapshot_id, state="deleted")
             self.maps.invalidate(snapshot_id)
         self.collapse(snapshot_id)
-        if node.state == "importing":  # its base, if deleted meanwhile, waited for it
-            self.collapse(node.parent_id)
 
     def collapse(self, snapshot_id: str | None) -> None:
-        """Fold a deleted snapshot into its children once no disk builds on it."""
+        """Fold a deleted snapshot into its children once no disk builds on it, then its parent
+        if that was deleted too and waited for it."""
         if snapshot_id is None:
             return
         with self.lock:
@@ -200,6 +198,8 @@ class SnapshotOps(EngineBase):
                     catalog.delete_snapshot_row(conn, node.id)
                     writer.commit(conn)
             self.maps.invalidate(node.id, *folded)
+        # its parent may have waited for it (a deleted base under an import being deleted)
+        self.collapse(node.parent_id)
 
     def read_snapshot(self, snapshot_id: str, offset: int, length: int) -> bytes:
         return b"".join(self.iter_read_snapshot(snapshot_id, offset, length))

@@ -235,21 +235,10 @@ def delete_pack_row(conn: Connection, pack_id: int) -> None:
 
 # --- the version index -----------------------------------------------------------------------
 def put_versions(conn: Connection, rows: Iterable[tuple[bytes, int, int, int]]) -> None:
-    """Record where frames lie: (oid, pack, offset, length) rows (repeats are ignored)."""
+    """Record where frames lie: (oid, pack, offset, length) rows, each new to the index."""
     values = [{"oid": o, "pack": p, "offset": off, "length": n} for o, p, off, n in rows]
-    if not values:
-        return
-    have = {
-        (bytes(r.oid), int(r.pack), int(r.offset))
-        for r in conn.execute(
-            select(versions.c.oid, versions.c.pack, versions.c.offset).where(
-                versions.c.pack.in_({v["pack"] for v in values})
-            )
-        )
-    }
-    fresh = [v for v in values if (v["oid"], v["pack"], v["offset"]) not in have]
-    if fresh:
-        conn.execute(insert(versions), fresh)
+    if values:
+        conn.execute(insert(versions), values)
 
 
 def held_versions(conn: Connection, oids: Iterable[bytes]) -> dict[bytes, tuple[int, int, int]]:
