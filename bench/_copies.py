@@ -43,23 +43,17 @@ name = "{name}"
 
 def ensure_tool(name: str) -> str:
     """The path of a command the benchmark compares against, installed with apt-get (as root)
-    when the machine lacks it."""
+    when the machine lacks it (refreshing the package lists if the first try fails)."""
+    install = ["apt-get", "install", "-y", "-q", name]
+    for steps in ([install], [["apt-get", "update", "-q"], install]):
+        if shutil.which(name):
+            break
+        for step in steps:
+            subprocess.run(step, check=False, capture_output=True, timeout=600)
     found = shutil.which(name)
-    if found:
-        return found
-    for step in (["apt-get", "install", "-y", "-q", name], ["apt-get", "update", "-q"]):
-        subprocess.run(step, check=False, capture_output=True, timeout=600)
-        if step[1] == "update":
-            subprocess.run(
-                ["apt-get", "install", "-y", "-q", name],
-                check=False,
-                capture_output=True,
-                timeout=600,
-            )
-        found = shutil.which(name)
-        if found:
-            return found
-    raise SystemExit(f"this benchmark needs {name}; install it (apt-get install {name})")
+    if found is None:
+        raise SystemExit(f"this benchmark needs {name}; install it (apt-get install {name})")
+    return found
 
 
 class Cloud:

@@ -7,10 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from azure.mgmt.compute import ComputeManagementClient
-from azure.mgmt.resource.resources import ResourceManagementClient
 
-from snapferry.sdk import connect
 from snapferry.testing.arm import Raw
 from snapferry.testing.cloud import RunningCloud
 
@@ -24,21 +21,6 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCloud]:
         yield cloud
     finally:
         cloud.kill()
-
-
-@pytest.fixture(scope="module")
-def cloud(running: RunningCloud) -> dict[str, Any]:
-    return running.cloud
-
-
-@pytest.fixture(scope="module")
-def compute(cloud: dict[str, Any]) -> ComputeManagementClient:
-    return connect(ComputeManagementClient, cloud, retry_total=0)
-
-
-@pytest.fixture(scope="module")
-def groups(cloud: dict[str, Any]) -> ResourceManagementClient:
-    return connect(ResourceManagementClient, cloud, retry_total=0)
 
 
 @pytest.fixture(scope="module")

@@ -15,21 +15,15 @@ from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
 from snapferry.sdk import connect
-from snapferry.testing.processes import Processes
+from snapferry.testing.processes import Processes, regions_and_front_door
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def processes(tmp_path: Path) -> Iterator[Processes]:
-    procs = Processes(tmp_path)
-    try:
-        procs.start_region("eastus")
-        procs.start_region("westus")
-        procs.start("frontdoor", "frontdoor", "--port", "0")
+    with regions_and_front_door(tmp_path) as procs:
         yield procs
-    finally:
-        procs.close()
 
 
 def empty(location: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import pytest
 from snapferry.client import Client
 from snapferry.testing.cli import json_of, snapferry
 from snapferry.testing.cloud import RunningCloud
-from snapferry.testing.copies import start_cloud
+from snapferry.testing.copies import cloud_running
 
 pytestmark = pytest.mark.slow
 MiB = 1024**2
@@ -21,11 +21,8 @@ MiB = 1024**2
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCloud]:
-    running = start_cloud(tmp_path_factory.mktemp("cloud"))
-    try:
+    with cloud_running(tmp_path_factory.mktemp("cloud")) as running:
         yield running
-    finally:
-        running.kill()
 
 
 def image(path: Path, pieces: dict[int, bytes], size: int = 32 * MiB) -> Path:

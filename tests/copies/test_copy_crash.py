@@ -17,10 +17,10 @@ from snapferry.testing.cloud import RunningCloud
 from snapferry.testing.copies import (
     Family,
     MiB,
+    cloud_running,
     copies,
     copy_body,
     sha_of_snapshot,
-    start_cloud,
     wait_copied,
 )
 
@@ -30,11 +30,8 @@ SLOW = 'peer_faults = "delay=1.0,delay_seconds=0.3"\ncopy_streams = 1'
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCloud]:
-    cloud = start_cloud(tmp_path_factory.mktemp("cloud"), westus_extra=SLOW)
-    try:
+    with cloud_running(tmp_path_factory.mktemp("cloud"), westus_extra=SLOW) as cloud:
         yield cloud
-    finally:
-        cloud.kill()
 
 
 def report_of(running: RunningCloud, target: str) -> dict[str, Any]:

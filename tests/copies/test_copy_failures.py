@@ -19,10 +19,10 @@ from snapferry.testing.cloud import RunningCloud
 from snapferry.testing.copies import (
     Family,
     MiB,
+    cloud_running,
     copies,
     copy_body,
     sha_of_snapshot,
-    start_cloud,
     wait_copied,
 )
 
@@ -33,15 +33,11 @@ SLOW = 'peer_faults = "delay=1.0,delay_seconds=0.4"\ncopy_streams = 1'
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCloud]:
-    cloud = start_cloud(
-        tmp_path_factory.mktemp("cloud"),
-        westus_extra=SLOW,
-        centralus_extra=SLOW + "\nmax_active_copies = 1",
-    )
-    try:
+    extra = SLOW + "\nmax_active_copies = 1"
+    with cloud_running(
+        tmp_path_factory.mktemp("cloud"), westus_extra=SLOW, centralus_extra=extra
+    ) as cloud:
         yield cloud
-    finally:
-        cloud.kill()
 
 
 def family_of(

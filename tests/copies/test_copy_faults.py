@@ -16,10 +16,10 @@ from snapferry.testing.cloud import RunningCloud
 from snapferry.testing.copies import (
     Family,
     MiB,
+    cloud_running,
     copies,
     copy_body,
     sha_of_snapshot,
-    start_cloud,
     wait_copied,
 )
 
@@ -29,11 +29,8 @@ FAULTY = 'peer_faults = "drop=0.15,drop_after=0.1,corrupt=0.3,delay=0.2,seed=11"
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCloud]:
-    cloud = start_cloud(tmp_path_factory.mktemp("cloud"), westus_extra=FAULTY)
-    try:
+    with cloud_running(tmp_path_factory.mktemp("cloud"), westus_extra=FAULTY) as cloud:
         yield cloud
-    finally:
-        cloud.kill()
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from azure.mgmt.resource.resources import ResourceManagementClient
 
 from snapferry.sdk import connect
 from snapferry.testing.copies import Family, MiB, copies, copy_body, sha_of_snapshot, wait_copied
-from snapferry.testing.processes import Processes
+from snapferry.testing.processes import Processes, regions_and_front_door
 
 pytestmark = pytest.mark.slow
 SLOW = 'copy_lease_seconds = 3\npeer_faults = "delay=1.0,delay_seconds=0.3"\ncopy_streams = 1\n'
@@ -24,14 +24,10 @@ SLOW = 'copy_lease_seconds = 3\npeer_faults = "delay=1.0,delay_seconds=0.3"\ncop
 
 @pytest.fixture
 def processes(tmp_path: Path) -> Iterator[Processes]:
-    procs = Processes(tmp_path, extra={"westus": SLOW, "eastus": "copy_lease_seconds = 3\n"})
-    try:
-        procs.start_region("eastus")
-        procs.start_region("westus")
-        procs.start("frontdoor", "frontdoor", "--port", "0")
+    with regions_and_front_door(
+        tmp_path, extra={"westus": SLOW, "eastus": "copy_lease_seconds = 3\n"}
+    ) as procs:
         yield procs
-    finally:
-        procs.close()
 
 
 def until(check: Any, timeout: float = 60) -> Any:

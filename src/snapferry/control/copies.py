@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -181,19 +180,8 @@ class CopyTargets:
         target_id = self.engine.begin_import(
             source.size_bytes, family_id=source.family, full=full
         ).id
-        rec = Record(
-            key=rid.key,
-            subscription=rid.subscription.lower(),
-            resource_group=rid.resource_group.lower(),
-            rtype=rid.rtype,
-            id=rid.id,
-            location=self.region.name,
-            engine_id=target_id,
-            state="succeeded",
-            body={**record_body, "request": request},
-            unique_id=str(uuid.uuid4()),
-            created_at=now,
-        )
+        body_out = {**record_body, "request": request}
+        rec = Record.new(rid, self.region.name, target_id, "succeeded", body_out, now)
         op = Operation(
             new_id(), rec.subscription, rec.key, "create", "Succeeded", None, None, now, now
         )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
+from snapferry.control.ids import ResourceId
 from snapferry.meta.schema import arm_operations, arm_resources
 
 BUSY_STATES = ("creating", "updating", "deleting")
@@ -29,6 +31,31 @@ class Record:
     body: dict[str, Any]
     unique_id: str
     created_at: float
+
+    @classmethod
+    def new(
+        cls,
+        rid: ResourceId,
+        location: str,
+        engine_id: str | None,
+        state: str,
+        body: dict[str, Any],
+        created_at: float,
+    ) -> Record:
+        """A resource being made now, with a fresh uniqueId."""
+        return cls(
+            key=rid.key,
+            subscription=rid.subscription.lower(),
+            resource_group=rid.resource_group.lower(),
+            rtype=rid.rtype,
+            id=rid.id,
+            location=location,
+            engine_id=engine_id,
+            state=state,
+            body=body,
+            unique_id=str(uuid.uuid4()),
+            created_at=created_at,
+        )
 
     @property
     def name(self) -> str:

@@ -19,7 +19,6 @@ import json
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -171,18 +170,13 @@ class RegionService(Recovery):
                 plan = plan_disk(self.region, body, self.copies.usable)  # type: ignore[arg-type]
             else:
                 plan = plan_snapshot(self.region, rid, body, self.copies.usable)  # type: ignore[arg-type]
-            rec = Record(
-                key=rid.key,
-                subscription=rid.subscription.lower(),
-                resource_group=rid.resource_group.lower(),
-                rtype=rid.rtype,
-                id=rid.id,
-                location=self.region.name,
-                engine_id=None,
-                state="creating",
-                body={**plan.body, "request": request_digest(body)},
-                unique_id=str(uuid.uuid4()),
-                created_at=self.clock(),
+            rec = Record.new(
+                rid,
+                self.region.name,
+                None,
+                "creating",
+                {**plan.body, "request": request_digest(body)},
+                self.clock(),
             )
             op = self._record_start(rec, "create")
         # The name is reserved (state creating): the engine step runs outside the lock, so a

@@ -138,10 +138,8 @@ async def _settle(ctx: CopyContext, job: CopyJob, state: str, exc: BaseException
     if state == FAILED:
         values["ended_at"] = now
         log.warning("copy %s failed: %s", job.id, error["message"])
-    else:
-        fresh = await ctx.job(job.id)
-        attempts = fresh.attempts if fresh is not None else job.attempts
-        values["next_attempt_at"] = now + min(MAX_BACKOFF, 0.5 * 2 ** max(0, attempts - 1))
+    else:  # the attempt that failed counted itself (job is as it was before it)
+        values["next_attempt_at"] = now + min(MAX_BACKOFF, 0.5 * 2**job.attempts)
         log.warning("copy %s will retry: %s", job.id, error["message"])
     with contextlib.suppress(ImportAborted):  # the target or the lease went meanwhile
         await ctx.update(job.id, **values)

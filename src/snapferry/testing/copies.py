@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,11 +41,18 @@ copy_lease_seconds = 3
 """
 
 
-def start_cloud(path: Path, westus_extra: str = "", centralus_extra: str = "") -> RunningCloud:
-    """``snapferry up`` with eastus, westus and centralus; the extras are TOML lines added to
-    those regions' entries (fault injection, limits)."""
+@contextmanager
+def cloud_running(
+    path: Path, westus_extra: str = "", centralus_extra: str = ""
+) -> Iterator[RunningCloud]:
+    """``snapferry up`` with eastus, westus and centralus, killed afterwards; the extras are
+    TOML lines added to those regions' entries (fault injection, limits)."""
     text = CONFIG.format(westus_extra=westus_extra, centralus_extra=centralus_extra)
-    return RunningCloud.start(path, config_text=text)
+    cloud = RunningCloud.start(path, config_text=text)
+    try:
+        yield cloud
+    finally:
+        cloud.kill()
 
 
 def copy_body(source_id: str, location: str, **props: Any) -> dict[str, Any]:

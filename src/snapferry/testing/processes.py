@@ -9,6 +9,8 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -69,3 +71,16 @@ class Processes:
     def close(self) -> None:
         for name in list(self.procs):
             self.kill(name)
+
+
+@contextmanager
+def regions_and_front_door(root: Path, extra: dict[str, str] | None = None) -> Iterator[Processes]:
+    """eastus, westus and a front door (on any free port) started under root, killed after."""
+    procs = Processes(root, extra)
+    try:
+        procs.start_region("eastus")
+        procs.start_region("westus")
+        procs.start("frontdoor", "frontdoor", "--port", "0")
+        yield procs
+    finally:
+        procs.close()
