@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import fcntl
+import mmap
 import os
 import time
 from pathlib import Path
@@ -132,7 +134,7 @@ def test_key_colliding_with_a_directory_is_a_store_error(store: LocalStore) -> N
 def test_disk_full_is_a_permanent_store_error_naming_the_key(
     store: LocalStore, root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def full(fd: int, view: memoryview) -> None:
+    def full(fd: int, path: str, view: memoryview) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(local_module, "_write_all", full)
@@ -189,3 +191,62 @@ def test_open_store_memory() -> None:
 def test_open_store_refuses_other_urls(url: str) -> None:
     with pytest.raises(InvalidInput):
         open_store(url)
+
+
+BIG = [local_module.DIRECT_MIN, local_module.DIRECT_MIN + 1, 5 * 1024 * 1024 + 4095]
+
+
+@pytest.mark.parametrize("size", BIG)
+@pytest.mark.parametrize("source", ["bytes", "page-aligned", "offset"])
+def test_big_objects_are_stored_exactly_around_the_page_cache(
+    store: LocalStore, root: Path, size: int, source: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_open, direct = os.open, []
+
+    def spy(path: str, flags: int, *args: int) -> int:
+        direct.append(bool(flags & local_module._O_DIRECT))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(local_module.os, "open", spy)
+    data = os.urandom(size)
+    if source == "bytes":
+        view = memoryview(data)
+    else:  # a page-aligned buffer is written without a copy; one off by a byte is copied
+        mapped = mmap.mmap(-1, size + 1)
+        at = 0 if source == "page-aligned" else 1
+        mapped[at : at + size] = data
+        view = memoryview(mapped)[at : at + size]
+    assert store.put_if_absent("big", view)
+    assert store.get("big") == data
+    assert store.get("big", size - 5000, 5000) == data[-5000:]
+    assert temp_files(root) == []
+    assert any(direct) == bool(local_module._O_DIRECT)
+
+
+@pytest.mark.parametrize("refusal", ["open", "write"])
+def test_big_objects_go_through_the_cache_where_direct_io_is_refused(
+    store: LocalStore, monkeypatch: pytest.MonkeyPatch, refusal: str
+) -> None:
+    real_open, real_pwrite = os.open, os.pwrite
+
+    def no_direct_open(path: str, flags: int, *args: int) -> int:
+        if flags & local_module._O_DIRECT:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_open(path, flags, *args)
+
+    def no_direct_write(fd: int, data: memoryview, offset: int) -> int:
+        if (
+            offset == 0
+            and len(data) % 4096 == 0
+            and fcntl.fcntl(fd, fcntl.F_GETFL) & (local_module._O_DIRECT)
+        ):
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_pwrite(fd, data, offset)
+
+    if refusal == "open":
+        monkeypatch.setattr(local_module.os, "open", no_direct_open)
+    else:
+        monkeypatch.setattr(local_module.os, "pwrite", no_direct_write)
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    assert store.put_if_absent("big", data)
+    assert store.get("big") == data
