@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sqlalchemy import Connection, Engine
 
+from snapferry.buffers import run_of
 from snapferry.codec import Codec, Encoded, frame_id
 from snapferry.engine import bundles
 from snapferry.errors import IntegrityError, ObjectNotFound
@@ -146,8 +147,23 @@ class PackWriter:
         return append
 
     def write_frames(self, frames: Sequence[bytes | memoryview]) -> list[Location]:
-        """Append already-encoded frames as they are (repacking moves stored bytes unchanged)."""
-        return [self._append(frame_id(frame), [frame]) for frame in frames]
+        """Append already-encoded frames as they are (repacking moves stored bytes unchanged;
+        a copy stores what its source sent). Frames that lie end to end in one buffer, as a
+        peer's answer does, and would start a pack are stored as that pack straight from the
+        buffer, without a copy."""
+        run = run_of(frames) if self._fill == 0 else None
+        if run is None or len(run) > Buffers.SIZE:
+            return [self._append(frame_id(frame), [frame]) for frame in frames]
+        if self._pack < 0:
+            self._open()
+        locations, at = [], 0
+        for frame in frames:
+            locations.append(Location(frame_id(frame), self._pack, at, len(frame)))
+            at += len(frame)
+        self.frames.extend(locations)
+        self._fill = at
+        self._flush(run)
+        return locations
 
     def _append(self, oid: bytes, parts: Sequence[bytes | memoryview]) -> Location:
         if self._pack < 0:
@@ -189,8 +205,11 @@ class PackWriter:
                 self._pack = catalog.insert_pack(conn, self._key, self.clock())
             self.pins.add(self._pack)
 
-    def _flush(self) -> None:
-        self.store.put_if_absent(self._key, memoryview(self._buf.data)[: self._fill])
+    def _flush(self, data: memoryview | None = None) -> None:
+        """Store the open pack: the buffer's bytes, or data holding them already."""
+        if data is None:
+            data = memoryview(self._buf.data)[: self._fill]
+        self.store.put_if_absent(self._key, data)
         self.sizes[self._pack] = self._fill
         self._pack, self._fill = -1, 0
 

@@ -83,7 +83,7 @@ class PageFrame:
     content_id: bytes
     length: int
     compressed: bool
-    payload: bytes
+    payload: bytes | memoryview
 
 
 class PeerClient(Protocol):

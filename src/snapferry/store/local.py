@@ -13,8 +13,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-
+from snapferry.buffers import address
 from snapferry.errors import InvalidInput, ObjectNotFound, StoreError, TransientStoreError
 from snapferry.ids import validate_key
 
@@ -300,7 +299,7 @@ def _write_direct(path: str, view: memoryview) -> int:
         if exc.errno == errno.EINVAL:
             return 0  # tmpfs and others: through the cache, then
         raise
-    aligned = _address(view) % DIRECT_ALIGN == 0
+    aligned = address(view) % DIRECT_ALIGN == 0
     buffer = None if aligned else _aligned_buffer()
     done = 0
     try:
@@ -324,12 +323,6 @@ def _write_direct(path: str, view: memoryview) -> int:
     finally:
         os.close(fd)
     return done
-
-
-def _address(view: memoryview) -> int:
-    """Where view's first byte is in memory."""
-    address: int = np.frombuffer(view, dtype=np.uint8).__array_interface__["data"][0]
-    return address
 
 
 def _aligned_buffer() -> memoryview:
