@@ -1,8 +1,9 @@
 """First copy of a snapshot to another region: MB/s of a CopyStart of a disk full of
 incompressible data, from the PUT until the target is Succeeded, against ``cp`` of the same
 bytes (+ fsync) and raw loopback TCP (one connection, Python sockets) measured in the same run,
-and the disk's durable-write floor: the same bytes written as new 64 MiB files, each fsynced
-(what a copy must do before it may say it holds them).
+and durable writes through the page cache: the same bytes written as new 64 MiB files, each
+fsynced (a copy must make its packs durable before it may say it holds them; it writes them
+around the cache).
 
 A ``snapferry up`` cloud (eastus, westus) runs in a child process. The eastus disk (4 GiB;
 ``--quick`` 64 MiB) is filled through its SAS with random blocks, snapshotted, and copied to
@@ -45,7 +46,7 @@ def cp_once(src: Path, dest: Path) -> float:
 
 
 def durable_once(src: Path, root: Path) -> float:
-    """Seconds to write src's bytes as new 64 MiB files, each fsynced (as packs are)."""
+    """Seconds to write src's bytes as new 64 MiB files through the page cache, each fsynced."""
     out = root / "durable"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir()
