@@ -24,11 +24,12 @@ def run_of(parts: Sequence[bytes | memoryview]) -> memoryview | None:
         return None
     whole = memoryview(owner).cast("B")
     base = address(whole)
-    start = at = address(parts[0]) - base
-    for part in parts:
-        if not len(part):
-            continue
+    filled = [p for p in parts if memoryview(p).nbytes]
+    if not filled:
+        return None
+    start = at = address(filled[0]) - base
+    for part in filled:
         if address(part) - base != at:
             return None
-        at += len(part)
+        at += memoryview(part).nbytes
     return whole[start:at]

@@ -5,14 +5,15 @@ half-done import is resumable, deletable and collectable."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import mmap
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 from sqlalchemy import Connection, text
 
-from snapferry.engine import Engine
+from snapferry.engine import Engine, objects
 from snapferry.engine.compact import compact
 from snapferry.engine.delta import ChunkDelta, CopyPlan
 from snapferry.engine.gc import collect
@@ -57,9 +58,11 @@ def copy(
     *,
     full: bool = False,
     batch_pages: int = 300,
+    received: bool = False,
 ) -> tuple[str, int]:
     """Copy snapshot from source to target as the replication worker does; (target id, bytes
-    of page data moved). ``copies`` maps source ids to their target copies."""
+    of page data moved). ``copies`` maps source ids to their target copies. ``received``: the
+    frames lie end to end in one page-aligned buffer, as a peer's answer arrives."""
     info = source.get_snapshot(snapshot)
     candidates = list(reversed(copies))
     anchor, plan = source.plan_copy(snapshot, candidates, full=full)
@@ -69,6 +72,8 @@ def copy(
     for piece in plan.pieces(np.zeros(0, dtype=np.uint64), batch_pages, 8 * CHUNK):
         if piece.oids:
             frames = source.read_frames(snapshot, piece.oids)
+            if received:
+                frames = end_to_end(frames)
             moved += piece.delta.changed_bytes
             pairs = list(zip(piece.oids, frames, strict=True))
             target.stage_frames(made.id, piece.delta, pairs, piece.frame_of, always)
@@ -79,6 +84,16 @@ def copy(
     target.finish_import(made.id, always)
     copies[snapshot] = made.id
     return made.id, moved
+
+
+def end_to_end(frames: Sequence[bytes | memoryview]) -> list[memoryview]:
+    whole = memoryview(mmap.mmap(-1, sum(len(f) for f in frames)))
+    views, at = [], 0
+    for frame in frames:
+        whole[at : at + len(frame)] = frame
+        views.append(whole[at : at + len(frame)])
+        at += len(frame)
+    return views
 
 
 def test_first_copy_then_exact_deltas(regions: tuple[Engine, Engine]) -> None:
@@ -247,6 +262,23 @@ def test_whole_chunks_travel_as_stored_frames_and_are_verified(
     # only frames of the snapshot are served
     with pytest.raises(InvalidInput):
         east.read_frames(snap, [bytes(32)])
+
+
+def test_frames_received_end_to_end_are_stored_as_their_pack_without_a_copy(
+    regions: tuple[Engine, Engine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    east, west = regions
+    rng = np.random.default_rng(9)
+    disk = east.create_disk(SIZE).id
+    east.write(disk, 3 * CHUNK, rng.bytes(5 * CHUNK))
+    snap = east.create_snapshot(disk).id
+
+    def no_copies(*args: object) -> None:
+        raise AssertionError("a received frame was copied into a pack buffer")
+
+    monkeypatch.setattr(objects.PackWriter, "_append", no_copies)
+    target, moved = copy(east, west, snap, {}, received=True)
+    assert moved == 5 * CHUNK and sha(west, target) == sha(east, snap)
 
 
 def test_delta_encoding_round_trips() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import mmap
+import threading
 
 from snapferry.buffers import address, run_of
 from snapferry.replication.http import ReceiveBuffers
@@ -48,3 +49,32 @@ def test_received_buffers_are_page_aligned_and_reused_only_when_unreferenced() -
     assert address(third) == where  # free again: reused
     big = buffers.take(3 << 20)  # bigger than any kept: a new one of its size
     assert len(big) == 3 << 20
+
+
+def test_a_buffer_comes_back_even_while_the_pool_is_busy() -> None:
+    # The last view may die in any thread at any allocation, even one take() makes while it
+    # holds the pool's lock (a collection freeing a cycle): giving back must never wait.
+    buffers = ReceiveBuffers(keep=2, size=1 << 20)
+    view = buffers.take(100)
+    where = address(view)
+    done = threading.Event()
+
+    def drop_while_locked() -> None:
+        nonlocal view
+        with buffers._lock:
+            del view
+        done.set()
+
+    thread = threading.Thread(target=drop_while_locked, daemon=True)
+    thread.start()
+    assert done.wait(5), "giving a buffer back waited for the pool's lock"
+    assert address(buffers.take(100)) == where
+
+
+def test_buffers_bigger_than_the_pools_are_not_kept() -> None:
+    buffers = ReceiveBuffers(keep=2, size=1 << 20)
+    big = buffers.take(3 << 20)
+    assert len(big) == 3 << 20
+    del big
+    gc.collect()
+    assert buffers._returned.empty() and buffers._free == []

@@ -160,9 +160,8 @@ class PackWriter:
         for frame in frames:
             locations.append(Location(frame_id(frame), self._pack, at, len(frame)))
             at += len(frame)
-        self.frames.extend(locations)
-        self._fill = at
         self._flush(run)
+        self.frames.extend(locations)
         return locations
 
     def _append(self, oid: bytes, parts: Sequence[bytes | memoryview]) -> Location:
@@ -210,7 +209,7 @@ class PackWriter:
         if data is None:
             data = memoryview(self._buf.data)[: self._fill]
         self.store.put_if_absent(self._key, data)
-        self.sizes[self._pack] = self._fill
+        self.sizes[self._pack] = len(data)
         self._pack, self._fill = -1, 0
 
 

@@ -17,14 +17,19 @@ A 404 whose code is ``CopySourceNotFound`` means the source is gone; every other
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import http.client
 import json
 import mmap
+import queue
+import socket
 import struct
 import threading
 import urllib.parse
 import weakref
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +52,8 @@ BULK = 64 * 1024
 PAGE_BYTES = mmap.PAGESIZE
 KEEP_IDLE = 64
 """Idle connections kept per region."""
+CALL_THREADS = 32
+"""Calls in flight at once, all regions together."""
 
 
 @dataclass(frozen=True)
@@ -59,12 +66,13 @@ class Answer:
 class HttpPeerClient:
     """Peers by name → base URL. ``me`` names the calling region in requests.
 
-    Each call runs on a thread of its own (``asyncio.to_thread``) over kept-alive HTTP/1.1
-    connections of the standard library's ``http.client``, so any event loop may use it. A
-    long answer is received straight into one page-aligned buffer: the kernel copies each
-    byte once, with the GIL released, and a pack can go to disk from it without another copy
-    (an asyncio client copied every byte twice more on the event loop, holding the GIL).
-    ``timeout`` bounds each wait for the peer (connecting: ``CONNECT_SECONDS``).
+    Each call runs on a thread of the client's own pool over kept-alive HTTP/1.1 connections of
+    the standard library's ``http.client``, so any event loop may use it. A long answer is
+    received straight into a page-aligned buffer: the kernel copies each byte once, with the
+    GIL released, and a pack can go to disk from it without another copy (an asyncio client
+    copied every byte twice more on the event loop, holding the GIL). ``timeout`` bounds a
+    call: connecting (at most ``CONNECT_SECONDS``), the wait for the answer and the reading of
+    a long one. A kept-alive connection the region closed meanwhile is retried once, anew.
     """
 
     def __init__(self, urls: dict[str, str], key: str, *, me: str, timeout: float = 120.0) -> None:
@@ -75,12 +83,18 @@ class HttpPeerClient:
         self._idle: dict[str, list[http.client.HTTPConnection]] = {}
         self._lock = threading.Lock()
         self._buffers = ReceiveBuffers()
+        self._executor: ThreadPoolExecutor | None = None
 
     @property
     def regions(self) -> list[str]:
         return list(self.urls)
 
     async def close(self) -> None:
+        """Close idle connections and let the threads go (calls in flight finish)."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
         for base in list(self._idle):
             self._drop_idle(base)
 
@@ -93,14 +107,20 @@ class HttpPeerClient:
         *,
         aligned_at: int | None = None,
     ) -> Answer:
-        """POST body to the region; the answer. With ``aligned_at``, a long body comes in a
-        buffer of its own, laid out so that its byte ``aligned_at`` starts a page."""
+        """POST body to the region; the answer (header names in lower case). With
+        ``aligned_at``, a long body comes in a buffer of its own, laid out so that its byte
+        ``aligned_at`` starts a page."""
         base = self.urls.get(region)
         if base is None:
             raise PeerUnavailable(f"region {region!r} is not one of this region's peers")
-        return await asyncio.to_thread(
-            self._call, region, base, path, body, content_type, aligned_at
-        )
+        call = functools.partial(self._call, region, base, path, body, content_type, aligned_at)
+        return await asyncio.get_running_loop().run_in_executor(self._threads(), call)
+
+    def _threads(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(CALL_THREADS, thread_name_prefix="peer-call")
+            return self._executor
 
     def _call(
         self,
@@ -116,47 +136,60 @@ class HttpPeerClient:
             PEER_NAME_HEADER: self.me,
             "content-type": content_type,
         }
-        target = urllib.parse.urlsplit(base).path.rstrip("/") + path
-        again = True
+        fresh = False
         while True:
             conn: http.client.HTTPConnection | None = None
+            response: http.client.HTTPResponse | None = None
+            watchdog: _Watchdog | None = None
             reused = False
             try:
-                conn, reused = self._take(base)
-                conn.request("POST", target, body=body, headers=headers)
+                url = urllib.parse.urlsplit(base)
+                conn, reused = self._take(base, fresh)
+                assert conn.sock is not None
+                watchdog = _Watchdog(conn.sock, self.timeout)
+                conn.request("POST", url.path.rstrip("/") + path, body=body, headers=headers)
                 response = conn.getresponse()
                 answer = Answer(
                     response.status,
-                    dict(response.headers),
+                    {name.lower(): value for name, value in response.getheaders()},
                     _receive(response, aligned_at, self._buffers),
                 )
-            except (OSError, http.client.HTTPException) as exc:
+            except (OSError, ValueError, http.client.HTTPException) as exc:
+                if response is not None:
+                    response.close()
                 if conn is not None:
                     conn.close()
-                if reused and again:  # the region may have closed its idle connections
+                if watchdog is not None and watchdog.stop():
+                    raise PeerUnavailable(
+                        f"region {region} did not answer within {self.timeout:g} s", region=region
+                    ) from None
+                if reused and response is None and isinstance(exc, ConnectionError):
+                    # closed by the region while it sat idle, as its other idle ones may be
                     self._drop_idle(base)
-                    again = False
+                    fresh = True
                     continue
                 raise PeerUnavailable(
                     f"region {region} could not be reached: {type(exc).__name__}", region=region
                 ) from None
-            if response.will_close:
+            if watchdog.stop() or response.will_close:
                 conn.close()
             else:
                 self._give(base, conn)
             return answer
 
-    def _take(self, base: str) -> tuple[http.client.HTTPConnection, bool]:
-        with self._lock:
-            idle = self._idle.get(base)
-            if idle:
-                return idle.pop(), True
+    def _take(self, base: str, fresh: bool) -> tuple[http.client.HTTPConnection, bool]:
+        """An idle connection to base (unless fresh), or a new one; and whether it was idle."""
         url = urllib.parse.urlsplit(base)
+        if not fresh:
+            with self._lock:
+                idle = self._idle.get(base)
+                if idle:
+                    return idle.pop(), True
         kind = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
         conn = kind(url.hostname or "127.0.0.1", url.port, timeout=CONNECT_SECONDS)
-        conn.connect()  # may raise OSError: unreachable
+        conn.connect()  # OSError if unreachable
         assert conn.sock is not None
-        conn.sock.settimeout(self.timeout)
+        conn.sock.settimeout(self.timeout)  # each wait; the watchdog bounds the whole call
         return conn, False
 
     def _drop_idle(self, base: str) -> None:
@@ -240,12 +273,11 @@ class HttpPeerClient:
             region, path, piece.encode(), "application/octet-stream", aligned_at=0
         )
         _raise_for(region, answer.status, answer.body)
-        headers = {k.lower(): v for k, v in answer.headers.items()}
         try:
             return PageFrame(
-                content_id=bytes.fromhex(headers[CONTENT_ID_HEADER]),
-                length=int(headers[LENGTH_HEADER]),
-                compressed=headers.get(ENCODING_HEADER) == "zstd",
+                content_id=bytes.fromhex(answer.headers[CONTENT_ID_HEADER]),
+                length=int(answer.headers[LENGTH_HEADER]),
+                compressed=answer.headers.get(ENCODING_HEADER) == "zstd",
                 payload=answer.body,
             )
         except (KeyError, ValueError):
@@ -267,39 +299,72 @@ def _receive(
     while got < length:
         n = response.readinto(view[got:])
         if not n:
-            raise http.client.IncompleteRead(bytes(view[:got]), length - got)
+            raise http.client.IncompleteRead(b"", length - got)
         got += n
     return view
 
 
-class ReceiveBuffers:
-    """Page-aligned buffers for answers, used again once nothing refers to them: touching
-    fresh memory for every answer cost these VMs ~1 CPU-second of kernel time per GB.
+class _Watchdog:
+    """Shuts a call's socket down if the call outlives its time, whatever it is waiting for
+    (a socket timeout bounds only each wait: a peer trickling bytes would never meet it)."""
 
-    ``take(n)`` returns a view of n bytes; its buffer goes back to the pool (of at most
-    ``keep``) when the last view of it is gone.
+    def __init__(self, sock: socket.socket, seconds: float) -> None:
+        self._sock = sock
+        self._lock = threading.Lock()
+        self._fired = self._stopped = False
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self._fired = True
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+
+    def stop(self) -> bool:
+        """Stop watching; whether the time ran out (the socket is shut down then)."""
+        self._timer.cancel()
+        with self._lock:
+            self._stopped = True
+            return self._fired
+
+
+class ReceiveBuffers:
+    """Page-aligned buffers of ``size`` bytes for answers, used again once nothing refers to
+    them: touching fresh memory for every answer cost these VMs ~1 CPU-second of kernel time
+    per GB.
+
+    ``take(n)`` returns a view of n bytes. When the last view of a buffer is gone, it comes
+    back (at most ``keep`` are kept); one bigger than ``size`` is made for its answer alone.
     """
 
     def __init__(self, keep: int = 8, size: int = 24 * 1024 * 1024) -> None:
         self._free: list[mmap.mmap] = []
+        # filled by finalizers, which may run in any thread at any allocation, even one made
+        # while take() holds the lock: so never a lock there, only SimpleQueue.put
+        self._returned: queue.SimpleQueue[mmap.mmap] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._keep = keep
         self._size = size
 
     def take(self, n: int) -> memoryview:
-        with self._lock:
-            fits = [m for m in self._free if len(m) >= n]
-            if fits:
-                self._free.remove(fits[0])
-        buffer = fits[0] if fits else mmap.mmap(-1, max(n, self._size))
-        owner = np.frombuffer(buffer, dtype=np.uint8)  # views refer to it; weakly referable
-        weakref.finalize(owner, self._give, buffer)
+        buffer = None
+        if n <= self._size:
+            with self._lock:
+                while not self._returned.empty():
+                    self._free.append(self._returned.get_nowait())
+                del self._free[self._keep :]
+                if self._free:
+                    buffer = self._free.pop()
+        if buffer is None:
+            buffer = mmap.mmap(-1, max(n, self._size))
+        owner = np.frombuffer(buffer, dtype=np.uint8)  # every view refers to it
+        if len(buffer) == self._size:
+            weakref.finalize(owner, self._returned.put, buffer)
         return owner.data[:n]
-
-    def _give(self, buffer: mmap.mmap) -> None:
-        with self._lock:
-            if len(self._free) < self._keep:
-                self._free.append(buffer)
 
 
 def _code(data: bytes | memoryview) -> str | None:

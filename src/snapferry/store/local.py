@@ -299,10 +299,9 @@ def _write_direct(path: str, view: memoryview) -> int:
         if exc.errno == errno.EINVAL:
             return 0  # tmpfs and others: through the cache, then
         raise
-    aligned = address(view) % DIRECT_ALIGN == 0
-    buffer = None if aligned else _aligned_buffer()
     done = 0
     try:
+        buffer = None if address(view) % DIRECT_ALIGN == 0 else _aligned_buffer()
         while done < bulk:
             if buffer is None:
                 n = min(DIRECT_PIECE, bulk - done)
