@@ -5,12 +5,14 @@ and clear refusals that change nothing."""
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from snapferry.client import Client
+from snapferry.client.errors import BadRequest
 from snapferry.testing.cli import json_of, snapferry
 from snapferry.testing.cloud import RunningCloud
 from snapferry.testing.copies import cloud_running
@@ -64,6 +66,34 @@ def test_snapshot_copy_waits_and_copy_show_explains(
     assert shown.returncode == 0 and "Succeeded" in shown.stdout and "westus" in shown.stdout
     rows = snapferry(cloud, env, "copy list")
     assert rows.returncode == 0 and "mon-west" in rows.stdout
+    # what happened, in order, as the guide's words and as JSON lines
+    told = snapferry(cloud, env, f"copy events {copied['id']}")
+    assert told.returncode == 0, told.stderr
+    lines = told.stdout.splitlines()
+    assert [line.split()[1] for line in (lines[0], lines[1], lines[2], lines[-1])] == [
+        "accepted",
+        "started",
+        "planned",
+        "succeeded",
+    ]
+    target_key = copied["id"].lower()
+    assert f"completion percent for the copy destination {target_key} with copy id" in told.stdout
+    assert f"completed with Succeeded for copy destination {target_key}" in lines[-1]
+    as_json = snapferry(cloud, env, f"copy events -g {group} mon-west -o json --follow")
+    events = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert [e["kind"] for e in events] == [line.split()[1] for line in lines]
+    assert events[-1]["details"]["bytesPlanned"] == 3 * MiB + 4096
+    assert all(e["region"] == "westus" and e["copyId"] == events[0]["copyId"] for e in events)
+    assert [e["id"] for e in events] == sorted(e["id"] for e in events)
+    for event in events:
+        assert "sig=" not in json.dumps(event) and "se=" not in event["message"]
+    found, since, unreachable = client.copy_events(copied["id"])
+    assert [e["id"] for e in found] == [e["id"] for e in events] and unreachable == []
+    assert client.copy_events(copied["id"], since)[0] == []  # nothing new since
+    with pytest.raises(BadRequest, match="after must be the next of an earlier answer"):
+        client.copy_events(copied["id"], "westus:x")
+    nothing = snapferry(cloud, env, f"copy events {mon}")
+    assert nothing.returncode != 0 and "no copy events" in nothing.stderr
     exported = tmp_path / "west.img"
     out = snapferry(cloud, env, f"snapshot export -g {group} -n mon-west --file {exported}")
     assert out.returncode == 0, out.stderr

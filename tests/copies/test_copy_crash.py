@@ -20,6 +20,7 @@ from snapferry.testing.copies import (
     cloud_running,
     copies,
     copy_body,
+    copy_events,
     sha_of_snapshot,
     wait_copied,
 )
@@ -85,6 +86,8 @@ def test_copies_survive_kill_9_while_planning_moving_and_committing(
     assert seen == sorted(seen) and seen[0] >= progress[-1] and seen[-1] == 100
     final = report_of(running, target)
     assert final["attempts"] >= 4 and final["bytesCopied"] == final["bytesTotal"] == 72 * MiB
+    kinds = [e["kind"] for e in copy_events(running.cloud, target)]
+    assert kinds.count("takeover") >= 2 and kinds[-1] == "succeeded"  # each kill, told
     assert sha_of_snapshot(compute, "crash", "day1-west") == sha_of_snapshot(
         compute, "crash", "day1"
     )

@@ -22,6 +22,7 @@ from snapferry.testing.copies import (
     cloud_running,
     copies,
     copy_body,
+    copy_events,
     sha_of_snapshot,
     wait_copied,
 )
@@ -137,6 +138,10 @@ def test_a_source_deleted_mid_copy_fails_the_target_which_stays_retryable_and_de
     assert props.copy_completion_error.error_code == "CopySourceNotFound"
     assert props.completion_percent == seen[-1] < 100
     assert props.snapshot_access_state == "Pending"
+    target = str(compute.snapshots.get("rules", "gone-west").id)
+    (failed,) = [e for e in copy_events(cloud, target) if e["kind"] == "failed"]
+    assert failed["details"]["code"] == "CopySourceNotFound"
+    assert failed["message"].startswith("failed with CopySourceNotFound for copy destination")
     # a PUT again retries; the source is still gone, so it fails again
     compute.snapshots.begin_create_or_update(
         "rules", "gone-west", copy_body(source, "westus")
@@ -150,6 +155,9 @@ def test_a_source_deleted_mid_copy_fails_the_target_which_stays_retryable_and_de
     assert report["state"] == "Failed" and report["attempts"] >= 2
     compute.snapshots.begin_delete("rules", "gone-west").result()
     assert "gone-west" not in [s.name for s in compute.snapshots.list_by_resource_group("rules")]
+    kinds = [e["kind"] for e in copy_events(cloud, target)]  # kept after the target went
+    assert kinds[:2] == ["accepted", "started"] and "failed" in kinds[2:-4]
+    assert kinds[-4:] == ["queued", "started", "failed", "deleted"]
 
 
 def test_a_target_deleted_mid_copy_stops_it(
@@ -163,6 +171,8 @@ def test_a_target_deleted_mid_copy_stops_it(
     time.sleep(0.5)
     compute.snapshots.begin_delete("rules", "drop-west").result()
     assert copies(cloud, str(made.id)) == []
+    deleted = copy_events(cloud, str(made.id))[-1]
+    assert deleted["kind"] == "deleted" and "its copy stopped at" in deleted["message"]
     # the family copies again from scratch, and the source was never touched
     compute.snapshots.begin_create_or_update(
         "rules", "drop-west", copy_body(source, "westus")

@@ -19,6 +19,7 @@ from snapferry.testing.copies import (
     cloud_running,
     copies,
     copy_body,
+    copy_events,
     sha_of_snapshot,
     wait_copied,
 )
@@ -66,3 +67,7 @@ def test_copies_complete_through_drops_and_corruption(
     assert "do not match their id (corrupted)" in log or "do not decompress" in log
     assert "fetching pages failed" in log and "try 1 of" in log
     assert all(r["state"] == "Succeeded" for r in copies(cloud))
+    told = [e for r in copies(cloud) for e in copy_events(cloud, r["target"])]
+    assert {e["kind"] for e in told} >= {"accepted", "started", "planned", "progress", "succeeded"}
+    for event in told:  # what the faulty link did is told as it is, and no grant ever is
+        assert "sig=" not in event["message"] and "sig=" not in str(event["details"])

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy import select
 
 from snapferry.control import records
 from snapferry.engine.delta import ChunkDelta
 from snapferry.ids import new_id
+from snapferry.meta.schema import copy_events
 from snapferry.replication.faults import Faults, FaultyPeer
 from snapferry.replication.peers import PageFrame, PeerClient
 from snapferry.replication.transfer import PIECE_PAGES
@@ -94,6 +96,7 @@ def test_a_resumed_copy_fetches_again_at_most_what_was_in_flight(tmp_path: Path)
         stopped.stop()  # mid-copy: the pieces in flight are lost
         before = regions.report("west", target)
         assert 0 < before["bytesCopied"] < pages * PAGE
+        assert before["state"] == "Queued"  # paused, not left as if still copying
         regions.start_worker("west")
         done = regions.wait("west", "snapshots", "g", "copied")
         assert done["properties"]["completionPercent"] == 100
@@ -102,6 +105,11 @@ def test_a_resumed_copy_fetches_again_at_most_what_was_in_flight(tmp_path: Path)
         assert counters["west"].fetched_pages <= pages + in_flight
         report = regions.report("west", target)
         assert report["attempts"] == 2 and report["bytesCopied"] == pages * PAGE
+        with regions.engines["west"].db.connect() as conn:
+            kinds = [row.kind for row in conn.execute(select(copy_events)).all()]
+        # a graceful stop is told as a pause, and the next attempt is no takeover
+        assert kinds[kinds.index("paused") + 1] == "started" and "takeover" not in kinds
+        assert kinds[-1] == "succeeded"
     finally:
         regions.close()
 

@@ -270,6 +270,15 @@ def region_app(
         check_subscription(subscription)
         return {"value": service.copies.reports(subscription, target)}
 
+    @app.get("/snapferry/copies/events", include_in_schema=False)
+    def copy_events(
+        subscription: Annotated[str, Query(max_length=64)],
+        target: Annotated[str, Query(max_length=1024)],
+        after: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    ) -> dict[str, Any]:
+        check_subscription(subscription)
+        return {"value": service.copies.events(subscription, target, after)}
+
     if peers is not None:
         app.include_router(peer_router(peers, peer_key))
 

@@ -1,5 +1,6 @@
-"""``snapferry snapshot copy`` (CopyStart to any region) and ``snapferry copy list|show``
-(where copies between regions stand), over a running cloud.
+"""``snapferry snapshot copy`` (CopyStart to any region), ``snapferry copy list|show`` (where
+copies between regions stand) and ``snapferry copy events`` (what happened to one), over a
+running cloud.
 
 ``snapshot copy`` answers as soon as the target exists (0 %, Pending); with ``--wait`` it
 follows the copy with a progress bar (percent, rate, time left) on a terminal, or a line every
@@ -8,10 +9,15 @@ cause). ``copy show`` and ``copy list`` print the copy's report; with ``--output
 fields are ``state`` (Queued, Copying, Succeeded, Failed), ``completionPercent``,
 ``bytesTotal``, ``bytesCopied``, ``bytesTransferred``, ``startedAt``, ``lastProgressAt``,
 ``endedAt``, ``lastError``, ``attempts``, ``source``, ``baseSnapshot``, ``region``.
+``copy events`` prints one line per event (``--output json``: one JSON object per line, with
+``id``, ``at``, ``kind``, ``message``, ``copyId``, ``details``, ``region``); ``--follow`` keeps
+printing new ones until the copy succeeds, fails or its target is deleted.
 """
 
 from __future__ import annotations
 
+import datetime
+import json
 import sys
 import time
 from collections.abc import Iterable, Mapping
@@ -28,6 +34,9 @@ from snapferry.client import Client, OperationFailed, ResourceMissing, copy_star
 
 POLL_SECONDS = 0.5
 LINE_EVERY = 30.0
+FOLLOW_SECONDS = 1.0
+ENDS = ("succeeded", "failed", "deleted")
+"""Event kinds after which a copy logs nothing more (until a retry queues it again)."""
 
 
 @click.command("copy")
@@ -134,6 +143,55 @@ def copy_show(remote: Remote, target_id: str) -> None:
     with remote.client() as client:
         (report,) = _report(client, target_id)
     out.emit(remote.output, report, lambda: [details(report)])
+
+
+@copy_command.command("events")
+@remote_command()
+@click.argument("target")
+@click.option(
+    "--resource-group",
+    "-g",
+    "group",
+    default=None,
+    help="TARGET is the name of a snapshot in this group (else its full resource id).",
+)
+@click.option("--follow", is_flag=True, help="Keep printing new events until the copy ends.")
+def copy_events(remote: Remote, target: str, group: str | None, follow: bool) -> None:
+    """Print what happened to the copy into the snapshot TARGET, oldest first: accepted,
+    started, planned, progress, retries, takeovers, the end."""
+    after = None
+    seen = False
+    with remote.client() as client:
+        target_id = client.snapshots.id(group, target) if group else target
+        while True:
+            found, after, unreachable = client.copy_events(target_id, after)
+            for event in found:
+                seen = True
+                if remote.output == "json":
+                    sys.stdout.write(json.dumps(event, sort_keys=True) + "\n")
+                else:
+                    click.echo(event_line(event))
+            sys.stdout.flush()
+            ended = any(event["kind"] in ENDS for event in found)
+            if not follow or ended:
+                break
+            time.sleep(FOLLOW_SECONDS)
+    if unreachable:
+        click.echo(
+            f"warning: region(s) {', '.join(unreachable)} did not answer; their events are missing",
+            err=True,
+        )
+    if not seen and not unreachable:
+        raise ResourceMissing(
+            f"no copy events for {target_id} (not a copy, or its events were pruned)",
+            code="ResourceNotFound",
+        )
+
+
+def event_line(event: Mapping[str, Any]) -> str:
+    """``2026-12-02T18:40:01.123Z  progress   <message>``"""
+    at = datetime.datetime.fromtimestamp(float(event["at"]), tz=datetime.UTC)
+    return f"{at.isoformat(timespec='milliseconds')[:-6]}Z  {event['kind']:<9}  {event['message']}"
 
 
 def details(report: Mapping[str, Any]) -> RenderableType:

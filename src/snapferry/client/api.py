@@ -282,6 +282,25 @@ class Client:
         doc = self._http.json("GET", where)
         return list(doc["value"]), [str(r) for r in doc.get("unreachable", [])]
 
+    def copy_events(
+        self, target: str, after: str | None = None
+    ) -> tuple[list[dict[str, Any]], str, list[str]]:
+        """What happened to the copy into target, in order: events (``id``, ``at`` epoch
+        seconds, ``kind``, ``message``, ``copyId``, ``details``, ``region``), a cursor to pass as
+        ``after`` for only the events since, and the regions that did not answer."""
+        where = (
+            f"/snapferry/copies/events?subscription={quote(self.cloud.subscription, safe='')}"
+            f"&target={quote(target, safe='')}"
+        )
+        if after:
+            where += f"&after={quote(after, safe='')}"
+        doc = self._http.json("GET", where)
+        return (
+            list(doc["value"]),
+            str(doc.get("next", "")),
+            [str(r) for r in doc.get("unreachable", [])],
+        )
+
     # --- principals (admin token only) ---------------------------------------------------------
     def create_principal(
         self,

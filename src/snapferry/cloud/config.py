@@ -27,6 +27,7 @@ copy_lease_seconds = 15                # a copy worker that dies is taken over a
 copy_streams = 4                       # concurrent fetches per copy (Enhanced: twice as many)
 max_active_copies = 100                # copies in progress per subscription into this region
 peer_faults = ""                       # fault injection on peer calls, e.g. "drop=0.1" (tests)
+copy_event_days = 14                   # events of a deleted copy target are kept this long
 ```
 """
 
@@ -59,6 +60,7 @@ class RegionConfig:
     copy_streams: int = 4
     max_active_copies: int = 100
     peer_faults: str = ""
+    copy_event_days: float = 14.0
 
     def directory(self, root: Path) -> Path:
         return self.data_dir if self.data_dir is not None else root / "regions" / self.name
@@ -145,6 +147,9 @@ def _region(raw: Any, root: Path) -> RegionConfig:
     max_active = raw.get("max_active_copies", 100)
     if not isinstance(max_active, int) or not 1 <= max_active <= 100_000:
         raise InvalidInput(f"region {name}: max_active_copies must be between 1 and 100000")
+    event_days = raw.get("copy_event_days", 14.0)
+    if not isinstance(event_days, int | float) or not 0 < event_days <= 3650:
+        raise InvalidInput(f"region {name}: copy_event_days must be more than 0 and at most 3650")
     faults = raw.get("peer_faults", "")
     if not isinstance(faults, str):
         raise InvalidInput(f"region {name}: peer_faults must be a string like 'drop=0.1'")
@@ -153,6 +158,7 @@ def _region(raw: Any, root: Path) -> RegionConfig:
         copy_streams=streams,
         max_active_copies=max_active,
         peer_faults=faults,
+        copy_event_days=float(event_days),
         operation_delay=float(delay),
         name=name,
         zones=tuple(zones),

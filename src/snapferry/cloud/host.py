@@ -166,6 +166,7 @@ def open_region(
         peers,
         lease_seconds=config.copy_lease_seconds,
         streams=config.copy_streams,
+        event_retention_seconds=config.copy_event_days * 86400,
     )
     service = RegionService(
         Region(config.name, config.zones, config.page_size),

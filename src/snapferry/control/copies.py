@@ -40,8 +40,9 @@ from snapferry.control.records import Operation, Record
 from snapferry.engine import Engine
 from snapferry.errors import PeerUnavailable
 from snapferry.ids import new_id
+from snapferry.meta import events as copy_events
 from snapferry.meta import jobs
-from snapferry.replication.jobs import FAILED, QUEUED, SUCCEEDED, CopyJob
+from snapferry.replication.jobs import FAILED, QUEUED, SUCCEEDED, CopyJob, event_report, log_event
 from snapferry.replication.peers import PeerClient, SourceInfo
 from snapferry.replication.worker import CopyWorker
 
@@ -143,6 +144,13 @@ class CopyTargets:
                 out.append(job.report(rec.id if rec else job.target_key, base.id if base else None))
         return out
 
+    def events(self, subscription: str, target: str, after: int = 0) -> list[dict[str, Any]]:
+        """The events of the copy into target (a resource id) with ids above ``after``, in
+        order; kept after the target is deleted, until pruned."""
+        with self.engine.db.connect() as conn:
+            rows = copy_events.events(conn, subscription.lower(), target.lower(), after)
+        return [event_report(row) for row in rows]
+
     # --- changes -------------------------------------------------------------------------------
     def locate(self, source_id: str | None) -> SourceInfo:
         """The source a CopyStart names, from whichever region holds it."""
@@ -193,6 +201,17 @@ class CopyTargets:
                 records.add_operation(conn, op)
                 jobs.insert_job(conn, **job)
                 made = CopyJob.from_row(jobs.job(conn, job["id"]))
+                log_event(
+                    conn,
+                    made,
+                    "accepted",
+                    f"accepted: a {'full' if full else 'incremental'} copy of "
+                    f"{source.resource_id} (region {source.region}) into {rid.key}",
+                    now,
+                    source=source.resource_id,
+                    sourceRegion=source.region,
+                    sizeBytes=source.size_bytes,
+                )
         except Exception:
             self.engine.delete_snapshot(target_id)
             raise
@@ -224,6 +243,13 @@ class CopyTargets:
                 lease_expires=None,
             )
             records.add_operation(conn, op)
+            log_event(
+                conn,
+                copy,
+                "queued",
+                f"queued again by a retry of the failed copy ({copy.completion_percent}% held)",
+                now,
+            )
         self._wake()
         return op
 
@@ -233,6 +259,15 @@ class CopyTargets:
         worker still running it stops at its next commit."""
         row = jobs.job_of_target(conn, key)
         if row is not None:
+            job = CopyJob.from_row(row)
+            stopped = f"; its copy stopped at {job.completion_percent}%" if job.active else ""
+            log_event(
+                conn,
+                job,
+                "deleted",
+                f"the copy destination {key} was deleted{stopped}",
+                time.time(),
+            )
             jobs.delete_job(conn, row.id)
 
     def _wake(self) -> None:

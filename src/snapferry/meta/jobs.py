@@ -156,9 +156,17 @@ def take_over(conn: Connection, job_id: str, old_owner: str, owner: str, expires
     return done.rowcount == 1
 
 
-def release(conn: Connection, owner: str) -> None:
-    """Free every lease the owner holds (a graceful stop): another worker resumes at once."""
+def release(conn: Connection, owner: str) -> Sequence[Row[Any]]:
+    """Free every lease the owner holds (a graceful stop): another worker resumes at once. A
+    job that was copying is queued again. The jobs as they were before."""
     c = copy_jobs.c
+    held = conn.execute(select(copy_jobs).where(c.lease_owner == owner)).all()
+    conn.execute(
+        update(copy_jobs)
+        .where(c.lease_owner == owner, c.state == "Copying")
+        .values(state="Queued", lease_owner=None, lease_expires=None)
+    )
     conn.execute(
         update(copy_jobs).where(c.lease_owner == owner).values(lease_owner=None, lease_expires=None)
     )
+    return held

@@ -212,6 +212,22 @@ copy_jobs = Table(
     Index("ix_copy_jobs_subscription", "subscription", "state"),
 )
 
+copy_events = Table(
+    "copy_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", ID, nullable=False),
+    Column("target_key", RESOURCE_KEY, nullable=False),
+    Column("subscription", String(64), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("details", Text, nullable=False),
+    Index("ix_copy_events_target", "target_key", "id"),
+    Index("ix_copy_events_at", "at"),
+)
+"""What happened to each copy, in order, kept after its target is deleted (until pruned)."""
+
 resource_groups = Table(
     "resource_groups",
     metadata,

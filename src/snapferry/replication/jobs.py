@@ -1,5 +1,5 @@
-"""Copy jobs as the replication layer sees them: ``CopyJob`` (a ``copy_jobs`` row) and what
-``snapferry copy list|show`` report of one."""
+"""Copy jobs as the replication layer sees them: ``CopyJob`` (a ``copy_jobs`` row), what
+``snapferry copy list|show`` report of one, and the events it logs (``snapferry copy events``)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Connection
+
+from snapferry.meta import events as event_store
 from snapferry.meta.jobs import ACTIVE
 
 QUEUED, COPYING, SUCCEEDED, FAILED = "Queued", "Copying", "Succeeded", "Failed"
@@ -89,3 +92,32 @@ class CopyJob:
             "full": self.full,
             "provisionedBandwidthCopySpeed": "Enhanced" if self.enhanced else "None",
         }
+
+
+def log_event(
+    conn: Connection, job: CopyJob, kind: str, message: str, at: float, **details: Any
+) -> None:
+    """Append an event to the job's log (in the caller's transaction). Messages name ids,
+    sizes and causes, never a grant or a key."""
+    event_store.add(
+        conn,
+        job_id=job.id,
+        target_key=job.target_key,
+        subscription=job.subscription,
+        at=at,
+        kind=kind,
+        message=message,
+        details=details,
+    )
+
+
+def event_report(row: Any) -> dict[str, Any]:
+    """What ``snapferry copy events`` prints of one event."""
+    return {
+        "id": int(row.id),
+        "at": float(row.at),
+        "kind": str(row.kind),
+        "message": str(row.message),
+        "copyId": str(row.job_id),
+        "details": json.loads(row.details),
+    }

@@ -18,6 +18,7 @@ import contextlib
 import functools
 import json
 import logging
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -39,7 +40,7 @@ from snapferry.errors import (
     SourceNotFound,
 )
 from snapferry.meta import jobs as store
-from snapferry.replication.jobs import COPYING, FAILED, QUEUED, SUCCEEDED, CopyJob
+from snapferry.replication.jobs import COPYING, FAILED, QUEUED, SUCCEEDED, CopyJob, log_event
 from snapferry.replication.peers import PageFrame, PeerClient
 from snapferry.settings import PAGE
 
@@ -54,6 +55,8 @@ FETCH_TRIES = 4
 MAX_BACKOFF = 30.0
 GRANT_MARGIN = 86400.0
 """A saved grant is asked for again when it has less than this left."""
+PROGRESS_EVENT_SECONDS = 5.0
+"""A progress event at the first committed piece and then at most this far apart."""
 
 
 @dataclass
@@ -81,9 +84,22 @@ class CopyContext:
         row = await self.db(lambda conn: store.job(conn, job_id), write=False)
         return None if row is None else CopyJob.from_row(row)
 
-    async def update(self, job_id: str, **values: Any) -> None:
-        if not await self.db(lambda conn: store.update_leased(conn, job_id, self.owner, **values)):
-            raise ImportAborted(f"copy {job_id} is no longer leased by this worker")
+    async def update(
+        self, job: CopyJob, *, event: tuple[str, str, dict[str, Any]] | None = None, **values: Any
+    ) -> None:
+        """Change the job (and log ``event``: kind, message, details) in one transaction;
+        ImportAborted if this worker no longer leases it."""
+
+        def change(conn: Connection) -> bool:
+            if not store.update_leased(conn, job.id, self.owner, **values):
+                return False
+            if event is not None:
+                kind, message, details = event
+                log_event(conn, job, kind, message, self.clock(), **details)
+            return True
+
+        if not await self.db(change):
+            raise ImportAborted(f"copy {job.id} is no longer leased by this worker")
 
 
 async def run_copy(ctx: CopyContext, job_id: str) -> None:
@@ -135,20 +151,43 @@ async def _settle(ctx: CopyContext, job: CopyJob, state: str, exc: BaseException
         "lease_owner": None,
         "lease_expires": None,
     }
+    attempt = job.attempts + 1  # the attempt that failed counted itself; job is from before it
     if state == FAILED:
         values["ended_at"] = now
         log.warning("copy %s failed: %s", job.id, error["message"])
-    else:  # the attempt that failed counted itself (job is as it was before it)
-        values["next_attempt_at"] = now + min(MAX_BACKOFF, 0.5 * 2**job.attempts)
+        event = (
+            "failed",
+            f"failed with {error['code']} for copy destination {job.target_key}: "
+            f"{error['message']}",
+            {"code": error["code"], "attempt": attempt},
+        )
+    else:
+        values["next_attempt_at"] = retry_at = now + min(MAX_BACKOFF, 0.5 * 2**job.attempts)
         log.warning("copy %s will retry: %s", job.id, error["message"])
+        event = (
+            "retry",
+            f"attempt {attempt} failed ({error['code']}: {error['message']}); the next starts "
+            f"in {retry_at - now:.1f} s",
+            {"code": error["code"], "attempt": attempt, "nextAttemptAt": retry_at},
+        )
     with contextlib.suppress(ImportAborted):  # the target or the lease went meanwhile
-        await ctx.update(job.id, **values)
+        await ctx.update(job, event=event, **values)
 
 
 async def _attempt(ctx: CopyContext, job: CopyJob) -> None:
     now = ctx.clock()
+    if job.state == COPYING:  # the attempt before never settled: its worker died or hung
+        event = (
+            "takeover",
+            f"resumed by worker {ctx.owner}: the attempt before stopped without finishing (its "
+            f"process died or its lease ran out) with {job.completion_percent}% copied",
+            {"attempt": job.attempts + 1, "percent": job.completion_percent},
+        )
+    else:
+        event = ("started", f"attempt {job.attempts + 1} started", {"attempt": job.attempts + 1})
     await ctx.update(
-        job.id,
+        job,
+        event=event,
         state=COPYING,
         attempts=job.attempts + 1,
         started_at=job.started_at or now,
@@ -166,17 +205,34 @@ async def _attempt(ctx: CopyContext, job: CopyJob) -> None:
     await _transfer(ctx, job, sas, pieces, reusable)
 
     def done(conn: Connection) -> bool:
-        return store.update_leased(
+        now = ctx.clock()
+        if not store.update_leased(
             conn,
             job.id,
             ctx.owner,
             state=SUCCEEDED,
             bytes_staged=delta.changed_bytes,
-            ended_at=ctx.clock(),
+            ended_at=now,
             last_error=None,
             lease_owner=None,
             lease_expires=None,
+        ):
+            return False
+        row = store.job(conn, job.id)
+        wire = int(row.bytes_transferred) if row is not None else 0
+        took = now - (job.started_at or job.created_at)
+        log_event(
+            conn,
+            job,
+            "succeeded",
+            f"completed with Succeeded for copy destination {job.target_key}: "
+            f"{delta.changed_bytes} bytes planned, {wire} on the wire, {took:.1f} s since it "
+            "started",
+            now,
+            bytesPlanned=delta.changed_bytes,
+            bytesTransferred=wire,
         )
+        return True
 
     await asyncio.to_thread(ctx.engine.finish_import, job.target_id, done)
     log.info("copy %s succeeded (%d bytes planned)", job.id, delta.changed_bytes)
@@ -191,7 +247,7 @@ async def _grant(ctx: CopyContext, job: CopyJob) -> str:
             lambda: ctx.peers.grant(job.source_region, job.source_unique_id),
         )
         access = {"sas": grant.sas, "expiresAt": grant.expires_at}
-        await ctx.update(job.id, access=json.dumps(access))
+        await ctx.update(job, access=json.dumps(access))
     return str(access["sas"])
 
 
@@ -216,7 +272,21 @@ async def _plan(ctx: CopyContext, job: CopyJob, sas: str) -> CopyJob:
     }
 
     def save(conn: Connection) -> bool:  # the base and the plan, together, under the lease
-        return store.update_leased(conn, job.id, ctx.owner, **values)
+        if not store.update_leased(conn, job.id, ctx.owner, **values):
+            return False
+        on = "no base (a first copy: every non-zero page travels)" if base is None else base
+        log_event(
+            conn,
+            job,
+            "planned",
+            f"planned {delta.changed_bytes} bytes in {len(delta)} chunks "
+            f"({len(planned.lengths)} as stored frames) on {on}",
+            ctx.clock(),
+            bytesPlanned=delta.changed_bytes,
+            anchor=anchor,
+            base=base,
+        )
+        return True
 
     try:
         await asyncio.to_thread(ctx.engine.set_import_base, job.target_id, base, save)
@@ -280,6 +350,7 @@ async def _transfer(
     for piece in pieces:
         queue.put_nowait(piece)
     streams = min(len(pieces), ctx.streams * (2 if job.enhanced else 1))
+    progress = Progress(job)
 
     async def worker() -> None:
         while True:
@@ -287,7 +358,7 @@ async def _transfer(
                 piece = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            await _move(ctx, job, sas, piece, reusable)
+            await _move(ctx, job, sas, piece, reusable, progress)
 
     tasks = [asyncio.create_task(worker()) for _ in range(streams)]
     try:
@@ -298,8 +369,45 @@ async def _transfer(
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+class Progress:
+    """When an attempt last logged its progress (events are a log, not state: an attempt that
+    starts over logs again at its first piece)."""
+
+    def __init__(self, job: CopyJob) -> None:
+        self.job = job
+        self.logged_at: float | None = None
+        self._lock = threading.Lock()
+
+    def log(self, conn: Connection, now: float) -> None:
+        """Log the job's percent (as committed in conn) if one is due."""
+        with self._lock:
+            if self.logged_at is not None and now - self.logged_at < PROGRESS_EVENT_SECONDS:
+                return
+            self.logged_at = now
+        row = store.job(conn, self.job.id)
+        if row is None:
+            return
+        percent = CopyJob.from_row(row).completion_percent
+        log_event(
+            conn,
+            self.job,
+            "progress",
+            f"completion percent for the copy destination {self.job.target_key} with copy id "
+            f"{self.job.id} is {percent}%",
+            now,
+            percent=percent,
+            bytesCopied=int(row.bytes_staged),
+            bytesTransferred=int(row.bytes_transferred),
+        )
+
+
 async def _move(
-    ctx: CopyContext, job: CopyJob, sas: str, piece: Piece, reusable: set[bytes]
+    ctx: CopyContext,
+    job: CopyJob,
+    sas: str,
+    piece: Piece,
+    reusable: set[bytes],
+    progress: Progress,
 ) -> None:
     """Fetch one piece, verify it, store it and commit it with the job's progress. Frames of
     ``reusable`` this region holds are not fetched (unless their local copy is unreadable)."""
@@ -307,7 +415,7 @@ async def _move(
     def checkpoint(wire: int) -> Callable[[Connection], bool]:
         def commit(conn: Connection) -> bool:
             now = ctx.clock()
-            return store.add_progress(
+            if not store.add_progress(
                 conn,
                 job.id,
                 ctx.owner,
@@ -315,7 +423,10 @@ async def _move(
                 transferred=wire,
                 now=now,
                 lease_expires=now + ctx.lease_seconds,
-            )
+            ):
+                return False
+            progress.log(conn, now)
+            return True
 
         return commit
 

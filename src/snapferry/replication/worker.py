@@ -22,13 +22,19 @@ import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from sqlalchemy import Connection
+
 from snapferry.engine import Engine
+from snapferry.meta import events as copy_events
 from snapferry.meta import jobs as store
+from snapferry.replication.jobs import COPYING, CopyJob, log_event
 from snapferry.replication.peers import PeerClient
 from snapferry.replication.transfer import CopyContext, run_copy
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+PRUNE_EVERY = 600.0
+"""Seconds between two prunings of the event log."""
 
 
 def new_owner() -> str:
@@ -67,6 +73,7 @@ class CopyWorker:
         streams: int = 4,
         poll: float = 0.5,
         clock: Callable[[], float] = time.time,
+        event_retention_seconds: float = 14 * 86400.0,
     ) -> None:
         self.engine = engine
         self.peers = peers
@@ -75,6 +82,8 @@ class CopyWorker:
         self.max_jobs = max_jobs
         self.poll = poll
         self.clock = clock
+        self.event_retention_seconds = event_retention_seconds
+        self._pruned_at = 0.0
         self.ctx = CopyContext(engine, peers, self.owner, clock, lease_seconds, streams)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
@@ -126,6 +135,7 @@ class CopyWorker:
             while not self._stopping:
                 try:
                     await self._claim()
+                    await self._prune()
                 except Exception:
                     log.exception("copy worker: claiming jobs failed")
                 with contextlib.suppress(TimeoutError):
@@ -135,8 +145,35 @@ class CopyWorker:
             for task in list(self._running.values()):
                 task.cancel()
             await asyncio.gather(*self._running.values(), return_exceptions=True)
-            await self.ctx.db(lambda conn: store.release(conn, self.owner))
+            await self.ctx.db(self._release)
             await self.peers.close()
+
+    def _release(self, conn: Connection) -> None:
+        """Give back every lease (a graceful stop), telling each copy's log why it paused."""
+        for row in store.release(conn, self.owner):
+            job = CopyJob.from_row(row)
+            if job.state == COPYING:
+                log_event(
+                    conn,
+                    job,
+                    "paused",
+                    f"paused at {job.completion_percent}%: its region is stopping; it resumes "
+                    "where it stopped when a copy worker runs again",
+                    self.clock(),
+                    percent=job.completion_percent,
+                )
+
+    async def _prune(self) -> None:
+        """Drop the events of targets deleted longer ago than the retention (every few
+        minutes: the log only grows by a few rows per copy)."""
+        now = self.clock()
+        if now - self._pruned_at < PRUNE_EVERY:
+            return
+        self._pruned_at = now
+        before = now - self.event_retention_seconds
+        dropped = await self.ctx.db(lambda conn: copy_events.prune(conn, before))
+        if dropped:
+            log.info("copy worker: pruned %d events of deleted copy targets", dropped)
 
     # --- claiming ------------------------------------------------------------------------------
     async def _claim(self) -> None:

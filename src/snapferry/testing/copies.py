@@ -77,6 +77,18 @@ def copies(cloud: dict[str, Any], target: str | None = None) -> list[dict[str, A
     return list(reply.json()["value"])
 
 
+def copy_events(cloud: dict[str, Any], target: str) -> list[dict[str, Any]]:
+    """The events of the copy into target, oldest first (through the front door)."""
+    reply = requests.get(
+        cloud["endpoint"] + "/snapferry/copies/events",
+        params={"subscription": cloud["subscription"], "target": target},
+        headers={"Authorization": f"Bearer {cloud['token']}"},
+        timeout=30,
+    )
+    reply.raise_for_status()
+    return list(reply.json()["value"])
+
+
 @dataclass
 class Family:
     """A disk in one region, written through its SAS, and its snapshots; ``image`` mirrors it."""

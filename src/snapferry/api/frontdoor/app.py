@@ -3,6 +3,7 @@ routes compute calls to regions (see ``routing``)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -25,6 +26,7 @@ from snapferry.control.errors import (
     BadRequest,
     LinkedAuthorizationFailed,
     OperationNotFound,
+    RegionUnavailable,
     ResourceGroupNotEmpty,
     ResourceNotFound,
     Unauthenticated,
@@ -398,6 +400,68 @@ def _add_copy_routes(app: FastAPI, door: FrontDoor) -> None:
                 value.extend({**item, "region": region} for item in reply.json()["value"])
         missing = [r for r in door.links.names if r not in replies]
         return {"value": value, "unreachable": missing}
+
+    @app.get("/snapferry/copies/events", operation_id="Copies_Events")
+    async def copy_events(
+        request: Request,
+        subscription: Annotated[str, Query(max_length=64)],
+        target: Annotated[str, Query(max_length=1024)],
+        after: Annotated[str | None, Query(max_length=1024)] = None,
+    ) -> Any:
+        """What happened to the copy into target, in order (``snapferry copy events``): from
+        the region that holds its events (its target's region; a deleted target's too).
+        ``after``: the ``next`` of an earlier answer, for only what came since."""
+        principal = await door.principal(request)
+        check_subscription(subscription)
+        door.authorize(principal, subscription, write=False, action="snapferry/copies/read")
+        since = _event_cursor(after)
+        names = door.links.names
+        asked = await asyncio.gather(
+            *(
+                door.links.call(
+                    region,
+                    "GET",
+                    f"/snapferry/copies/events?subscription={quote(subscription)}"
+                    f"&target={quote(target)}&after={since.get(region, 0)}",
+                    base=door.base(request),
+                    principal=principal.id,
+                )
+                for region in names
+            ),
+            return_exceptions=True,
+        )
+        value: list[Any] = []
+        cursor = dict(since)
+        missing = []
+        for region, reply in zip(names, asked, strict=True):
+            if isinstance(reply, RegionUnavailable):
+                missing.append(region)
+                continue
+            if isinstance(reply, BaseException):
+                raise reply
+            if reply.status != 200:
+                continue
+            for item in reply.json()["value"]:
+                cursor[region] = max(cursor.get(region, 0), int(item["id"]))
+                value.append({**item, "region": region})
+        value.sort(key=lambda item: (item["at"], item["id"]))
+        return {"value": value, "next": _encode_cursor(cursor), "unreachable": missing}
+
+
+def _event_cursor(text: str | None) -> dict[str, int]:
+    """The last event id seen per region, from a ``next`` (``region:id,region:id``)."""
+    out: dict[str, int] = {}
+    for part in (text or "").split(","):
+        region, _, last = part.partition(":")
+        if region and last.isdigit() and len(last) <= 18:
+            out[region] = int(last)
+        elif part:
+            raise BadRequest(f"after must be the next of an earlier answer, not {text!r}")
+    return out
+
+
+def _encode_cursor(cursor: dict[str, int]) -> str:
+    return ",".join(f"{region}:{last}" for region, last in sorted(cursor.items()))
 
 
 def frontdoor_app(door: FrontDoor) -> FastAPI:
