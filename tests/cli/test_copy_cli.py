@@ -92,6 +92,11 @@ def test_snapshot_copy_waits_and_copy_show_explains(
     assert client.copy_events(copied["id"], since)[0] == []  # nothing new since
     with pytest.raises(BadRequest, match="after must be the next of an earlier answer"):
         client.copy_events(copied["id"], "westus:x")
+    told = snapferry(cloud, env, f"copy diagnose -g {group} mon-west")
+    assert told.returncode == 0 and "succeeded" in told.stdout and "advice: nothing" in told.stdout
+    doc = json_of(snapferry(cloud, env, f"copy diagnose {copied['id']} -o json"))
+    assert doc["diagnosis"] == "succeeded" and doc["state"] == "Succeeded"
+    assert doc["bytesTotal"] == 3 * MiB + 4096 and doc["advice"] == "nothing to do."
     nothing = snapferry(cloud, env, f"copy events {mon}")
     assert nothing.returncode != 0 and "no copy events" in nothing.stderr
     exported = tmp_path / "west.img"

@@ -15,6 +15,7 @@ from azure.core.exceptions import HttpResponseError
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
+from snapferry.client.diagnose import diagnose
 from snapferry.testing.cloud import RunningCloud
 from snapferry.testing.copies import (
     Family,
@@ -139,8 +140,11 @@ def test_a_source_deleted_mid_copy_fails_the_target_which_stays_retryable_and_de
     assert props.completion_percent == seen[-1] < 100
     assert props.snapshot_access_state == "Pending"
     target = str(compute.snapshots.get("rules", "gone-west").id)
-    (failed,) = [e for e in copy_events(cloud, target) if e["kind"] == "failed"]
+    told = copy_events(cloud, target)
+    (failed,) = [e for e in told if e["kind"] == "failed"]
     assert failed["details"]["code"] == "CopySourceNotFound"
+    found = diagnose(copies(cloud, target)[0], told, time.time())
+    assert found.code == "failed-source-deleted" and not found.healthy
     assert failed["message"].startswith("failed with CopySourceNotFound for copy destination")
     # a PUT again retries; the source is still gone, so it fails again
     compute.snapshots.begin_create_or_update(

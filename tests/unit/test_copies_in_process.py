@@ -5,16 +5,22 @@ in-process peer client are retried like any others."""
 from __future__ import annotations
 
 import asyncio
+import json
+import threading
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from sqlalchemy import select
 
+from snapferry.client.diagnose import diagnose
 from snapferry.control import records
 from snapferry.engine.delta import ChunkDelta
+from snapferry.errors import PeerUnavailable
 from snapferry.ids import new_id
 from snapferry.meta.schema import copy_events
 from snapferry.replication.faults import Faults, FaultyPeer
@@ -155,4 +161,77 @@ def test_a_target_whose_deletion_a_crash_cut_short_leaves_no_job_behind(tmp_path
         assert done["properties"]["completionPercent"] == 100
         assert same_content(regions, "s3", "copied")
     finally:
+        regions.close()
+
+
+class Frozen:
+    """Wraps a PeerClient: after the first fetch, every fetch hangs (a frozen source
+    region, as SIGSTOP would make it) or fails (one that does not answer) until thawed."""
+
+    def __init__(self, inner: PeerClient, mode: str) -> None:
+        self.inner = inner
+        self.mode = mode
+        self.calls = 0
+        self.thawed = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def _wait(self, region: str) -> None:
+        self.calls += 1
+        while self.calls > 1 and not self.thawed.is_set():
+            if self.mode == "fail":
+                raise PeerUnavailable(f"region {region} could not be reached: ConnectionRefused")
+            await asyncio.sleep(0.05)
+
+    async def pages(self, region: str, engine_id: str, sas: str, piece: ChunkDelta) -> PageFrame:
+        await self._wait(region)
+        return await self.inner.pages(region, engine_id, sas, piece)
+
+    async def frames(
+        self, region: str, engine_id: str, sas: str, oids: list[bytes]
+    ) -> Sequence[bytes | memoryview]:
+        await self._wait(region)
+        return await self.inner.frames(region, engine_id, sas, oids)
+
+
+@pytest.mark.parametrize(
+    ("mode", "code"), [("hang", "stalled-no-progress"), ("fail", "stalled-source-unreachable")]
+)
+def test_a_copy_that_stops_moving_is_reported_stalled_then_moves_on(
+    tmp_path: Path, mode: str, code: str
+) -> None:
+    frozen: dict[str, Frozen] = {}
+
+    def wrap(name: str, peers: PeerClient) -> PeerClient:
+        frozen[name] = Frozen(peers, mode)
+        return frozen[name]
+
+    regions = InProcessRegions(tmp_path, ["east", "west"], wrap=wrap)
+    try:
+        regions.services["west"].copies.stall_seconds = 1.0
+        source = snapshot_of_scattered_pages(regions, 4 * PIECE_PAGES, seed=5)
+        target = copy_start(regions, source, "copied")
+        deadline = time.monotonic() + 30
+        while True:  # failing fetches are retried a few times before the attempt gives up
+            report = regions.report("west", target)
+            if report["state"] == "Stalled" and (mode == "hang" or report["lastError"]):
+                break
+            assert time.monotonic() < deadline and report["state"] != "Succeeded"
+            time.sleep(0.05)
+        assert report["stalledSince"] is not None and report["completionPercent"] < 100
+        with regions.engines["west"].db.connect() as conn:
+            told = [
+                {**dict(row._mapping), "details": json.loads(row.details)}
+                for row in conn.execute(select(copy_events)).all()
+            ]
+        found = diagnose(report, told, time.time())
+        assert found.code == code and not found.healthy
+        frozen["west"].thawed.set()
+        done = regions.wait("west", "snapshots", "g", "copied")
+        assert done["properties"]["completionPercent"] == 100
+        assert regions.report("west", target)["state"] == "Succeeded"
+        assert same_content(regions, "s5", "copied")
+    finally:
+        frozen["west"].thawed.set()
         regions.close()

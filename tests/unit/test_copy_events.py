@@ -62,7 +62,7 @@ def test_events_are_kept_in_order_and_pruned_only_once_their_target_is_gone(
         assert len(events.events(conn, "sub", "/t/kept")) == 3  # a live target keeps all
 
 
-def test_the_retention_is_a_region_setting(tmp_path: Path) -> None:
+def test_the_retention_and_the_stall_time_are_region_settings(tmp_path: Path) -> None:
     def region(extra: str) -> config.RegionConfig:
         path = tmp_path / "cloud.toml"
         path.write_text(f'[[regions]]\nname = "eastus"\n{extra}\n')
@@ -74,3 +74,8 @@ def test_the_retention_is_a_region_setting(tmp_path: Path) -> None:
     for bad in ("0", "-1", '"soon"', "4000"):
         with pytest.raises(InvalidInput, match="copy_event_days"):
             region(f"copy_event_days = {bad}")
+    assert region("").copy_stall_seconds == 600
+    assert region("copy_stall_seconds = 2").copy_stall_seconds == 2
+    for bad in ("0", '"long"', "100000"):
+        with pytest.raises(InvalidInput, match="copy_stall_seconds"):
+            region(f"copy_stall_seconds = {bad}")

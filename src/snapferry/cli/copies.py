@@ -11,7 +11,10 @@ fields are ``state`` (Queued, Copying, Succeeded, Failed), ``completionPercent``
 ``endedAt``, ``lastError``, ``attempts``, ``source``, ``baseSnapshot``, ``region``.
 ``copy events`` prints one line per event (``--output json``: one JSON object per line, with
 ``id``, ``at``, ``kind``, ``message``, ``copyId``, ``details``, ``region``); ``--follow`` keeps
-printing new ones until the copy succeeds, fails or its target is deleted.
+printing new ones until the copy succeeds, fails or its target is deleted. ``copy diagnose``
+says what a copy is doing and what to do (``--output json``: the report's fields and
+``diagnosis``, ``summary``, ``advice``, ``rateBytesPerSecond``, ``etaSeconds``); it exits 1 for
+a stalled or failed copy.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from snapferry.cli import views
 from snapferry.cli.remote import GROUP, NAME, TAGS, Remote, remote_command
 from snapferry.cli.resources import named_or_by_id
 from snapferry.client import Client, OperationFailed, ResourceMissing, copy_start_body
+from snapferry.client.diagnose import Diagnosis, diagnose
 
 POLL_SECONDS = 0.5
 LINE_EVERY = 30.0
@@ -186,6 +190,43 @@ def copy_events(remote: Remote, target: str, group: str | None, follow: bool) ->
             f"no copy events for {target_id} (not a copy, or its events were pruned)",
             code="ResourceNotFound",
         )
+
+
+@copy_command.command("diagnose")
+@remote_command()
+@click.argument("target")
+@click.option(
+    "--resource-group",
+    "-g",
+    "group",
+    default=None,
+    help="TARGET is the name of a snapshot in this group (else its full resource id).",
+)
+def copy_diagnose(remote: Remote, target: str, group: str | None) -> None:
+    """Say in plain words what the copy into the snapshot TARGET is doing and what to do:
+    moving (rate, time left), queued, stalled (since when, why), succeeded or failed (the
+    cause, and how to retry). Exit status 1 when it is stalled or failed."""
+    with remote.client() as client:
+        target_id = client.snapshots.id(group, target) if group else target
+        (report,) = _report(client, target_id)
+        found, _, _ = client.copy_events(target_id)
+    found_diagnosis = diagnose(report, found, time.time())
+    doc = {**report, **found_diagnosis.fields()}
+    out.emit(remote.output, doc, lambda: [diagnosis_view(report, found_diagnosis)])
+    if not found_diagnosis.healthy:
+        raise SystemExit(1)
+
+
+def diagnosis_view(report: Mapping[str, Any], found: Diagnosis) -> RenderableType:
+    return "\n".join(
+        [
+            f"copy into {report['target']} ({report.get('region', '?')}): "
+            f"{report['state']} — {found.code}",
+            f"  {found.summary}",
+            f"  from {report['source']}",
+            f"advice: {found.advice}",
+        ]
+    )
 
 
 def event_line(event: Mapping[str, Any]) -> str:

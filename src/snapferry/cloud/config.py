@@ -28,6 +28,7 @@ copy_streams = 4                       # concurrent fetches per copy (Enhanced: 
 max_active_copies = 100                # copies in progress per subscription into this region
 peer_faults = ""                       # fault injection on peer calls, e.g. "drop=0.1" (tests)
 copy_event_days = 14                   # events of a deleted copy target are kept this long
+copy_stall_seconds = 600               # a started copy that moves nothing this long is Stalled
 ```
 """
 
@@ -61,6 +62,7 @@ class RegionConfig:
     max_active_copies: int = 100
     peer_faults: str = ""
     copy_event_days: float = 14.0
+    copy_stall_seconds: float = 600.0
 
     def directory(self, root: Path) -> Path:
         return self.data_dir if self.data_dir is not None else root / "regions" / self.name
@@ -150,6 +152,9 @@ def _region(raw: Any, root: Path) -> RegionConfig:
     event_days = raw.get("copy_event_days", 14.0)
     if not isinstance(event_days, int | float) or not 0 < event_days <= 3650:
         raise InvalidInput(f"region {name}: copy_event_days must be more than 0 and at most 3650")
+    stall = raw.get("copy_stall_seconds", 600.0)
+    if not isinstance(stall, int | float) or not 1 <= stall <= 86400:
+        raise InvalidInput(f"region {name}: copy_stall_seconds must be between 1 and 86400")
     faults = raw.get("peer_faults", "")
     if not isinstance(faults, str):
         raise InvalidInput(f"region {name}: peer_faults must be a string like 'drop=0.1'")
@@ -159,6 +164,7 @@ def _region(raw: Any, root: Path) -> RegionConfig:
         max_active_copies=max_active,
         peer_faults=faults,
         copy_event_days=float(event_days),
+        copy_stall_seconds=float(stall),
         operation_delay=float(delay),
         name=name,
         zones=tuple(zones),

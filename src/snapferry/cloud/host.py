@@ -176,6 +176,7 @@ def open_region(
         operation_delay=config.operation_delay,
         copier=copier,
         max_active_copies=config.max_active_copies,
+        copy_stall_seconds=config.copy_stall_seconds,
     )
     hosted.closers.append(service.close)
     service.recover()

@@ -18,6 +18,7 @@ Available.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import time
 from collections.abc import Callable
 from typing import Any
@@ -42,12 +43,15 @@ from snapferry.errors import PeerUnavailable
 from snapferry.ids import new_id
 from snapferry.meta import events as copy_events
 from snapferry.meta import jobs
+from snapferry.meta.jobs import ACTIVE
 from snapferry.replication.jobs import FAILED, QUEUED, SUCCEEDED, CopyJob, event_report, log_event
 from snapferry.replication.peers import PeerClient, SourceInfo
 from snapferry.replication.worker import CopyWorker
 
 COPY_START = "CopyStart"
 DEFAULT_MAX_ACTIVE = 100
+DEFAULT_STALL_SECONDS = 600.0
+"""A started copy that moves no byte for this long is reported Stalled."""
 """In-progress copies per subscription per target region, as in Azure."""
 
 
@@ -103,12 +107,14 @@ class CopyTargets:
         *,
         clock: Callable[[], float] = time.time,
         max_active: int = DEFAULT_MAX_ACTIVE,
+        stall_seconds: float = DEFAULT_STALL_SECONDS,
     ) -> None:
         self.region = region
         self.engine = engine
         self.copier = copier
         self.clock = clock
         self.max_active = max_active
+        self.stall_seconds = stall_seconds
 
     # --- reads ---------------------------------------------------------------------------------
     def job_of(self, rec: Record) -> CopyJob | None:
@@ -134,14 +140,26 @@ class CopyTargets:
 
     def reports(self, subscription: str, target: str | None = None) -> list[dict[str, Any]]:
         """Where the copies into this region stand (of one subscription; of one target)."""
+        now = self.clock()
         with self.engine.db.connect() as conn:
             out = []
+            waiting = sorted(
+                CopyJob.from_row(row).created_at for row in jobs.jobs(conn) if row.state in ACTIVE
+            )
             for job in map(CopyJob.from_row, jobs.jobs(conn, subscription.lower())):
                 if target is not None and job.target_key != target.lower():
                     continue
                 rec = records.get(conn, job.target_key)
                 base = records.by_engine_id(conn, job.base_id) if job.base_id else None
-                out.append(job.report(rec.id if rec else job.target_key, base.id if base else None))
+                out.append(
+                    job.report(
+                        rec.id if rec else job.target_key,
+                        base.id if base else None,
+                        now=now,
+                        stall_seconds=self.stall_seconds,
+                        ahead=bisect.bisect_left(waiting, job.created_at),
+                    )
+                )
         return out
 
     def events(self, subscription: str, target: str, after: int = 0) -> list[dict[str, Any]]:

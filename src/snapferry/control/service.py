@@ -84,6 +84,7 @@ class RegionService(Recovery):
         operation_delay: float = 0.0,
         copier: CopyWorker | None = None,
         max_active_copies: int = 100,
+        copy_stall_seconds: float = 600.0,
     ) -> None:
         """``operation_delay`` (fault injection for tests) holds every background operation
         that long before it starts, so a test can kill the region while operations are in
@@ -94,7 +95,14 @@ class RegionService(Recovery):
         self.data_url = data_url.rstrip("/")
         self.clock = clock
         self.operation_delay = operation_delay
-        self.copies = CopyTargets(region, engine, copier, clock=clock, max_active=max_active_copies)
+        self.copies = CopyTargets(
+            region,
+            engine,
+            copier,
+            clock=clock,
+            max_active=max_active_copies,
+            stall_seconds=copy_stall_seconds,
+        )
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix=f"arm-{region.name}")
 

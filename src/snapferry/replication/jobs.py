@@ -13,6 +13,8 @@ from snapferry.meta import events as event_store
 from snapferry.meta.jobs import ACTIVE
 
 QUEUED, COPYING, SUCCEEDED, FAILED = "Queued", "Copying", "Succeeded", "Failed"
+STALLED = "Stalled"
+"""Reported (never stored) for a started copy that has not moved for the stall time."""
 
 
 @dataclass(frozen=True)
@@ -71,11 +73,37 @@ class CopyJob:
             return 0
         return min(99, self.bytes_staged * 100 // self.bytes_total)
 
-    def report(self, target: str, base: str | None) -> dict[str, Any]:
-        """What ``snapferry copy show`` prints (``target``/``base``: ARM ids)."""
+    def moved_at(self) -> float | None:
+        """When the copy last moved: its last committed piece, else when it first started
+        (None: never started)."""
+        return self.last_progress_at or self.started_at
+
+    def stalled_since(self, now: float, stall_seconds: float) -> float | None:
+        """When a copy that has started but not moved for ``stall_seconds`` stopped moving
+        (None if it is moving, waiting for its first attempt, or over). Worked out from durable
+        times, so it holds in any process and clears by itself when bytes move again."""
+        moved = self.moved_at()
+        if not self.active or moved is None or now - moved < stall_seconds:
+            return None
+        return moved
+
+    def report(
+        self,
+        target: str,
+        base: str | None,
+        *,
+        now: float,
+        stall_seconds: float,
+        ahead: int = 0,
+    ) -> dict[str, Any]:
+        """What ``snapferry copy show`` prints (``target``/``base``: ARM ids; ``ahead``: the
+        region's copies not over that were accepted before this one)."""
+        stalled = self.stalled_since(now, stall_seconds)
         return {
             "target": target,
-            "state": self.state,
+            "state": STALLED if stalled is not None else self.state,
+            "stalledSince": stalled,
+            "queuedBehind": ahead if self.state == QUEUED and self.attempts == 0 else 0,
             "completionPercent": self.completion_percent,
             "bytesTotal": self.bytes_total,
             "bytesCopied": self.bytes_staged if self.state != SUCCEEDED else self.bytes_total,
