@@ -97,6 +97,8 @@ def test_snapshot_copy_waits_and_copy_show_explains(
     doc = json_of(snapferry(cloud, env, f"copy diagnose {copied['id']} -o json"))
     assert doc["diagnosis"] == "succeeded" and doc["state"] == "Succeeded"
     assert doc["bytesTotal"] == 3 * MiB + 4096 and doc["advice"] == "nothing to do."
+    waited = json_of(snapferry(cloud, env, f"copy wait -g {group} mon-west -o json"))
+    assert waited["state"] == "Succeeded" and waited["target"] == copied["id"]
     nothing = snapferry(cloud, env, f"copy events {mon}")
     assert nothing.returncode != 0 and "no copy events" in nothing.stderr
     exported = tmp_path / "west.img"

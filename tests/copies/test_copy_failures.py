@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,10 @@ from azure.core.exceptions import HttpResponseError
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
+from snapferry.cli.copies import ended, follow
+from snapferry.client import Client, OperationFailed, resolve_cloud
 from snapferry.client.diagnose import diagnose
+from snapferry.testing.cli import cli_env, json_of, snapferry
 from snapferry.testing.cloud import RunningCloud
 from snapferry.testing.copies import (
     Family,
@@ -185,3 +189,28 @@ def test_a_target_deleted_mid_copy_stops_it(
     assert sha_of_snapshot(compute, "rules", "drop-west") == sha_of_snapshot(
         compute, "rules", "drop-1"
     )
+
+
+def test_copy_wait_gives_up_at_its_timeout_saying_why_and_otherwise_waits_to_the_end(
+    compute: ComputeManagementClient,
+    groups: ResourceManagementClient,
+    running: RunningCloud,
+    tmp_path: Path,
+) -> None:
+    family = family_of(compute, groups, "patient")
+    source = family.snapshot("patient-1")
+    made = compute.snapshots.begin_create_or_update(
+        "rules", "patient-west", copy_body(source, "westus")
+    ).result()
+    # in process, so the timeout surely falls before the copy's first slowed peer call ends
+    with Client(resolve_cloud(data_dir=running.data_dir, environ={})) as client:
+        early = follow(client, str(made.id), tty=False, timeout=0.1)
+        assert early["state"] in ("Queued", "Copying")
+        with pytest.raises(OperationFailed, match="did not finish in time") as caught:
+            ended(client, early)
+    assert caught.value.code in ("moving", "queued")
+    env = cli_env(running, tmp_path)
+    report = json_of(snapferry(running, env, "copy wait -g rules patient-west -o json"))
+    assert report["state"] == "Succeeded" and report["completionPercent"] == 100
+    bad = snapferry(running, env, "copy wait -g rules patient-west --timeout 0")
+    assert bad.returncode == 2 and "--timeout" in bad.stderr

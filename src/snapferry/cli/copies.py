@@ -14,7 +14,9 @@ fields are ``state`` (Queued, Copying, Succeeded, Failed), ``completionPercent``
 printing new ones until the copy succeeds, fails or its target is deleted. ``copy diagnose``
 says what a copy is doing and what to do (``--output json``: the report's fields and
 ``diagnosis``, ``summary``, ``advice``, ``rateBytesPerSecond``, ``etaSeconds``); it exits 1 for
-a stalled or failed copy.
+a stalled or failed copy. ``copy wait`` follows a copy as ``--wait`` does; with ``--timeout``
+both give up at that time, and both exit 4 with diagnose's words when the copy failed or had not
+ended.
 """
 
 from __future__ import annotations
@@ -36,6 +38,13 @@ from snapferry.cli.resources import named_or_by_id
 from snapferry.client import Client, OperationFailed, ResourceMissing, copy_start_body
 from snapferry.client.diagnose import Diagnosis, diagnose
 
+TIMEOUT = click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="With waiting: give up (exit 4, saying why) if the copy has not ended by then.",
+)
 POLL_SECONDS = 0.5
 LINE_EVERY = 30.0
 FOLLOW_SECONDS = 1.0
@@ -57,6 +66,7 @@ ENDS = ("succeeded", "failed", "deleted")
 @click.option("--full", is_flag=True, help="Make a full (self-contained) snapshot there.")
 @click.option("--enhanced", is_flag=True, help="Copy with more parallel transfers.")
 @click.option("--wait", is_flag=True, help="Follow the copy until it ends.")
+@TIMEOUT
 @TAGS
 def snapshot_copy(
     remote: Remote,
@@ -67,6 +77,7 @@ def snapshot_copy(
     full: bool,
     enhanced: bool,
     wait: bool,
+    timeout: float | None,
     tags: dict[str, str] | None,
 ) -> None:
     """Copy a snapshot to a region (CopyStart): only the pages changed since the newest
@@ -78,19 +89,36 @@ def snapshot_copy(
         )
         target = client.snapshots.create(group, name, body)
         if wait:
-            report = follow(client, str(target["id"]), tty=sys.stderr.isatty())
+            ended(
+                client, follow(client, str(target["id"]), tty=sys.stderr.isatty(), timeout=timeout)
+            )
             target = client.snapshots.show(group, name)
-            if report["state"] == "Failed":
-                error = report.get("lastError") or {}
-                raise OperationFailed(
-                    f"the copy to {location} failed: {error.get('message', 'unknown cause')}",
-                    code=str(error.get("code", "CopyFailed")),
-                )
     out.emit(remote.output, target, lambda: views.resource(target))
 
 
-def follow(client: Client, target: str, *, tty: bool) -> dict[str, Any]:
-    """Poll the copy of target until it ends; its last report."""
+def ended(client: Client, report: dict[str, Any]) -> dict[str, Any]:
+    """report, if its copy Succeeded; else OperationFailed saying why (diagnose's words)."""
+    if report["state"] == "Succeeded":
+        return report
+    events, _, _ = client.copy_events(str(report["target"]))
+    found = diagnose(report, events, time.time())
+    where = f"the copy to {report.get('region', 'its region')}"
+    if report["state"] == "Failed":
+        error = report.get("lastError") or {}
+        raise OperationFailed(
+            f"{where} failed: {error.get('message', 'unknown cause')}; {found.advice}",
+            code=str(error.get("code", "CopyFailed")),
+        )
+    raise OperationFailed(
+        f"{where} did not finish in time: {found.summary}; {found.advice}", code=found.code
+    )
+
+
+def follow(
+    client: Client, target: str, *, tty: bool, timeout: float | None = None
+) -> dict[str, Any]:
+    """Poll the copy of target until it ends, or ``timeout`` seconds pass; its last report."""
+    deadline = None if timeout is None else time.monotonic() + timeout
     last_line = time.monotonic()
     with out.progress_bar("copying", tty, percent=True) as progress:
         while True:
@@ -105,6 +133,8 @@ def follow(client: Client, target: str, *, tty: bool) -> dict[str, Any]:
                 )
                 last_line = time.monotonic()
             if report["state"] in ("Succeeded", "Failed"):
+                return report
+            if deadline is not None and time.monotonic() >= deadline:
                 return report
             time.sleep(POLL_SECONDS)
 
@@ -146,6 +176,27 @@ def copy_show(remote: Remote, target_id: str) -> None:
     """Show the copy whose target snapshot has TARGET_ID (a full resource id)."""
     with remote.client() as client:
         (report,) = _report(client, target_id)
+    out.emit(remote.output, report, lambda: [details(report)])
+
+
+@copy_command.command("wait")
+@remote_command()
+@click.argument("target")
+@click.option(
+    "--resource-group",
+    "-g",
+    "group",
+    default=None,
+    help="TARGET is the name of a snapshot in this group (else its full resource id).",
+)
+@TIMEOUT
+def copy_wait(remote: Remote, target: str, group: str | None, timeout: float | None) -> None:
+    """Follow the copy into the snapshot TARGET until it ends (a progress bar on a terminal, a
+    line every 30 s otherwise); print its report. Exit 4, with what diagnose says, if it failed
+    or had not finished within --timeout."""
+    with remote.client() as client:
+        target_id = client.snapshots.id(group, target) if group else target
+        report = ended(client, follow(client, target_id, tty=sys.stderr.isatty(), timeout=timeout))
     out.emit(remote.output, report, lambda: [details(report)])
 
 
