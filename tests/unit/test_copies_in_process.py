@@ -210,6 +210,7 @@ def test_a_copy_that_stops_moving_is_reported_stalled_then_moves_on(
     regions = InProcessRegions(tmp_path, ["east", "west"], wrap=wrap)
     try:
         regions.services["west"].copies.stall_seconds = 1.0
+        regions.workers["west"].stall_seconds = 1.0
         source = snapshot_of_scattered_pages(regions, 4 * PIECE_PAGES, seed=5)
         target = copy_start(regions, source, "copied")
         deadline = time.monotonic() + 30
@@ -220,18 +221,28 @@ def test_a_copy_that_stops_moving_is_reported_stalled_then_moves_on(
             assert time.monotonic() < deadline and report["state"] != "Succeeded"
             time.sleep(0.05)
         assert report["stalledSince"] is not None and report["completionPercent"] < 100
-        with regions.engines["west"].db.connect() as conn:
-            told = [
-                {**dict(row._mapping), "details": json.loads(row.details)}
-                for row in conn.execute(select(copy_events)).all()
-            ]
-        found = diagnose(report, told, time.time())
+        found = diagnose(report, events_of(regions), time.time())
         assert found.code == code and not found.healthy
+        deadline = time.monotonic() + 10
+        while not any(e["kind"] == "stalled" for e in events_of(regions)):
+            assert time.monotonic() < deadline, "no stalled event"
+            time.sleep(0.05)
         frozen["west"].thawed.set()
         done = regions.wait("west", "snapshots", "g", "copied")
         assert done["properties"]["completionPercent"] == 100
         assert regions.report("west", target)["state"] == "Succeeded"
         assert same_content(regions, "s5", "copied")
+        kinds = [e["kind"] for e in events_of(regions)]
+        assert kinds.count("stalled") == 1  # told once per stall
+        assert kinds.index("stalled") < kinds.index("succeeded")
     finally:
         frozen["west"].thawed.set()
         regions.close()
+
+
+def events_of(regions: InProcessRegions) -> list[dict[str, Any]]:
+    with regions.engines["west"].db.connect() as conn:
+        return [
+            {**dict(row._mapping), "details": json.loads(row.details)}
+            for row in conn.execute(select(copy_events).order_by(copy_events.c.id)).all()
+        ]

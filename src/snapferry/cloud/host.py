@@ -167,6 +167,7 @@ def open_region(
         lease_seconds=config.copy_lease_seconds,
         streams=config.copy_streams,
         event_retention_seconds=config.copy_event_days * 86400,
+        stall_seconds=config.copy_stall_seconds,
     )
     service = RegionService(
         Region(config.name, config.zones, config.page_size),

@@ -53,6 +53,17 @@ def events(
     ).all()
 
 
+def last_of_kind(conn: Connection, target_key: str, kind: str) -> Row[Any] | None:
+    """The target's newest event of that kind."""
+    c = copy_events.c
+    return conn.execute(
+        select(copy_events)
+        .where(c.target_key == target_key, c.kind == kind)
+        .order_by(c.id.desc())
+        .limit(1)
+    ).first()
+
+
 def prune(conn: Connection, before: float) -> int:
     """Drop the events older than ``before`` of targets that no longer have a job; how many."""
     c = copy_events.c

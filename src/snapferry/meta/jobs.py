@@ -38,6 +38,11 @@ def jobs(conn: Connection, subscription: str | None = None) -> Sequence[Row[Any]
     return conn.execute(query.order_by(copy_jobs.c.created_at)).all()
 
 
+def active(conn: Connection) -> Sequence[Row[Any]]:
+    """Every job that is not over."""
+    return conn.execute(select(copy_jobs).where(copy_jobs.c.state.in_(ACTIVE))).all()
+
+
 def family_jobs(conn: Connection, source_family: str, subscription: str) -> Sequence[Row[Any]]:
     """The jobs of one source family into one subscription, newest source first."""
     return conn.execute(

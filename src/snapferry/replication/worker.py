@@ -74,6 +74,7 @@ class CopyWorker:
         poll: float = 0.5,
         clock: Callable[[], float] = time.time,
         event_retention_seconds: float = 14 * 86400.0,
+        stall_seconds: float = 600.0,
     ) -> None:
         self.engine = engine
         self.peers = peers
@@ -83,6 +84,7 @@ class CopyWorker:
         self.poll = poll
         self.clock = clock
         self.event_retention_seconds = event_retention_seconds
+        self.stall_seconds = stall_seconds
         self._pruned_at = 0.0
         self.ctx = CopyContext(engine, peers, self.owner, clock, lease_seconds, streams)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -136,6 +138,7 @@ class CopyWorker:
                 try:
                     await self._claim()
                     await self._prune()
+                    await self.ctx.db(self._watch)
                 except Exception:
                     log.exception("copy worker: claiming jobs failed")
                 with contextlib.suppress(TimeoutError):
@@ -162,6 +165,34 @@ class CopyWorker:
                     self.clock(),
                     percent=job.completion_percent,
                 )
+
+    def _watch(self, conn: Connection) -> None:
+        """Log once, for each stall of a copy into this region, that it stopped moving."""
+        now = self.clock()
+        for row in store.active(conn):
+            job = CopyJob.from_row(row)
+            since = job.stalled_since(now, self.stall_seconds)
+            if since is None:
+                continue
+            told = copy_events.last_of_kind(conn, job.target_key, "stalled")
+            if told is not None and float(told.at) >= since:
+                continue
+            error = job.last_error or {}
+            cause = (
+                f"the last error: {error.get('code')}: {error.get('message')}"
+                if error
+                else "no error seen"
+            )
+            log_event(
+                conn,
+                job,
+                "stalled",
+                f"stalled at {job.completion_percent}%: no byte has moved for "
+                f"{now - since:.0f} s; {cause}",
+                now,
+                since=since,
+                code=error.get("code"),
+            )
 
     async def _prune(self) -> None:
         """Drop the events of targets deleted longer ago than the retention (every few
