@@ -45,6 +45,13 @@ TIMEOUT = click.option(
     metavar="SECONDS",
     help="With waiting: give up (exit 4, saying why) if the copy has not ended by then.",
 )
+TARGET_GROUP = click.option(
+    "--resource-group",
+    "-g",
+    "group",
+    default=None,
+    help="TARGET is the name of a snapshot in this group (else its full resource id).",
+)
 POLL_SECONDS = 0.5
 LINE_EVERY = 30.0
 FOLLOW_SECONDS = 1.0
@@ -139,6 +146,11 @@ def follow(
             time.sleep(POLL_SECONDS)
 
 
+def _target_id(client: Client, group: str | None, target: str) -> str:
+    """TARGET as a resource id: a snapshot's name in group, or already an id."""
+    return client.snapshots.id(group, target) if group else target
+
+
 def _report(client: Client, target: str) -> list[dict[str, Any]]:
     found = client.copies(target)
     if not found:
@@ -182,20 +194,14 @@ def copy_show(remote: Remote, target_id: str) -> None:
 @copy_command.command("wait")
 @remote_command()
 @click.argument("target")
-@click.option(
-    "--resource-group",
-    "-g",
-    "group",
-    default=None,
-    help="TARGET is the name of a snapshot in this group (else its full resource id).",
-)
+@TARGET_GROUP
 @TIMEOUT
 def copy_wait(remote: Remote, target: str, group: str | None, timeout: float | None) -> None:
     """Follow the copy into the snapshot TARGET until it ends (a progress bar on a terminal, a
     line every 30 s otherwise); print its report. Exit 4, with what diagnose says, if it failed
     or had not finished within --timeout."""
     with remote.client() as client:
-        target_id = client.snapshots.id(group, target) if group else target
+        target_id = _target_id(client, group, target)
         report = ended(client, follow(client, target_id, tty=sys.stderr.isatty(), timeout=timeout))
     out.emit(remote.output, report, lambda: [details(report)])
 
@@ -203,13 +209,7 @@ def copy_wait(remote: Remote, target: str, group: str | None, timeout: float | N
 @copy_command.command("events")
 @remote_command()
 @click.argument("target")
-@click.option(
-    "--resource-group",
-    "-g",
-    "group",
-    default=None,
-    help="TARGET is the name of a snapshot in this group (else its full resource id).",
-)
+@TARGET_GROUP
 @click.option("--follow", is_flag=True, help="Keep printing new events until the copy ends.")
 def copy_events(remote: Remote, target: str, group: str | None, follow: bool) -> None:
     """Print what happened to the copy into the snapshot TARGET, oldest first: accepted,
@@ -217,7 +217,7 @@ def copy_events(remote: Remote, target: str, group: str | None, follow: bool) ->
     after = None
     seen = False
     with remote.client() as client:
-        target_id = client.snapshots.id(group, target) if group else target
+        target_id = _target_id(client, group, target)
         while True:
             found, after, unreachable = client.copy_events(target_id, after)
             for event in found:
@@ -246,19 +246,13 @@ def copy_events(remote: Remote, target: str, group: str | None, follow: bool) ->
 @copy_command.command("diagnose")
 @remote_command()
 @click.argument("target")
-@click.option(
-    "--resource-group",
-    "-g",
-    "group",
-    default=None,
-    help="TARGET is the name of a snapshot in this group (else its full resource id).",
-)
+@TARGET_GROUP
 def copy_diagnose(remote: Remote, target: str, group: str | None) -> None:
     """Say in plain words what the copy into the snapshot TARGET is doing and what to do:
     moving (rate, time left), queued, stalled (since when, why), succeeded or failed (the
     cause, and how to retry). Exit status 1 when it is stalled or failed."""
     with remote.client() as client:
-        target_id = client.snapshots.id(group, target) if group else target
+        target_id = _target_id(client, group, target)
         (report,) = _report(client, target_id)
         found, _, _ = client.copy_events(target_id)
     found_diagnosis = diagnose(report, found, time.time())

@@ -43,7 +43,6 @@ from snapferry.errors import PeerUnavailable
 from snapferry.ids import new_id
 from snapferry.meta import events as copy_events
 from snapferry.meta import jobs
-from snapferry.meta.jobs import ACTIVE
 from snapferry.replication.jobs import FAILED, QUEUED, SUCCEEDED, CopyJob, event_report, log_event
 from snapferry.replication.peers import PeerClient, SourceInfo
 from snapferry.replication.worker import CopyWorker
@@ -143,9 +142,7 @@ class CopyTargets:
         now = self.clock()
         with self.engine.db.connect() as conn:
             out = []
-            waiting = sorted(
-                CopyJob.from_row(row).created_at for row in jobs.jobs(conn) if row.state in ACTIVE
-            )
+            waiting = jobs.active_since(conn)
             for job in map(CopyJob.from_row, jobs.jobs(conn, subscription.lower())):
                 if target is not None and job.target_key != target.lower():
                     continue

@@ -38,6 +38,13 @@ def jobs(conn: Connection, subscription: str | None = None) -> Sequence[Row[Any]
     return conn.execute(query.order_by(copy_jobs.c.created_at)).all()
 
 
+def active_since(conn: Connection) -> list[float]:
+    """When each job that is not over was accepted, earliest first."""
+    c = copy_jobs.c
+    rows = conn.execute(select(c.created_at).where(c.state.in_(ACTIVE)).order_by(c.created_at))
+    return [float(r.created_at) for r in rows]
+
+
 def active(conn: Connection) -> Sequence[Row[Any]]:
     """Every job that is not over."""
     return conn.execute(select(copy_jobs).where(copy_jobs.c.state.in_(ACTIVE))).all()

@@ -403,7 +403,7 @@ def split_frames(body: bytes | memoryview, expected: int) -> list[memoryview]:
     if count != expected:
         raise ValueError("wrong count")
     lengths = struct.unpack_from(f"<{count}Q", body, 4)
-    pos = 4 + 8 * count
+    pos = frames_head_size(count)
     view = memoryview(body)
     out = []
     for length in lengths:

@@ -55,6 +55,8 @@ FETCH_TRIES = 4
 MAX_BACKOFF = 30.0
 GRANT_MARGIN = 86400.0
 """A saved grant is asked for again when it has less than this left."""
+Event = tuple[str, str, dict[str, Any]]
+"""An event to log: kind, message, details."""
 PROGRESS_EVENT_SECONDS = 5.0
 """A progress event at the first committed piece and then at most this far apart."""
 
@@ -84,21 +86,27 @@ class CopyContext:
         row = await self.db(lambda conn: store.job(conn, job_id), write=False)
         return None if row is None else CopyJob.from_row(row)
 
-    async def update(
-        self, job: CopyJob, *, event: tuple[str, str, dict[str, Any]] | None = None, **values: Any
-    ) -> None:
-        """Change the job (and log ``event``: kind, message, details) in one transaction;
-        ImportAborted if this worker no longer leases it."""
+    def leased(
+        self, job: CopyJob, event: Event | Callable[[Connection], Event] | None, **values: Any
+    ) -> Callable[[Connection], bool]:
+        """A change of the job this worker leases, and its event (kind, message, details; or
+        what makes it from the changed row's transaction), to run in one transaction: False
+        (nothing changed) if the lease is lost."""
 
         def change(conn: Connection) -> bool:
             if not store.update_leased(conn, job.id, self.owner, **values):
                 return False
             if event is not None:
-                kind, message, details = event
+                kind, message, details = event(conn) if callable(event) else event
                 log_event(conn, job, kind, message, self.clock(), **details)
             return True
 
-        if not await self.db(change):
+        return change
+
+    async def update(self, job: CopyJob, *, event: Event | None = None, **values: Any) -> None:
+        """Change the job (and log ``event``) in one transaction; ImportAborted if this worker
+        no longer leases it."""
+        if not await self.db(self.leased(job, event, **values)):
             raise ImportAborted(f"copy {job.id} is no longer leased by this worker")
 
 
@@ -204,36 +212,28 @@ async def _attempt(ctx: CopyContext, job: CopyJob) -> None:
     pieces = list(plan.pieces(held, PIECE_PAGES, PIECE_FRAME_BYTES))
     await _transfer(ctx, job, sas, pieces, reusable)
 
-    def done(conn: Connection) -> bool:
-        now = ctx.clock()
-        if not store.update_leased(
-            conn,
-            job.id,
-            ctx.owner,
-            state=SUCCEEDED,
-            bytes_staged=delta.changed_bytes,
-            ended_at=now,
-            last_error=None,
-            lease_owner=None,
-            lease_expires=None,
-        ):
-            return False
+    def succeeded(conn: Connection) -> Event:
         row = store.job(conn, job.id)
         wire = int(row.bytes_transferred) if row is not None else 0
-        took = now - (job.started_at or job.created_at)
-        log_event(
-            conn,
-            job,
+        took = ctx.clock() - (job.started_at or job.created_at)
+        return (
             "succeeded",
             f"completed with Succeeded for copy destination {job.target_key}: "
             f"{delta.changed_bytes} bytes planned, {wire} on the wire, {took:.1f} s since it "
             "started",
-            now,
-            bytesPlanned=delta.changed_bytes,
-            bytesTransferred=wire,
+            {"bytesPlanned": delta.changed_bytes, "bytesTransferred": wire},
         )
-        return True
 
+    done = ctx.leased(
+        job,
+        succeeded,
+        state=SUCCEEDED,
+        bytes_staged=delta.changed_bytes,
+        ended_at=ctx.clock(),
+        last_error=None,
+        lease_owner=None,
+        lease_expires=None,
+    )
     await asyncio.to_thread(ctx.engine.finish_import, job.target_id, done)
     log.info("copy %s succeeded (%d bytes planned)", job.id, delta.changed_bytes)
 
@@ -271,22 +271,14 @@ async def _plan(ctx: CopyContext, job: CopyJob, sas: str) -> CopyJob:
         "bytes_staged": 0,
     }
 
-    def save(conn: Connection) -> bool:  # the base and the plan, together, under the lease
-        if not store.update_leased(conn, job.id, ctx.owner, **values):
-            return False
-        on = "no base (a first copy: every non-zero page travels)" if base is None else base
-        log_event(
-            conn,
-            job,
-            "planned",
-            f"planned {delta.changed_bytes} bytes in {len(delta)} chunks "
-            f"({len(planned.lengths)} as stored frames) on {on}",
-            ctx.clock(),
-            bytesPlanned=delta.changed_bytes,
-            anchor=anchor,
-            base=base,
-        )
-        return True
+    on = "no base (a first copy: every non-zero page travels)" if base is None else base
+    planned_event = (
+        "planned",
+        f"planned {delta.changed_bytes} bytes in {len(delta)} chunks "
+        f"({len(planned.lengths)} as stored frames) on {on}",
+        {"bytesPlanned": delta.changed_bytes, "anchor": anchor, "base": base},
+    )
+    save = ctx.leased(job, planned_event, **values)  # the base and the plan, together
 
     try:
         await asyncio.to_thread(ctx.engine.set_import_base, job.target_id, base, save)

@@ -85,7 +85,7 @@ class CopyWorker:
         self.clock = clock
         self.event_retention_seconds = event_retention_seconds
         self.stall_seconds = stall_seconds
-        self._pruned_at = 0.0
+        self._pruned_at = self._watched_at = 0.0
         self.ctx = CopyContext(engine, peers, self.owner, clock, lease_seconds, streams)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
@@ -138,7 +138,9 @@ class CopyWorker:
                 try:
                     await self._claim()
                     await self._prune()
-                    await self.ctx.db(self._watch)
+                    if self.clock() - self._watched_at >= self.stall_seconds / 10:
+                        self._watched_at = self.clock()
+                        await self.ctx.db(self._watch)
                 except Exception:
                     log.exception("copy worker: claiming jobs failed")
                 with contextlib.suppress(TimeoutError):
