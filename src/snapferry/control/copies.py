@@ -220,7 +220,7 @@ class CopyTargets:
                     conn,
                     made,
                     "accepted",
-                    f"accepted: a {'full' if full else 'incremental'} copy of "
+                    f"accepted: {'a full' if full else 'an incremental'} copy of "
                     f"{source.resource_id} (region {source.region}) into {rid.key}",
                     now,
                     source=source.resource_id,
