@@ -34,6 +34,7 @@ from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
 from snapferry.api.common import Receive, Scope, Send
+from snapferry.api.observe import REQUEST_ID, ROUTE_KEY
 from snapferry.control import blob_errors as err
 from snapferry.control.access import BLOB_NAME, SasRefused
 from snapferry.control.blob_errors import BlobError
@@ -67,7 +68,7 @@ class Request:
         self.headers = {
             k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]
         }
-        self.id = str(uuid.uuid4())
+        self.id = REQUEST_ID.get() or str(uuid.uuid4())
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name)
@@ -278,6 +279,7 @@ class BlobApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         req = Request(scope)
+        scope[ROUTE_KEY] = f"blob:{_operation(req)}"
         try:
             await self._dispatch(req, receive, send)
         except SnapferryError as exc:
@@ -288,6 +290,13 @@ class BlobApp:
 
     async def _error(self, req: Request, send: Send, exc: SnapferryError) -> None:
         status, code, body = error_parts(exc)
+        log.log(
+            logging.ERROR if status >= 500 else logging.INFO,
+            "answered %d %s: %s",
+            status,
+            code,
+            exc.message,
+        )
         if req.method == "HEAD":
             body = b""
         headers = [
@@ -513,6 +522,17 @@ class BlobApp:
         if md5 is not None:
             headers.append((b"content-md5", md5.encode("latin-1")))
         await _respond(send, 201, headers)
+
+
+def _operation(req: Request) -> str:
+    """The Blob service operation a request asks for (for metrics)."""
+    comp = req.query.get("comp")
+    return {
+        ("GET", None): "GetBlob",
+        ("HEAD", None): "GetBlobProperties",
+        ("GET", "pagelist"): "GetPageRanges",
+        ("PUT", "page"): "PutPage",
+    }.get((req.method, comp), "other")
 
 
 async def _disconnected(receive: Receive) -> None:

@@ -77,6 +77,13 @@ def error_response(exc: SnapferryError) -> JSONResponse:
     status = _status(exc)
     target = exc.details.get("target")
     code = exc.code if status != 404 or exc.code != "NotFound" else "ResourceNotFound"
+    log.log(
+        logging.ERROR if status >= 500 else logging.INFO,
+        "answered %d %s: %s",
+        status,
+        code,
+        exc.message,
+    )
     headers = {"Retry-After": "1"} if status == 503 else None
     return JSONResponse(
         error_body(code, exc.message, str(target) if target else None), status, headers=headers
@@ -105,8 +112,6 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def typed(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, SnapferryError)
-        if _status(exc) >= 500:
-            log.error("request failed: %s: %s", exc.code, exc.message)
         return error_response(exc)
 
     async def invalid(_: Request, exc: Exception) -> Response:
@@ -186,6 +191,31 @@ def canonical_path(path: str) -> str:
         if i < len(parts):
             parts[i] = _KEYWORDS.get(lowered[i], parts[i])
     return "/".join(parts)
+
+
+_PLACEHOLDERS = {
+    "subscriptions": "{subscriptionId}",
+    "resourceGroups": "{resourceGroupName}",
+    "disks": "{diskName}",
+    "snapshots": "{snapshotName}",
+    "locations": "{location}",
+    "operations": "{operationId}",
+}
+
+
+def route_template(path: str) -> str:
+    """An ARM path with its names replaced by placeholders (``/subscriptions/{subscriptionId}
+    /resourceGroups/{resourceGroupName}/…``), for metrics that must not grow with names."""
+    parts = canonical_path(path).split("/")
+    keep = set(_keyword_positions([p.lower() for p in parts]))
+    known = set(_KEYWORDS.values())
+    if not keep or len(parts) > 11 or any(parts[i] not in known for i in keep if i < len(parts)):
+        return "unmatched"  # not an ARM path snapferry serves: its words are anyone's
+    out = [
+        part if i in keep or i == 0 else _PLACEHOLDERS.get(parts[i - 1], "{name}")
+        for i, part in enumerate(parts)
+    ]
+    return "/".join(out)
 
 
 class ArmMiddleware:

@@ -72,6 +72,11 @@ def peer_router(service: PeerService, key: str) -> APIRouter:
             raise BadRequest("the request body must be a JSON object")
         return doc
 
+    @router.post(f"{PREFIX}/health")
+    async def health(request: Request) -> Response:
+        await admitted(request)
+        return JSONResponse({"region": service.region})
+
     @router.post(f"{PREFIX}/resolve")
     async def resolve(request: Request) -> Response:
         doc = doc_of(await admitted(request))

@@ -16,6 +16,7 @@ from typing import Annotated, Any, cast
 
 from fastapi import Body, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
+from prometheus_client import CollectorRegistry
 
 from snapferry.api.common import (
     ArmMiddleware,
@@ -27,6 +28,7 @@ from snapferry.api.common import (
     error_response,
     install_error_handlers,
 )
+from snapferry.api.observe import add_metrics_route
 from snapferry.api.peer import peer_router
 from snapferry.control import render
 from snapferry.control.access import BLOB_NAME
@@ -50,9 +52,13 @@ Subscription = Annotated[str, Path(alias="subscriptionId")]
 Group = Annotated[str, Path(alias="resourceGroupName")]
 
 
+OPEN_PATHS = ("/snapferry/health", "/metrics")
+"""What anyone may ask of a region (neither names nor secrets in the answers)."""
+
+
 class FrontDoorOnly:
-    """Refuse (401) any request without the front door's key; health checks pass, and so do
-    peer calls, which carry the peer key instead (``snapferry.api.peer``)."""
+    """Refuse (401) any request without the front door's key; health checks and metrics pass,
+    and so do peer calls, which carry the peer key instead (``snapferry.api.peer``)."""
 
     def __init__(self, app: ASGIApp, key: str) -> None:
         self.app = app
@@ -60,7 +66,7 @@ class FrontDoorOnly:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"] if scope["type"] == "http" else ""
-        if path and path != "/snapferry/health" and not path.startswith(PEER_PREFIX):
+        if path and path not in OPEN_PATHS and not path.startswith(PEER_PREFIX):
             given = dict(scope.get("headers") or []).get(KEY_HEADER.encode(), b"")
             if not hmac.compare_digest(given, self.key):
                 response = error_response(
@@ -219,9 +225,10 @@ def region_app(
     key: str,
     peers: PeerService | None = None,
     peer_key: str = "",
+    metrics: CollectorRegistry | None = None,
 ) -> FastAPI:
-    """The ARM app of one region, answering only its front door (see module docstring), and
-    its peer API when ``peers`` is given."""
+    """The ARM app of one region, answering only its front door (see module docstring), its
+    peer API when ``peers`` is given, and Prometheus text on ``/metrics`` from ``metrics``."""
     app = FastAPI(
         title="snapferry ARM API",
         summary="Microsoft.Compute disks and snapshots, as azure-mgmt-compute 39 drives them",
@@ -281,6 +288,8 @@ def region_app(
 
     if peers is not None:
         app.include_router(peer_router(peers, peer_key))
+    if metrics is not None:
+        add_metrics_route(app, metrics)
 
     app.add_middleware(FrontDoorOnly, key=key)
     app.add_middleware(ArmMiddleware)

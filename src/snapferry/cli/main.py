@@ -43,6 +43,11 @@ def _hint(exc: SnapferryError) -> str | None:
     return None
 
 
+def _request_id(exc: SnapferryError) -> str | None:
+    found = exc.details.get("requestId")
+    return str(found) if found else None
+
+
 def _os_message(exc: OSError) -> str:
     where = f": {exc.filename}" if exc.filename else ""
     return f"{exc.strerror or type(exc).__name__}{where}"
@@ -61,7 +66,15 @@ class AdminGroup(click.Group):
                 out.write_json({"error": {"code": "UsageError", "message": exc.format_message()}})
             raise
         except SnapferryError as exc:
-            out.error(out.current_format(ctx), exc.code, exc.message, _hint(exc))
+            status = exc.details.get("status")
+            out.error(
+                out.current_format(ctx),
+                exc.code,
+                exc.message,
+                _hint(exc),
+                request_id=_request_id(exc),
+                server_fault=isinstance(status, int) and status >= 500,
+            )
             raise click.exceptions.Exit(exit_code(exc)) from None
         except KeyboardInterrupt:
             out.error(out.current_format(ctx), "Interrupted", "interrupted")

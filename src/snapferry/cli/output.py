@@ -95,13 +95,27 @@ def write_json(doc: Mapping[str, object]) -> None:
     sys.stdout.flush()
 
 
-def error(fmt: str, code: str, message: str, hint: str | None = None) -> None:
-    """Report a failure: ``error: <message> (<code>)`` on stderr, and in json mode the JSON
-    error document on stdout. Messages are the errors' own texts, which carry no secrets."""
+def error(
+    fmt: str,
+    code: str,
+    message: str,
+    hint: str | None = None,
+    *,
+    request_id: str | None = None,
+    server_fault: bool = False,
+) -> None:
+    """Report a failure: ``error: <message> (<code>)`` on stderr — ``(<code>, request <id>)``
+    when the server failed, so its log can be searched — and in json mode the JSON error
+    document (with ``requestId`` when the server gave one) on stdout. Messages are the errors'
+    own texts, which carry no secrets."""
     prefix = f"{hint}: " if hint else ""
-    click.echo(f"error: {prefix}{message} ({code})", err=True)
+    where = f", request {request_id}" if request_id and server_fault else ""
+    click.echo(f"error: {prefix}{message} ({code}{where})", err=True)
     if fmt == "json":
-        write_json({"error": {"code": code, "message": message}})
+        doc = {"code": code, "message": message}
+        if request_id:
+            doc["requestId"] = request_id
+        write_json({"error": doc})
 
 
 def kv_table(title: str, rows: Iterable[tuple[str, object]]) -> Table:

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from snapferry.cloud import host
+from snapferry.cloud import host, logs
 from snapferry.cloud.config import CloudConfig, load
 from snapferry.settings import default_data_dir
 
@@ -27,7 +28,36 @@ DATA_DIR = click.option(
 )
 
 
+LOG_FORMAT = click.option(
+    "--log-format",
+    type=click.Choice(logs.FORMATS),
+    default="text",
+    show_default=True,
+    envvar="SNAPFERRY_LOG_FORMAT",
+    help="The log on stderr: readable lines, or one JSON object per line.",
+)
+LOG_LEVEL = click.option(
+    "--log-level",
+    type=click.Choice(logs.LEVELS),
+    default="info",
+    show_default=True,
+    envvar="SNAPFERRY_LOG_LEVEL",
+    help="debug adds a line per request answered below 400.",
+)
+_log = logging.getLogger("snapferry.cloud")
+
+
+def _start_logging(log_format: str, log_level: str) -> None:
+    logs.configure(log_format, log_level)
+    click.get_current_context().meta["snapferry.log_format"] = log_format
+
+
 def _say(text: str) -> None:
+    """Tell the operator (a log line when the log is JSON: stderr stays one object a line)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.meta.get("snapferry.log_format") == "json":
+        _log.info("%s", text)
+        return
     click.echo(text, err=True)
     sys.stderr.flush()
 
@@ -36,12 +66,21 @@ def _say(text: str) -> None:
 @DATA_DIR
 @click.option("--port", type=click.IntRange(0, 65535), help="Front door port [default: 7780].")
 @CONFIG
-def up(data_dir: Path | None, port: int | None, config_file: Path | None) -> None:
+@LOG_FORMAT
+@LOG_LEVEL
+def up(
+    data_dir: Path | None,
+    port: int | None,
+    config_file: Path | None,
+    log_format: str,
+    log_level: str,
+) -> None:
     """Run the front door and every region in this process until Ctrl-C.
 
-    When ready, writes DATA_DIR/cloud.json (endpoint, admin token, subscription, regions) and
-    prints how to connect.
+    When ready, writes DATA_DIR/cloud.json (endpoint, admin token, subscription, regions,
+    metrics URLs) and prints how to connect.
     """
+    _start_logging(log_format, log_level)
     config = load(config_file, data_dir=data_dir, port=port)
     hosted = host.Hosted()
     try:
@@ -55,7 +94,7 @@ def up(data_dir: Path | None, port: int | None, config_file: Path | None) -> Non
         endpoint, registry = host.open_frontdoor(config, regions, key, hosted, front)
 
         def ready() -> None:
-            cloud = host.write_cloud_json(config, endpoint, registry)
+            cloud = host.write_cloud_json(config, endpoint, registry, regions)
             _announce(config, cloud)
 
         asyncio.run(host.serve(hosted, ready))
@@ -89,8 +128,13 @@ def serve() -> None:
 @CONFIG
 @click.option("--name", help="Which [[regions]] entry to serve (needed if there are several).")
 @DATA_DIR
-def serve_region(config_file: Path, name: str | None, data_dir: Path | None) -> None:
+@LOG_FORMAT
+@LOG_LEVEL
+def serve_region(
+    config_file: Path, name: str | None, data_dir: Path | None, log_format: str, log_level: str
+) -> None:
     """Serve one region's API. Its listen address is the region's `listen`."""
+    _start_logging(log_format, log_level)
     config = load(config_file, data_dir=data_dir)
     region = config.region(name)
     hosted = host.Hosted()
@@ -111,8 +155,13 @@ def serve_region(config_file: Path, name: str | None, data_dir: Path | None) -> 
 @CONFIG
 @DATA_DIR
 @click.option("--port", type=click.IntRange(0, 65535), help="Front door port.")
-def serve_frontdoor(config_file: Path, data_dir: Path | None, port: int | None) -> None:
+@LOG_FORMAT
+@LOG_LEVEL
+def serve_frontdoor(
+    config_file: Path, data_dir: Path | None, port: int | None, log_format: str, log_level: str
+) -> None:
     """Serve the front door over regions at their configured `url`s; writes cloud.json."""
+    _start_logging(log_format, log_level)
     config = load(config_file, data_dir=data_dir, port=port)
     missing = [r.name for r in config.regions if not r.url]
     if missing:
@@ -125,7 +174,7 @@ def serve_frontdoor(config_file: Path, data_dir: Path | None, port: int | None) 
         )
 
         def ready() -> None:
-            _announce(config, host.write_cloud_json(config, endpoint, registry))
+            _announce(config, host.write_cloud_json(config, endpoint, registry, regions))
 
         asyncio.run(host.serve(hosted, ready))
     finally:

@@ -242,6 +242,9 @@ def _error(resp: requests.Response, method: str) -> ClientError:
         doc = None
     error = doc.get("error") if isinstance(doc, dict) else None
     details: dict[str, object] = {}
+    request_id = resp.headers.get("x-ms-request-id")
+    if request_id:
+        details["requestId"] = request_id[:100]  # what the server's log names the call by
     if isinstance(error, dict) and error.get("code"):
         code = str(error["code"])[:100]
         message = str(error.get("message") or code)[:2000]

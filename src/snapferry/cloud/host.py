@@ -27,6 +27,7 @@ import uvicorn
 from snapferry.api.blob import BlobApp
 from snapferry.api.common import ASGIApp
 from snapferry.api.frontdoor import FrontDoor, Groups, Index, RegionLinks, frontdoor_app
+from snapferry.api.observe import Observed
 from snapferry.api.region import RegionRouter, region_app
 from snapferry.cloud.config import CloudConfig, RegionConfig, split_listen
 from snapferry.cloud.tls import TlsFiles, ensure_certificates
@@ -40,6 +41,7 @@ from snapferry.errors import InvalidInput
 from snapferry.files import read_or_create, write_atomic
 from snapferry.identity import Registry
 from snapferry.meta.db import open_database, sqlite_url
+from snapferry.metrics import CopyMetrics, CopyStates, HttpMetrics, PeerMetrics, new_registry
 from snapferry.replication.faults import Faults, FaultyPeer
 from snapferry.replication.http import HttpPeerClient
 from snapferry.replication.peers import PeerClient
@@ -158,7 +160,10 @@ def open_region(
     url = _url(sock)
     peering.urls[config.name] = config.url or url
     signer = Signer(load_key(directory))
-    peers: PeerClient = HttpPeerClient(peering.urls, peering.key, me=config.name)
+    registry = new_registry()
+    peers: PeerClient = HttpPeerClient(
+        peering.urls, peering.key, me=config.name, metrics=PeerMetrics(registry)
+    )
     if config.peer_faults:
         peers = FaultyPeer(peers, Faults.parse(config.peer_faults))
     copier = CopyWorker(
@@ -168,6 +173,7 @@ def open_region(
         streams=config.copy_streams,
         event_retention_seconds=config.copy_event_days * 86400,
         stall_seconds=config.copy_stall_seconds,
+        metrics=CopyMetrics(registry),
     )
     service = RegionService(
         Region(config.name, config.zones, config.page_size),
@@ -180,6 +186,7 @@ def open_region(
         copy_stall_seconds=config.copy_stall_seconds,
     )
     hosted.closers.append(service.close)
+    registry.register(CopyStates(service.copies.counts))
     service.recover()
     copier.start()  # claims nothing until started: see Hosted.starters
     hosted.closers.append(copier.stop)
@@ -188,9 +195,14 @@ def open_region(
     hosted.closers.append(blobs.close)
     system = Signer(read_or_create(directory / SYSTEM_KEY_FILE, lambda: secrets.token_bytes(32)))
     arm = region_app(
-        service, key=key, peers=PeerService(config.name, engine, system), peer_key=peering.key
+        service,
+        key=key,
+        peers=PeerService(config.name, engine, system),
+        peer_key=peering.key,
+        metrics=registry,
     )
-    hosted.apps.append((RegionRouter(config.name, arm, blobs), sock, None))
+    router = RegionRouter(config.name, arm, blobs)
+    hosted.apps.append((Observed(router, HttpMetrics(registry), pass_id=True), sock, None))
     return url
 
 
@@ -213,15 +225,19 @@ def open_frontdoor(
     url = _url(sock, "https" if tls else "http")
     wildcard = sock.getsockname()[0] in ("0.0.0.0", "::")
     public = config.public_url or (None if wildcard else url)
-    door = FrontDoor(
-        registry, Groups(db, list(regions)), RegionLinks(regions, key), Index(db), public_url=public
-    )
-    hosted.apps.append((frontdoor_app(door), sock, tls))
+    metrics = new_registry()
+    links = RegionLinks(regions, key, metrics=PeerMetrics(metrics))
+    door = FrontDoor(registry, Groups(db, list(regions)), links, Index(db), public_url=public)
+    app = Observed(frontdoor_app(door, metrics), HttpMetrics(metrics), pass_id=False)
+    hosted.apps.append((app, sock, tls))
     return public or url, registry
 
 
-def write_cloud_json(config: CloudConfig, endpoint: str, registry: Registry) -> dict[str, Any]:
-    """Make the admin (once), mint it a token, and write ``DATA_DIR/cloud.json`` (0600)."""
+def write_cloud_json(
+    config: CloudConfig, endpoint: str, registry: Registry, regions: dict[str, str]
+) -> dict[str, Any]:
+    """Make the admin (once), mint it a token, and write ``DATA_DIR/cloud.json`` (0600);
+    ``regions``: each region's URL, for its metrics URL."""
     subscription = config.subscription or (
         read_or_create(config.data_dir / "subscription", lambda: str(uuid.uuid4()).encode())
         .decode()
@@ -238,6 +254,10 @@ def write_cloud_json(config: CloudConfig, endpoint: str, registry: Registry) -> 
         "regions": [r.name for r in config.regions],
         "tenant": registry.tenant,
         "expiresOn": int(expires),
+        "metrics": {
+            "frontdoor": endpoint.rstrip("/") + "/metrics",
+            **{name: url.rstrip("/") + "/metrics" for name, url in regions.items()},
+        },
     }
     if config.tls:
         cloud["ca"] = str(config.data_dir / "frontdoor" / "tls" / "ca.pem")
@@ -252,7 +272,8 @@ async def serve(hosted: Hosted, ready: Callable[[], None] | None = None) -> None
         config = uvicorn.Config(
             app,
             log_level="warning",
-            access_log=False,
+            log_config=None,  # uvicorn's records go to the process's log (cloud.logs)
+            access_log=False,  # it would log queries, where a SAS travels
             http="httptools",
             lifespan="on",
             timeout_graceful_shutdown=30,

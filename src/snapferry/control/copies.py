@@ -43,15 +43,24 @@ from snapferry.errors import PeerUnavailable
 from snapferry.ids import new_id
 from snapferry.meta import events as copy_events
 from snapferry.meta import jobs
-from snapferry.replication.jobs import FAILED, QUEUED, SUCCEEDED, CopyJob, event_report, log_event
+from snapferry.replication.jobs import (
+    COPYING,
+    FAILED,
+    QUEUED,
+    STALLED,
+    SUCCEEDED,
+    CopyJob,
+    event_report,
+    log_event,
+)
 from snapferry.replication.peers import PeerClient, SourceInfo
 from snapferry.replication.worker import CopyWorker
 
 COPY_START = "CopyStart"
 DEFAULT_MAX_ACTIVE = 100
+"""In-progress copies per subscription per target region, as in Azure."""
 DEFAULT_STALL_SECONDS = 600.0
 """A started copy that moves no byte for this long is reported Stalled."""
-"""In-progress copies per subscription per target region, as in Azure."""
 
 
 def is_copy_start(body: SnapshotBody) -> bool:
@@ -158,6 +167,19 @@ class CopyTargets:
                     )
                 )
         return out
+
+    def counts(self) -> dict[str, int]:
+        """How many copies into this region are in each state, Stalled apart from Copying
+        (``snapferry_copies``)."""
+        now = self.clock()
+        with self.engine.db.connect() as conn:
+            counts = dict.fromkeys((QUEUED, COPYING, STALLED, SUCCEEDED, FAILED), 0)
+            counts.update(jobs.count_by_state(conn))
+            for row in jobs.active(conn):
+                if CopyJob.from_row(row).stalled_since(now, self.stall_seconds) is not None:
+                    counts[STALLED] += 1
+                    counts[str(row.state)] -= 1
+        return counts
 
     def events(self, subscription: str, target: str, after: int = 0) -> list[dict[str, Any]]:
         """The events of the copy into target (a resource id) with ids above ``after``, in

@@ -50,6 +50,13 @@ def active(conn: Connection) -> Sequence[Row[Any]]:
     return conn.execute(select(copy_jobs).where(copy_jobs.c.state.in_(ACTIVE))).all()
 
 
+def count_by_state(conn: Connection) -> dict[str, int]:
+    """How many jobs are in each stored state."""
+    c = copy_jobs.c
+    rows = conn.execute(select(c.state, func.count()).group_by(c.state))
+    return {str(state): int(count) for state, count in rows}
+
+
 def family_jobs(conn: Connection, source_family: str, subscription: str) -> Sequence[Row[Any]]:
     """The jobs of one source family into one subscription, newest source first."""
     return conn.execute(
@@ -120,6 +127,16 @@ def update_job(conn: Connection, job_id: str, **values: Any) -> None:
 
 def delete_job(conn: Connection, job_id: str) -> None:
     conn.execute(delete(copy_jobs).where(copy_jobs.c.id == job_id))
+
+
+def moved_at(conn: Connection, job_id: str) -> float | None:
+    """When the job last committed a piece, else when it first started (None: neither)."""
+    c = copy_jobs.c
+    row = conn.execute(select(c.last_progress_at, c.started_at).where(c.id == job_id)).first()
+    if row is None:
+        return None
+    moved = row.last_progress_at or row.started_at
+    return None if moved is None else float(moved)
 
 
 def add_progress(

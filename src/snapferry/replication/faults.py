@@ -82,6 +82,9 @@ class FaultyPeer:
         if self.faults.hit("drop_after"):
             raise PeerUnavailable(f"injected fault: the answer to {what} was lost")
 
+    async def health(self, region: str) -> None:
+        await self.inner.health(region)  # no fault: it must not shift the seeded draws
+
     async def resolve(self, region: str, resource_id: str) -> SourceInfo | None:
         await self._before("resolve")
         found = await self.inner.resolve(region, resource_id)

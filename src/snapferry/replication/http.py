@@ -1,6 +1,7 @@
 """``HttpPeerClient``: the peer API of other regions over HTTP, authenticated by the
 cloud's peer key. Routes (served by ``snapferry.api.peer``)::
 
+    POST /snapferry/peer/v1/health                  {}                    → {"region"}
     POST /snapferry/peer/v1/resolve                 {"resourceId"}        → SourceInfo | 404
     POST /snapferry/peer/v1/grant                   {"uniqueId"}          → {"sas", "expiresAt"}
     POST /snapferry/peer/v1/snapshots/{id}/plan?SAS {"candidates","full"} → encoded CopyPlan,
@@ -26,6 +27,7 @@ import queue
 import socket
 import struct
 import threading
+import time
 import urllib.parse
 import weakref
 from collections.abc import Sequence
@@ -37,6 +39,7 @@ import numpy as np
 
 from snapferry.engine.delta import ChunkDelta, CopyPlan
 from snapferry.errors import IntegrityError, PeerUnavailable, SourceNotFound
+from snapferry.metrics import PeerMetrics
 from snapferry.replication.peers import Grant, PageFrame, SourceInfo
 
 PEER_KEY_HEADER = "x-snapferry-peer-key"
@@ -54,6 +57,8 @@ KEEP_IDLE = 64
 """Idle connections kept per region."""
 CALL_THREADS = 32
 """Calls in flight at once, all regions together."""
+HEALTH_SECONDS = 5.0
+"""How long a health check waits for its answer."""
 
 
 @dataclass(frozen=True)
@@ -75,11 +80,20 @@ class HttpPeerClient:
     a long one. A kept-alive connection the region closed meanwhile is retried once, anew.
     """
 
-    def __init__(self, urls: dict[str, str], key: str, *, me: str, timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        urls: dict[str, str],
+        key: str,
+        *,
+        me: str,
+        timeout: float = 120.0,
+        metrics: PeerMetrics | None = None,
+    ) -> None:
         self.urls = urls  # filled in by the host as regions bind (shared, not copied)
         self.key = key
         self.me = me
         self.timeout = timeout
+        self.metrics = metrics
         self._idle: dict[str, list[http.client.HTTPConnection]] = {}
         self._lock = threading.Lock()
         self._buffers = ReceiveBuffers()
@@ -106,15 +120,27 @@ class HttpPeerClient:
         content_type: str,
         *,
         aligned_at: int | None = None,
+        timeout: float | None = None,
     ) -> Answer:
         """POST body to the region; the answer (header names in lower case). With
         ``aligned_at``, a long body comes in a buffer of its own, laid out so that its byte
-        ``aligned_at`` starts a page."""
+        ``aligned_at`` starts a page; ``timeout`` bounds this call (default: the client's)."""
         base = self.urls.get(region)
         if base is None:
             raise PeerUnavailable(f"region {region!r} is not one of this region's peers")
-        call = functools.partial(self._call, region, base, path, body, content_type, aligned_at)
-        return await asyncio.get_running_loop().run_in_executor(self._threads(), call)
+        call = functools.partial(
+            self._call, region, base, path, body, content_type, aligned_at, timeout or self.timeout
+        )
+        started = time.monotonic()
+        outcome = "unreachable"
+        try:
+            answer = await asyncio.get_running_loop().run_in_executor(self._threads(), call)
+            outcome = "ok" if answer.status < 400 else "refused"
+            return answer
+        finally:
+            if self.metrics is not None:
+                name = path.partition("?")[0].rsplit("/", 1)[-1]
+                self.metrics.observe(region, name, outcome, time.monotonic() - started)
 
     def _threads(self) -> ThreadPoolExecutor:
         with self._lock:
@@ -130,6 +156,7 @@ class HttpPeerClient:
         body: bytes,
         content_type: str,
         aligned_at: int | None,
+        timeout: float,
     ) -> Answer:
         headers = {
             PEER_KEY_HEADER: self.key,
@@ -144,9 +171,9 @@ class HttpPeerClient:
             reused = False
             try:
                 url = urllib.parse.urlsplit(base)
-                conn, reused = self._take(base, fresh)
+                conn, reused = self._take(base, fresh, timeout)
                 assert conn.sock is not None
-                watchdog = _Watchdog(conn.sock, self.timeout)
+                watchdog = _Watchdog(conn.sock, timeout)
                 conn.request("POST", url.path.rstrip("/") + path, body=body, headers=headers)
                 response = conn.getresponse()
                 answer = Answer(
@@ -161,7 +188,7 @@ class HttpPeerClient:
                     conn.close()
                 if watchdog is not None and watchdog.stop():
                     raise PeerUnavailable(
-                        f"region {region} did not answer within {self.timeout:g} s", region=region
+                        f"region {region} did not answer within {timeout:g} s", region=region
                     ) from None
                 if reused and response is None and isinstance(exc, ConnectionError):
                     # closed by the region while it sat idle, as its other idle ones may be
@@ -177,20 +204,30 @@ class HttpPeerClient:
                 self._give(base, conn)
             return answer
 
-    def _take(self, base: str, fresh: bool) -> tuple[http.client.HTTPConnection, bool]:
-        """An idle connection to base (unless fresh), or a new one; and whether it was idle."""
-        url = urllib.parse.urlsplit(base)
+    def _take(
+        self, base: str, fresh: bool, timeout: float
+    ) -> tuple[http.client.HTTPConnection, bool]:
+        """An idle connection to base (unless fresh), or a new one; and whether it was idle.
+        Each wait on it is bounded by ``timeout`` (the watchdog bounds the whole call)."""
+        conn: http.client.HTTPConnection | None = None
         if not fresh:
             with self._lock:
                 idle = self._idle.get(base)
                 if idle:
-                    return idle.pop(), True
-        kind = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
-        conn = kind(url.hostname or "127.0.0.1", url.port, timeout=CONNECT_SECONDS)
-        conn.connect()  # OSError if unreachable
+                    conn = idle.pop()
+        reused = conn is not None
+        if conn is None:
+            url = urllib.parse.urlsplit(base)
+            kind = (
+                http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+            )
+            conn = kind(
+                url.hostname or "127.0.0.1", url.port, timeout=min(CONNECT_SECONDS, timeout)
+            )
+            conn.connect()  # OSError if unreachable
         assert conn.sock is not None
-        conn.sock.settimeout(self.timeout)  # each wait; the watchdog bounds the whole call
-        return conn, False
+        conn.sock.settimeout(timeout)
+        return conn, reused
 
     def _drop_idle(self, base: str) -> None:
         with self._lock:
@@ -213,6 +250,12 @@ class HttpPeerClient:
             return json.loads(bytes(answer.body))
         except ValueError:
             raise PeerUnavailable(f"region {region} answered with malformed JSON") from None
+
+    async def health(self, region: str) -> None:
+        answer = await self._post(
+            region, f"{PREFIX}/health", b"{}", "application/json", timeout=HEALTH_SECONDS
+        )
+        _raise_for(region, answer.status, answer.body)
 
     async def resolve(self, region: str, resource_id: str) -> SourceInfo | None:
         answer = await self._post(

@@ -49,6 +49,9 @@ class LocalPeers:
             raise PeerUnavailable(f"region {region} could not be reached", region=region)
         return found
 
+    async def health(self, region: str) -> None:
+        self._source(region)
+
     async def resolve(self, region: str, resource_id: str) -> SourceInfo | None:
         return await asyncio.to_thread(self._source(region).resolve, resource_id)
 

@@ -94,6 +94,10 @@ class PeerClient(Protocol):
         """Every region this client reaches (the caller's own included)."""
         ...
 
+    async def health(self, region: str) -> None:
+        """Return once region answers (within a few seconds); PeerUnavailable if it does not."""
+        ...
+
     async def resolve(self, region: str, resource_id: str) -> SourceInfo | None:
         """The snapshot with that resource id in region, or None if region does not hold it."""
         ...

@@ -20,7 +20,7 @@ import json
 import logging
 import threading
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import blake3
@@ -40,6 +40,7 @@ from snapferry.errors import (
     SourceNotFound,
 )
 from snapferry.meta import jobs as store
+from snapferry.metrics import CopyMetrics, new_registry
 from snapferry.replication.jobs import COPYING, FAILED, QUEUED, SUCCEEDED, CopyJob, log_event
 from snapferry.replication.peers import PageFrame, PeerClient
 from snapferry.settings import PAGE
@@ -63,7 +64,9 @@ PROGRESS_EVENT_SECONDS = 5.0
 
 @dataclass
 class CopyContext:
-    """What an attempt works with. ``streams`` fetches run at once (``enhanced``: double)."""
+    """What an attempt works with. ``streams`` fetches run at once (``enhanced``: double);
+    a piece committed ``stall_seconds`` or more after the copy last moved logs that it moves
+    again."""
 
     engine: Engine
     peers: PeerClient
@@ -71,6 +74,8 @@ class CopyContext:
     clock: Callable[[], float]
     lease_seconds: float
     streams: int = 4
+    stall_seconds: float = 600.0
+    metrics: CopyMetrics = field(default_factory=lambda: CopyMetrics(new_registry()))
 
     async def db(self, fn: Callable[[Connection], Any], *, write: bool = True) -> Any:
         def run() -> Any:
@@ -162,6 +167,7 @@ async def _settle(ctx: CopyContext, job: CopyJob, state: str, exc: BaseException
     attempt = job.attempts + 1  # the attempt that failed counted itself; job is from before it
     if state == FAILED:
         values["ended_at"] = now
+        ctx.metrics.duration.labels(FAILED).observe(now - (job.started_at or job.created_at))
         log.warning("copy %s failed: %s", job.id, error["message"])
         event = (
             "failed",
@@ -171,6 +177,7 @@ async def _settle(ctx: CopyContext, job: CopyJob, state: str, exc: BaseException
         )
     else:
         values["next_attempt_at"] = retry_at = now + min(MAX_BACKOFF, 0.5 * 2**job.attempts)
+        ctx.metrics.retries.labels(error["code"]).inc()
         log.warning("copy %s will retry: %s", job.id, error["message"])
         event = (
             "retry",
@@ -191,6 +198,7 @@ async def _attempt(ctx: CopyContext, job: CopyJob) -> None:
             f"process died or its lease ran out) with {job.completion_percent}% copied",
             {"attempt": job.attempts + 1, "percent": job.completion_percent},
         )
+        ctx.metrics.takeovers.inc()
     else:
         event = ("started", f"attempt {job.attempts + 1} started", {"attempt": job.attempts + 1})
     await ctx.update(
@@ -235,6 +243,7 @@ async def _attempt(ctx: CopyContext, job: CopyJob) -> None:
         lease_expires=None,
     )
     await asyncio.to_thread(ctx.engine.finish_import, job.target_id, done)
+    ctx.metrics.duration.labels(SUCCEEDED).observe(ctx.clock() - (job.started_at or job.created_at))
     log.info("copy %s succeeded (%d bytes planned)", job.id, delta.changed_bytes)
 
 
@@ -370,6 +379,20 @@ class Progress:
         self.logged_at: float | None = None
         self._lock = threading.Lock()
 
+    def moving_again(self, conn: Connection, now: float, still: float) -> None:
+        """Log that the copy moves again after ``still`` seconds without progress (its percent
+        follows at once)."""
+        with self._lock:
+            self.logged_at = None
+        log_event(
+            conn,
+            self.job,
+            "moving",
+            f"moving again after {still:.0f} s without progress",
+            now,
+            stillSeconds=round(still, 1),
+        )
+
     def log(self, conn: Connection, now: float) -> None:
         """Log the job's percent (as committed in conn) if one is due."""
         with self._lock:
@@ -407,6 +430,7 @@ async def _move(
     def checkpoint(wire: int) -> Callable[[Connection], bool]:
         def commit(conn: Connection) -> bool:
             now = ctx.clock()
+            moved = store.moved_at(conn, job.id)
             if not store.add_progress(
                 conn,
                 job.id,
@@ -417,15 +441,22 @@ async def _move(
                 lease_expires=now + ctx.lease_seconds,
             ):
                 return False
+            if moved is not None and now - moved >= ctx.stall_seconds:
+                progress.moving_again(conn, now, now - moved)
             progress.log(conn, now)
             return True
 
         return commit
 
+    def count(wire: int) -> None:
+        ctx.metrics.transferred.inc(wire)
+        ctx.metrics.copied.inc(piece.delta.changed_bytes)
+
     if not piece.oids:
         pages, wire = await _fetch(ctx, job, sas, piece.delta)
         stage = functools.partial(ctx.engine.stage_import, job.target_id, piece.delta, pages)
         await asyncio.to_thread(stage, checkpoint(wire))
+        count(wire)
         return
 
     refetch: set[bytes] = set()
@@ -450,6 +481,7 @@ async def _move(
         )
         try:
             await asyncio.to_thread(stage, checkpoint(wire))
+            count(wire)
         except HeldFrameUnreadable as exc:  # fetch it from the source instead
             refetch.add(exc.oid)
             raise PeerUnavailable(exc.message) from None

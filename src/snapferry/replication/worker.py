@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -25,8 +26,10 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection
 
 from snapferry.engine import Engine
+from snapferry.errors import PeerUnavailable
 from snapferry.meta import events as copy_events
 from snapferry.meta import jobs as store
+from snapferry.metrics import CopyMetrics, new_registry
 from snapferry.replication.jobs import COPYING, CopyJob, log_event
 from snapferry.replication.peers import PeerClient
 from snapferry.replication.transfer import CopyContext, run_copy
@@ -75,6 +78,7 @@ class CopyWorker:
         clock: Callable[[], float] = time.time,
         event_retention_seconds: float = 14 * 86400.0,
         stall_seconds: float = 600.0,
+        metrics: CopyMetrics | None = None,
     ) -> None:
         self.engine = engine
         self.peers = peers
@@ -86,7 +90,11 @@ class CopyWorker:
         self.event_retention_seconds = event_retention_seconds
         self.stall_seconds = stall_seconds
         self._pruned_at = self._watched_at = 0.0
-        self.ctx = CopyContext(engine, peers, self.owner, clock, lease_seconds, streams)
+        self.metrics = metrics or CopyMetrics(new_registry())
+        self.ctx = CopyContext(
+            engine, peers, self.owner, clock, lease_seconds, streams, stall_seconds, self.metrics
+        )
+        self._watching: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
@@ -138,18 +146,17 @@ class CopyWorker:
                 try:
                     await self._claim()
                     await self._prune()
-                    if self.clock() - self._watched_at >= self.stall_seconds / 10:
-                        self._watched_at = self.clock()
-                        await self.ctx.db(self._watch)
+                    self._start_watch()
                 except Exception:
                     log.exception("copy worker: claiming jobs failed")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll)
                 self._wake.clear()
         finally:
-            for task in list(self._running.values()):
+            tasks = [*self._running.values(), *([self._watching] if self._watching else [])]
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*self._running.values(), return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             await self.ctx.db(self._release)
             await self.peers.close()
 
@@ -168,32 +175,96 @@ class CopyWorker:
                     percent=job.completion_percent,
                 )
 
-    def _watch(self, conn: Connection) -> None:
-        """Log once, for each stall of a copy into this region, that it stopped moving."""
+    def _start_watch(self) -> None:
+        """Look for stalled copies every tenth of the stall time, one look at a time (a look
+        may wait seconds on a region that does not answer)."""
+        if self._watching is not None and not self._watching.done():
+            return
+        if self.clock() - self._watched_at < self.stall_seconds / 10:
+            return
+        self._watched_at = self.clock()
+        self._watching = asyncio.create_task(self._watch())
+
+    async def _watch(self) -> None:
+        """Log once, for each stall of a copy into this region, that it stopped moving and
+        why: a source region that does not answer a health check becomes the copy's last
+        error (the attempt itself may wait minutes before its own call times out)."""
         now = self.clock()
-        for row in store.active(conn):
-            job = CopyJob.from_row(row)
-            since = job.stalled_since(now, self.stall_seconds)
-            if since is None:
-                continue
+
+        def stalled(conn: Connection) -> list[tuple[CopyJob, float]]:
+            found = []
+            for row in store.active(conn):
+                job = CopyJob.from_row(row)
+                since = job.stalled_since(now, self.stall_seconds)
+                if since is not None:
+                    found.append((job, since))
+            return found
+
+        try:
+            jobs = await self.ctx.db(stalled, write=False)
+            if not jobs:
+                return
+            regions = sorted({job.source_region for job, _ in jobs})
+            checks = await asyncio.gather(
+                *(self.peers.health(region) for region in regions), return_exceptions=True
+            )
+            down = {
+                region: check
+                for region, check in zip(regions, checks, strict=True)
+                if isinstance(check, PeerUnavailable)
+            }
+            await self.ctx.db(lambda conn: self._tell_stalled(conn, jobs, down, now))
+        except Exception:
+            log.exception("copy worker: looking for stalled copies failed")
+
+    def _tell_stalled(
+        self,
+        conn: Connection,
+        jobs: list[tuple[CopyJob, float]],
+        down: dict[str, PeerUnavailable],
+        now: float,
+    ) -> None:
+        for job, since in jobs:
+            error = job.last_error or {}
+            unreachable = down.get(job.source_region)
+            if unreachable is not None and error.get("code") != unreachable.code:
+                error = {
+                    "code": unreachable.code,
+                    "message": f"a health check of the source region failed: {unreachable.message}",
+                }
+                store.update_job(conn, job.id, last_error=json.dumps(error))
             told = copy_events.last_of_kind(conn, job.target_key, "stalled")
             if told is not None and float(told.at) >= since:
                 continue
-            error = job.last_error or {}
             cause = (
                 f"the last error: {error.get('code')}: {error.get('message')}"
                 if error
                 else "no error seen"
+            )
+            reach = (
+                f"region {job.source_region} does not answer"
+                if unreachable is not None
+                else f"region {job.source_region} answers"
             )
             log_event(
                 conn,
                 job,
                 "stalled",
                 f"stalled at {job.completion_percent}%: no byte has moved for "
-                f"{now - since:.0f} s; {cause}",
+                f"{now - since:.0f} s; {cause}; {reach}",
                 now,
                 since=since,
                 code=error.get("code"),
+                sourceReachable=unreachable is None,
+            )
+            self.metrics.stalls.inc()
+            log.warning(
+                "copy %s stalled at %d%% for %.0f s: %s; %s",
+                job.id,
+                job.completion_percent,
+                now - since,
+                cause,
+                reach,
             )
 
     async def _prune(self) -> None:

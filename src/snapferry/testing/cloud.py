@@ -43,6 +43,8 @@ class RunningCloud:
     data_dir: Path
     config: Path
     port: int = 0
+    args: tuple[str, ...] = ()
+    """More options of ``snapferry up`` (``--log-level debug``)."""
     process: subprocess.Popen[bytes] | None = None
     cloud: dict[str, Any] = field(default_factory=dict)
 
@@ -55,6 +57,7 @@ class RunningCloud:
         operation_delay: float = 0.0,
         config_text: str | None = None,
         tls: bool = False,
+        args: tuple[str, ...] = (),
     ) -> RunningCloud:
         data_dir.mkdir(parents=True, exist_ok=True)
         config = data_dir / "cloud.toml"
@@ -62,7 +65,7 @@ class RunningCloud:
         if tls:
             text = "[frontdoor]\ntls = true\n" + text
         config.write_text(text)
-        cloud = cls(data_dir, config)
+        cloud = cls(data_dir, config, args=args)
         cloud.launch()
         return cloud
 
@@ -80,6 +83,7 @@ class RunningCloud:
                     str(self.port),
                     "--config",
                     str(self.config),
+                    *self.args,
                 ),
                 stdout=log,
                 stderr=log,

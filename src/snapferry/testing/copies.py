@@ -43,12 +43,12 @@ copy_lease_seconds = 3
 
 @contextmanager
 def cloud_running(
-    path: Path, westus_extra: str = "", centralus_extra: str = ""
+    path: Path, westus_extra: str = "", centralus_extra: str = "", args: tuple[str, ...] = ()
 ) -> Iterator[RunningCloud]:
-    """``snapferry up`` with eastus, westus and centralus, killed afterwards; the extras are
-    TOML lines added to those regions' entries (fault injection, limits)."""
+    """``snapferry up`` with eastus, westus and centralus (and ``args``), killed afterwards; the
+    extras are TOML lines added to those regions' entries (fault injection, limits)."""
     text = CONFIG.format(westus_extra=westus_extra, centralus_extra=centralus_extra)
-    cloud = RunningCloud.start(path, config_text=text)
+    cloud = RunningCloud.start(path, config_text=text, args=args)
     try:
         yield cloud
     finally:

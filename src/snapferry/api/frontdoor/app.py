@@ -15,12 +15,14 @@ from urllib.parse import parse_qsl, quote
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
+from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from snapferry.api.common import ArmMiddleware, error_response, install_error_handlers
 from snapferry.api.frontdoor.groups import Groups
 from snapferry.api.frontdoor.links import RegionLinks, Reply
 from snapferry.api.frontdoor.routing import GROUP_LIST, ITEM, OPERATION, SUB_LIST, Index, Router
+from snapferry.api.observe import add_metrics_route
 from snapferry.api.region import openapi_document
 from snapferry.control.errors import (
     BadRequest,
@@ -464,8 +466,9 @@ def _encode_cursor(cursor: dict[str, int]) -> str:
     return ",".join(f"{region}:{last}" for region, last in sorted(cursor.items()))
 
 
-def frontdoor_app(door: FrontDoor) -> FastAPI:
-    """The one ARM endpoint for every region."""
+def frontdoor_app(door: FrontDoor, metrics: CollectorRegistry | None = None) -> FastAPI:
+    """The one ARM endpoint for every region (and Prometheus text on ``/metrics`` from
+    ``metrics``)."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -484,6 +487,9 @@ def frontdoor_app(door: FrontDoor) -> FastAPI:
     @app.get("/snapferry/health", include_in_schema=False)
     async def health() -> dict[str, Any]:
         return {"status": "ok", "regions": door.links.names, "time": time.time()}
+
+    if metrics is not None:
+        add_metrics_route(app, metrics)
 
     @app.api_route(
         "/subscriptions/{rest:path}",

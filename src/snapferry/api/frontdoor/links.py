@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
+from snapferry.api.observe import PASSED_ID_HEADER, REQUEST_ID
 from snapferry.api.region import BASE_HEADER, KEY_HEADER
 from snapferry.control.errors import RegionUnavailable
+from snapferry.metrics import PeerMetrics
 
 PASSED_REQUEST_HEADERS = ("content-type", "accept", "x-ms-client-request-id")
 PASSED_RESPONSE_HEADERS = ("content-type", "location", "azure-asyncoperation", "retry-after")
@@ -32,10 +35,18 @@ class Reply:
 class RegionLinks:
     """HTTP to every region, with the front door's key. Open on start, close on shutdown."""
 
-    def __init__(self, regions: dict[str, str], key: str, *, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        regions: dict[str, str],
+        key: str,
+        *,
+        timeout: float = 60.0,
+        metrics: PeerMetrics | None = None,
+    ) -> None:
         self.urls = {name: url.rstrip("/") for name, url in regions.items()}
         self.key = key
         self.timeout = timeout
+        self.metrics = metrics
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -64,10 +75,16 @@ class RegionLinks:
         headers: dict[str, str] | None = None,
         body: bytes | None = None,
     ) -> Reply:
-        """Send one request to a region; RegionUnavailable if it cannot be reached."""
+        """Send one request to a region (with the request id being served); RegionUnavailable
+        if it cannot be reached."""
         assert self._session is not None, "RegionLinks.open() was not called"
         sent = {k: v for k, v in (headers or {}).items() if k.lower() in PASSED_REQUEST_HEADERS}
         sent.update({KEY_HEADER: self.key, BASE_HEADER: base, PRINCIPAL_HEADER: principal})
+        request_id = REQUEST_ID.get()
+        if request_id:
+            sent[PASSED_ID_HEADER] = request_id
+        started = time.monotonic()
+        outcome = "unreachable"
         try:
             async with self._session.request(
                 method, self.urls[region] + path_qs, headers=sent, data=body
@@ -78,12 +95,16 @@ class RegionLinks:
                     for k, v in response.headers.items()
                     if k.lower() in PASSED_RESPONSE_HEADERS
                 }
+                outcome = "ok" if response.status < 400 else "refused"
                 return Reply(response.status, passed, data)
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise RegionUnavailable(
                 f"region {region} is not answering ({type(exc).__name__}); retry later",
                 target=region,
             ) from None
+        finally:
+            if self.metrics is not None:
+                self.metrics.observe(region, method, outcome, time.monotonic() - started)
 
     async def call_reachable(
         self, method: str, path_qs: str, *, base: str, principal: str = ""

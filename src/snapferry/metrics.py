@@ -1,0 +1,146 @@
+"""Prometheus metrics (prometheus-client): what a region or the front door counts, each in a
+registry of its own (one process may host several regions), served as text on ``/metrics``.
+
+Labels name routes, calls, states and error codes — never a subscription, a resource or a grant,
+so the page may be scraped without credentials. Counters count what this process did since it
+started (Prometheus' ``rate()`` handles restarts); the copies-by-state gauge is read from the
+region's database at each scrape, so it is the same in every process of a region.
+``docs/observability.md`` lists every metric.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+)
+from prometheus_client import generate_latest as _generate
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+# No ``*_created`` series: a scraper knows when a process started.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+"""Seconds: from a cached read (a millisecond) to a whole-disk download."""
+COPY_BUCKETS = (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400)
+"""Seconds: from a small delta to a first copy of a large disk."""
+
+
+def new_registry() -> CollectorRegistry:
+    return CollectorRegistry(auto_describe=True)
+
+
+def exposition(registry: CollectorRegistry) -> bytes:
+    """The registry in Prometheus' text format (``CONTENT_TYPE``)."""
+    return _generate(registry)
+
+
+class HttpMetrics:
+    """Requests answered by one server (a region's ARM, data-plane and peer routes, or the front
+    door), by route template (``/subscriptions/{subscriptionId}/…``, or the data-plane operation
+    such as ``blob:PutPage``), method and status."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "snapferry_http_requests",
+            "HTTP requests answered, by route, method and status code.",
+            ["route", "method", "status"],
+            registry=registry,
+        )
+        self.seconds = Histogram(
+            "snapferry_http_request_duration_seconds",
+            "Time from a request's arrival to the end of its answer, by route and method.",
+            ["route", "method"],
+            buckets=REQUEST_BUCKETS,
+            registry=registry,
+        )
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.requests.labels(route, method, str(status)).inc()
+        self.seconds.labels(route, method).observe(seconds)
+
+
+class PeerMetrics:
+    """Calls to other regions (the front door's to regions, or a region's to its peers)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.seconds = Histogram(
+            "snapferry_peer_request_duration_seconds",
+            "Time of each call to another region, by region, call and outcome (ok: it "
+            "answered below 400; refused: it answered 400 or above; unreachable: no answer).",
+            ["region", "call", "outcome"],
+            buckets=REQUEST_BUCKETS,
+            registry=registry,
+        )
+
+    def observe(self, region: str, call: str, outcome: str, seconds: float) -> None:
+        self.seconds.labels(region, call, outcome).observe(seconds)
+
+
+class CopyMetrics:
+    """What the copy worker of a region did: bytes, ends, retries, stalls, takeovers."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.transferred = Counter(
+            "snapferry_copy_transferred_bytes",
+            "Bytes copies into this region received from source regions, as they travelled "
+            "(compressed).",
+            registry=registry,
+        )
+        self.copied = Counter(
+            "snapferry_copy_copied_bytes",
+            "Bytes of snapshot content copies into this region committed (uncompressed).",
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "snapferry_copy_duration_seconds",
+            "Time from a copy's first attempt to its end, by result (Succeeded or Failed).",
+            ["result"],
+            buckets=COPY_BUCKETS,
+            registry=registry,
+        )
+        self.retries = Counter(
+            "snapferry_copy_retries",
+            "Copy attempts that failed and were queued to run again, by the error's code.",
+            ["reason"],
+            registry=registry,
+        )
+        self.stalls = Counter(
+            "snapferry_copy_stalls",
+            "Copies found stalled (no byte moved for the region's copy_stall_seconds); each "
+            "stall of a copy counts once.",
+            registry=registry,
+        )
+        self.takeovers = Counter(
+            "snapferry_copy_takeovers",
+            "Copy attempts resumed after the attempt before stopped without finishing (its "
+            "process died or its lease ran out).",
+            registry=registry,
+        )
+
+
+class CopyStates(Collector):
+    """``snapferry_copies{state}``: the copies into a region by state, read at each scrape."""
+
+    def __init__(self, counts: Callable[[], Mapping[str, int]]) -> None:
+        self.counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        gauge = GaugeMetricFamily(
+            "snapferry_copies",
+            "Copies into this region by state (Queued, Copying, Stalled, Succeeded, Failed), "
+            "deleted targets not counted.",
+            labels=["state"],
+        )
+        for state, count in sorted(self.counts().items()):
+            gauge.add_metric([state], count)
+        yield gauge
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())  # read at scrape time only: registering must not query the database
