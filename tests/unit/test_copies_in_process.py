@@ -211,6 +211,7 @@ def test_a_copy_that_stops_moving_is_reported_stalled_then_moves_on(
     try:
         regions.services["west"].copies.stall_seconds = 1.0
         regions.workers["west"].stall_seconds = 1.0
+        regions.workers["west"].ctx.stall_seconds = 1.0
         source = snapshot_of_scattered_pages(regions, 4 * PIECE_PAGES, seed=5)
         target = copy_start(regions, source, "copied")
         deadline = time.monotonic() + 30
@@ -234,7 +235,7 @@ def test_a_copy_that_stops_moving_is_reported_stalled_then_moves_on(
         assert same_content(regions, "s5", "copied")
         kinds = [e["kind"] for e in events_of(regions)]
         assert kinds.count("stalled") == 1  # told once per stall
-        assert kinds.index("stalled") < kinds.index("succeeded")
+        assert kinds.index("stalled") < kinds.index("moving") < kinds.index("succeeded")
     finally:
         frozen["west"].thawed.set()
         regions.close()

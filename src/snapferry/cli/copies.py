@@ -53,7 +53,7 @@ TARGET_GROUP = click.option(
     help="TARGET is the name of a snapshot in this group (else its full resource id).",
 )
 POLL_SECONDS = 0.5
-LINE_EVERY = 30.0
+LINE_EVERY = 5.0
 FOLLOW_SECONDS = 1.0
 ENDS = ("succeeded", "failed", "deleted")
 """Event kinds after which a copy logs nothing more (until a retry queues it again)."""
@@ -124,24 +124,27 @@ def ended(client: Client, report: dict[str, Any]) -> dict[str, Any]:
 def follow(
     client: Client, target: str, *, tty: bool, timeout: float | None = None
 ) -> dict[str, Any]:
-    """Poll the copy of target until it ends, or ``timeout`` seconds pass; its last report."""
+    """Poll the copy of target until it ends, or ``timeout`` seconds pass; its last report.
+    On a terminal a bar shows it; otherwise a line tells each change of its state or percent,
+    at most every ``LINE_EVERY`` seconds, and always the last."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    last_line = time.monotonic()
+    said, said_at = "", 0.0
     with out.progress_bar("copying", tty, percent=True) as progress:
         while True:
             (report,) = _report(client, target)
             total = int(report["bytesTotal"])
             done = int(report["bytesCopied"])
+            over = report["state"] in ("Succeeded", "Failed")
+            late = deadline is not None and time.monotonic() >= deadline
             if progress is not None and total:
                 progress(done, total)
-            elif progress is None and time.monotonic() - last_line >= LINE_EVERY:
-                click.echo(
-                    f"copy {report['state'].lower()}: {report['completionPercent']} %", err=True
-                )
-                last_line = time.monotonic()
-            if report["state"] in ("Succeeded", "Failed"):
-                return report
-            if deadline is not None and time.monotonic() >= deadline:
+            elif progress is None:
+                line = f"copy {report['state'].lower()}: {report['completionPercent']} %"
+                due = over or late or time.monotonic() - said_at >= LINE_EVERY
+                if line != said and due:
+                    click.echo(line, err=True)
+                    said, said_at = line, time.monotonic()
+            if over or late:
                 return report
             time.sleep(POLL_SECONDS)
 

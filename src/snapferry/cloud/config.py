@@ -25,6 +25,7 @@ page_size = 100                        # list page size
 operation_delay = 0.0                  # fault injection: hold background operations (tests)
 copy_lease_seconds = 15                # a copy worker that dies is taken over after this
 copy_streams = 4                       # concurrent fetches per copy (Enhanced: twice as many)
+copy_jobs = 4                          # copies this region's worker runs at once (others queue)
 max_active_copies = 100                # copies in progress per subscription into this region
 peer_faults = ""                       # fault injection on peer calls, e.g. "drop=0.1" (tests)
 copy_event_days = 14                   # events of a deleted copy target are kept this long
@@ -59,6 +60,7 @@ class RegionConfig:
     operation_delay: float = 0.0
     copy_lease_seconds: float = 15.0
     copy_streams: int = 4
+    copy_jobs: int = 4
     max_active_copies: int = 100
     peer_faults: str = ""
     copy_event_days: float = 14.0
@@ -146,6 +148,9 @@ def _region(raw: Any, root: Path) -> RegionConfig:
     streams = raw.get("copy_streams", 4)
     if not isinstance(streams, int) or not 1 <= streams <= 32:
         raise InvalidInput(f"region {name}: copy_streams must be between 1 and 32")
+    copy_jobs = raw.get("copy_jobs", 4)
+    if not isinstance(copy_jobs, int) or not 1 <= copy_jobs <= 256:
+        raise InvalidInput(f"region {name}: copy_jobs must be between 1 and 256")
     max_active = raw.get("max_active_copies", 100)
     if not isinstance(max_active, int) or not 1 <= max_active <= 100_000:
         raise InvalidInput(f"region {name}: max_active_copies must be between 1 and 100000")
@@ -161,6 +166,7 @@ def _region(raw: Any, root: Path) -> RegionConfig:
     return RegionConfig(
         copy_lease_seconds=float(lease),
         copy_streams=streams,
+        copy_jobs=copy_jobs,
         max_active_copies=max_active,
         peer_faults=faults,
         copy_event_days=float(event_days),

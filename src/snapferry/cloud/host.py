@@ -171,6 +171,7 @@ def open_region(
         peers,
         lease_seconds=config.copy_lease_seconds,
         streams=config.copy_streams,
+        max_jobs=config.copy_jobs,
         event_retention_seconds=config.copy_event_days * 86400,
         stall_seconds=config.copy_stall_seconds,
         metrics=CopyMetrics(registry),

@@ -378,6 +378,11 @@ def _add_admin_routes(app: FastAPI, door: FrontDoor) -> None:
         return {"principalId": principal.id, "subscription": sub, "role": principal.role_for(sub)}
 
 
+COPY_READ_SECONDS = 10.0
+"""How long the copy reports wait for each region: a frozen region (its source, say) is listed
+as unreachable instead of holding up what the others say about a stalled copy."""
+
+
 def _add_copy_routes(app: FastAPI, door: FrontDoor) -> None:
     @app.get("/snapferry/copies", operation_id="Copies_List")
     async def list_copies(
@@ -392,15 +397,21 @@ def _add_copy_routes(app: FastAPI, door: FrontDoor) -> None:
         query = f"?subscription={quote(subscription)}"
         if target is not None:
             query += f"&target={quote(target)}"
+        names = await _regions_of(door, target)
         replies = await door.links.call_reachable(
-            "GET", "/snapferry/copies" + query, base=door.base(request), principal=principal.id
+            "GET",
+            "/snapferry/copies" + query,
+            base=door.base(request),
+            principal=principal.id,
+            timeout=COPY_READ_SECONDS,
+            regions=names,
         )
         value: list[Any] = []
-        for region in door.links.names:
+        for region in names:
             reply = replies.get(region)
             if reply is not None and reply.status == 200:
                 value.extend({**item, "region": region} for item in reply.json()["value"])
-        missing = [r for r in door.links.names if r not in replies]
+        missing = [r for r in names if r not in replies]
         return {"value": value, "unreachable": missing}
 
     @app.get("/snapferry/copies/events", operation_id="Copies_Events")
@@ -417,7 +428,7 @@ def _add_copy_routes(app: FastAPI, door: FrontDoor) -> None:
         check_subscription(subscription)
         door.authorize(principal, subscription, write=False, action="snapferry/copies/read")
         since = _event_cursor(after)
-        names = door.links.names
+        names = await _regions_of(door, target)
         asked = await asyncio.gather(
             *(
                 door.links.call(
@@ -427,6 +438,7 @@ def _add_copy_routes(app: FastAPI, door: FrontDoor) -> None:
                     f"&target={quote(target)}&after={since.get(region, 0)}",
                     base=door.base(request),
                     principal=principal.id,
+                    timeout=COPY_READ_SECONDS,
                 )
                 for region in names
             ),
@@ -448,6 +460,20 @@ def _add_copy_routes(app: FastAPI, door: FrontDoor) -> None:
                 value.append({**item, "region": region})
         value.sort(key=lambda item: (item["at"], item["id"]))
         return {"value": value, "next": _encode_cursor(cursor), "unreachable": missing}
+
+
+async def _regions_of(door: FrontDoor, target: str | None) -> list[str]:
+    """The regions to ask about a copy into target: the target's own when the front door knows
+    it (its copy's reports and events live there), else every region (a deleted target's events
+    are kept, and the index is a cache)."""
+    if target is None:
+        return door.links.names
+    try:
+        key = ResourceId.parse(target).key
+    except SnapferryError:
+        return door.links.names
+    region = await run_in_threadpool(door.router.index.get, key)
+    return [region] if region in door.links.names else door.links.names
 
 
 def _event_cursor(text: str | None) -> dict[str, int]:

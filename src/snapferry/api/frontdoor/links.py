@@ -74,20 +74,22 @@ class RegionLinks:
         principal: str = "",
         headers: dict[str, str] | None = None,
         body: bytes | None = None,
+        timeout: float | None = None,
     ) -> Reply:
         """Send one request to a region (with the request id being served); RegionUnavailable
-        if it cannot be reached."""
+        if it cannot be reached, or does not answer within ``timeout`` (default: the links')."""
         assert self._session is not None, "RegionLinks.open() was not called"
         sent = {k: v for k, v in (headers or {}).items() if k.lower() in PASSED_REQUEST_HEADERS}
         sent.update({KEY_HEADER: self.key, BASE_HEADER: base, PRINCIPAL_HEADER: principal})
         request_id = REQUEST_ID.get()
         if request_id:
             sent[PASSED_ID_HEADER] = request_id
+        limit = aiohttp.ClientTimeout(total=timeout) if timeout else self._session.timeout
         started = time.monotonic()
         outcome = "unreachable"
         try:
             async with self._session.request(
-                method, self.urls[region] + path_qs, headers=sent, data=body
+                method, self.urls[region] + path_qs, headers=sent, data=body, timeout=limit
             ) as response:
                 data = await response.read()
                 passed = {
@@ -107,12 +109,23 @@ class RegionLinks:
                 self.metrics.observe(region, method, outcome, time.monotonic() - started)
 
     async def call_reachable(
-        self, method: str, path_qs: str, *, base: str, principal: str = ""
+        self,
+        method: str,
+        path_qs: str,
+        *,
+        base: str,
+        principal: str = "",
+        timeout: float | None = None,
+        regions: list[str] | None = None,
     ) -> dict[str, Reply]:
-        """The same request to every region at once; regions that do not answer are left out."""
-        names = self.names
+        """The same request to every region (or to ``regions``) at once; regions that do not
+        answer (within ``timeout``) are left out."""
+        names = self.names if regions is None else regions
         replies = await asyncio.gather(
-            *(self.call(n, method, path_qs, base=base, principal=principal) for n in names),
+            *(
+                self.call(n, method, path_qs, base=base, principal=principal, timeout=timeout)
+                for n in names
+            ),
             return_exceptions=True,
         )
         out = {}
