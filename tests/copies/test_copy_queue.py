@@ -6,6 +6,8 @@ the slot frees; ``copy wait`` draws a bar on a terminal and writes plain lines t
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -47,6 +49,15 @@ def test_a_copy_waits_for_a_free_worker_and_says_so(
         ).result()
     second = str(compute.snapshots.get("queue", "second-west").id)
     env = cli_env(running, running.data_dir / "scratch")
+    followed_from = time.time()
+    following = subprocess.Popen(  # live, while the first copy moves; it ends with the copy
+        [sys.executable, "-m", "snapferry.cli.main", "copy", "events", "-g", "queue"]
+        + ["first-west", "--follow", "-o", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
     told = snapferry(running, env, f"copy diagnose {second} -o json")
     found = json.loads(told.stdout)
@@ -69,6 +80,15 @@ def test_a_copy_waits_for_a_free_worker_and_says_so(
     assert status == 0, screen
     assert "copying" in screen and "%" in screen and "\x1b[" in screen  # a drawn, redrawn bar
     assert wait_copied(compute, "queue", "second-west")[-1] == 100
+    out, err = following.communicate(timeout=60)
+    assert following.returncode == 0, err
+    events = [json.loads(line) for line in out.splitlines()]
+    kinds = [e["kind"] for e in events]
+    assert kinds[:3] == ["accepted", "started", "planned"] and kinds[-1] == "succeeded"
+    assert "progress" in kinds and events[-1]["at"] > followed_from
+    moments = [e["at"] for e in events if e["kind"] == "progress"]
+    assert all(5.0 <= b - a <= 8.0 for a, b in zip(moments, moments[1:], strict=False))
+    assert events[-1]["at"] - moments[-1] <= 8.0  # no long silence before the end
     deadline = time.monotonic() + 30
     found = {}
     while time.monotonic() < deadline:
