@@ -5,6 +5,7 @@ the slot frees; ``copy wait`` draws a bar on a terminal and writes plain lines t
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from snapferry.testing.copies import Family, MiB, cloud_running, copy_body, wait
 from snapferry.testing.terminal import in_a_terminal
 
 pytestmark = pytest.mark.slow
+CLI = (sys.executable, "-m", "snapferry.cli.main")
 ONE_AT_A_TIME = 'copy_jobs = 1\ncopy_streams = 1\npeer_faults = "delay=1.0,delay_seconds=0.6"'
 
 
@@ -51,8 +53,7 @@ def test_a_copy_waits_for_a_free_worker_and_says_so(
     env = cli_env(running, running.data_dir / "scratch")
     followed_from = time.time()
     following = subprocess.Popen(  # live, while the first copy moves; it ends with the copy
-        [sys.executable, "-m", "snapferry.cli.main", "copy", "events", "-g", "queue"]
-        + ["first-west", "--follow", "-o", "json"],
+        [*CLI, "copy", "events", "-g", "queue", "first-west", "--follow", "-o", "json"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -87,7 +88,7 @@ def test_a_copy_waits_for_a_free_worker_and_says_so(
     assert kinds[:3] == ["accepted", "started", "planned"] and kinds[-1] == "succeeded"
     assert "progress" in kinds and events[-1]["at"] > followed_from
     moments = [e["at"] for e in events if e["kind"] == "progress"]
-    assert all(5.0 <= b - a <= 8.0 for a, b in zip(moments, moments[1:], strict=False))
+    assert all(5.0 <= b - a <= 8.0 for a, b in itertools.pairwise(moments))
     assert events[-1]["at"] - moments[-1] <= 8.0  # no long silence before the end
     deadline = time.monotonic() + 30
     found = {}
