@@ -77,11 +77,14 @@ def test_a_copy_waits_for_a_free_worker_and_says_so(
     lines = piped.stderr.splitlines()
     assert lines[-1] == "copy succeeded: 100 %" and "\x1b" not in piped.stderr
     assert lines[0].startswith(("copy queued: 0 %", "copy copying: "))
-    status, screen = on_tty.result()
+    status, screen = on_tty.result(timeout=200)
     assert status == 0, screen
     assert "copying" in screen and "%" in screen and "\x1b[" in screen  # a drawn, redrawn bar
     assert wait_copied(compute, "queue", "second-west")[-1] == 100
-    out, err = following.communicate(timeout=60)
+    try:
+        out, err = following.communicate(timeout=60)
+    finally:
+        following.kill()
     assert following.returncode == 0, err
     events = [json.loads(line) for line in out.splitlines()]
     kinds = [e["kind"] for e in events]

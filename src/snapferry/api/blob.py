@@ -290,13 +290,8 @@ class BlobApp:
 
     async def _error(self, req: Request, send: Send, exc: SnapferryError) -> None:
         status, code, body = error_parts(exc)
-        log.log(
-            logging.ERROR if status >= 500 else logging.INFO,
-            "answered %d %s: %s",
-            status,
-            code,
-            exc.message,
-        )
+        if status != 500:  # a 500's cause is logged where it was found
+            log.info("answered %d %s: %s", status, code, exc.message)
         if req.method == "HEAD":
             body = b""
         headers = [

@@ -29,6 +29,8 @@ from snapferry.errors import (
 
 log = logging.getLogger("snapferry.api")
 
+KEY_HEADER = "x-snapferry-key"
+"""Carries the key a region expects from its front door."""
 MIN_API_VERSION = "2020-12-01"
 MAX_BODY_BYTES = 1024 * 1024
 _API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}(-preview)?")
@@ -203,19 +205,34 @@ _PLACEHOLDERS = {
 }
 
 
+def _arm_routes() -> frozenset[str]:
+    sub = "/subscriptions/{subscriptionId}"
+    group = sub + "/resourceGroups/{resourceGroupName}"
+    compute = "/providers/Microsoft.Compute"
+    routes = {sub + "/resourceGroups", group}
+    for rtype, name in (("disks", "{diskName}"), ("snapshots", "{snapshotName}")):
+        item = f"{group}{compute}/{rtype}/{name}"
+        routes |= {f"{sub}{compute}/{rtype}", f"{group}{compute}/{rtype}", item}
+        routes |= {f"{item}/beginGetAccess", f"{item}/endGetAccess"}
+    routes.add(f"{sub}{compute}/locations/{{location}}/operations/{{operationId}}")
+    return frozenset(routes)
+
+
+_ARM_ROUTES = _arm_routes()
+"""Every ARM route template the front door forwards or serves."""
+
+
 def route_template(path: str) -> str:
     """An ARM path with its names replaced by placeholders (``/subscriptions/{subscriptionId}
-    /resourceGroups/{resourceGroupName}/…``), for metrics that must not grow with names."""
+    /resourceGroups/{resourceGroupName}/…``), or ``unmatched`` for a path no ARM route serves:
+    one of a fixed few, so metrics labelled by it never grow with what callers send."""
     parts = canonical_path(path).split("/")
     keep = set(_keyword_positions([p.lower() for p in parts]))
-    known = set(_KEYWORDS.values())
-    if not keep or len(parts) > 11 or any(parts[i] not in known for i in keep if i < len(parts)):
-        return "unmatched"  # not an ARM path snapferry serves: its words are anyone's
-    out = [
+    template = "/".join(
         part if i in keep or i == 0 else _PLACEHOLDERS.get(parts[i - 1], "{name}")
         for i, part in enumerate(parts)
-    ]
-    return "/".join(out)
+    )
+    return template if template in _ARM_ROUTES else "unmatched"
 
 
 class ArmMiddleware:

@@ -10,6 +10,7 @@ WARNING for 5xx.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import re
 import time
@@ -21,7 +22,15 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from prometheus_client import CollectorRegistry
 
-from snapferry.api.common import ASGIApp, Message, Receive, Scope, Send, route_template
+from snapferry.api.common import (
+    KEY_HEADER,
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    route_template,
+)
 from snapferry.metrics import CONTENT_TYPE, HttpMetrics, exposition
 
 log = logging.getLogger("snapferry.requests")
@@ -53,19 +62,23 @@ def route_of(scope: Scope) -> str:
 
 class Observed:
     """Wraps a server's app: ids, metrics (when given) and a log line for each request.
-    ``pass_id``: take a well-formed id from ``x-snapferry-request-id`` (a region behind its
-    front door) instead of making one."""
+    ``front_door_key``: a region's; a request that carries it (``x-snapferry-key``: its front
+    door) passes its id in ``x-snapferry-request-id``. Any other request gets an id of its own."""
 
-    def __init__(self, app: ASGIApp, metrics: HttpMetrics | None, *, pass_id: bool) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: HttpMetrics | None, *, front_door_key: str | None = None
+    ) -> None:
         self.app = app
         self.metrics = metrics
-        self.pass_id = pass_id
+        self.key = front_door_key.encode() if front_door_key else None
 
     def _id(self, scope: Scope) -> str:
-        if self.pass_id:
-            for name, value in scope.get("headers") or ():
-                if name == PASSED_ID_HEADER.encode() and _ID.fullmatch(value):
-                    return str(value.decode())
+        if self.key is not None:
+            headers = dict(scope.get("headers") or ())
+            passed = headers.get(PASSED_ID_HEADER.encode(), b"")
+            given = headers.get(KEY_HEADER.encode(), b"")
+            if _ID.fullmatch(passed) and hmac.compare_digest(given, self.key):
+                return str(passed.decode())
         return str(uuid.uuid4())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -90,30 +103,43 @@ class Observed:
         try:
             await self.app(scope, receive, answer)
         finally:
-            seconds = time.perf_counter() - started
-            route, method = route_of(scope), str(scope["method"])
-            if self.metrics is not None:
-                self.metrics.observe(route, method, status, seconds)
-            level = (
-                logging.DEBUG if status < 400 else logging.INFO if status < 500 else logging.WARNING
-            )
-            if log.isEnabledFor(level):
-                log.log(
-                    level,
-                    "%s %s answered %d in %.1f ms",
-                    method,
-                    scope["path"][:512],
-                    status,
-                    seconds * 1000,
-                    extra={
-                        "method": method,
-                        "path": scope["path"][:512],
-                        "route": route,
-                        "status": status,
-                        "durationMs": round(seconds * 1000, 3),
-                    },
-                )
-            REQUEST_ID.reset(token)
+            try:
+                self._tell(scope, status, time.perf_counter() - started)
+            finally:
+                REQUEST_ID.reset(token)
+
+    def _tell(self, scope: Scope, status: int, seconds: float) -> None:
+        route, method = route_of(scope), str(scope["method"])
+        if self.metrics is not None:
+            self.metrics.observe(route, method, status, seconds)
+        level = logging.DEBUG if status < 400 else logging.INFO if status < 500 else logging.WARNING
+        if not log.isEnabledFor(level):
+            return
+        path = printable(str(scope["path"])[:512])  # decoded: it may hold anything
+        log.log(
+            level,
+            "%s %s answered %d in %.1f ms",
+            method,
+            path,
+            status,
+            seconds * 1000,
+            extra={
+                "method": method,
+                "path": path,
+                "route": route,
+                "status": status,
+                "durationMs": round(seconds * 1000, 3),
+            },
+        )
+
+
+_CONTROL = {i: f"\\x{i:02x}" for i in (*range(32), 127)}
+
+
+def printable(text: str) -> str:
+    """text with control characters escaped (``\\x0a``): a caller's bytes cannot start a log
+    line of their own."""
+    return text.translate(_CONTROL)
 
 
 def add_metrics_route(app: FastAPI, registry: CollectorRegistry) -> None:

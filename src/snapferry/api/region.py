@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry
 
 from snapferry.api.common import (
+    KEY_HEADER,
     ArmMiddleware,
     ASGIApp,
     Receive,
@@ -40,7 +41,6 @@ from snapferry.control.records import Operation
 from snapferry.control.service import RegionService
 from snapferry.replication.http import PREFIX as PEER_PREFIX
 
-KEY_HEADER = "x-snapferry-key"
 BASE_HEADER = "x-snapferry-base"
 PREFIX = "/subscriptions/{subscriptionId}"
 GROUP = PREFIX + "/resourceGroups/{resourceGroupName}"

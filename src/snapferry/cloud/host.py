@@ -203,7 +203,7 @@ def open_region(
         metrics=registry,
     )
     router = RegionRouter(config.name, arm, blobs)
-    hosted.apps.append((Observed(router, HttpMetrics(registry), pass_id=True), sock, None))
+    hosted.apps.append((Observed(router, HttpMetrics(registry), front_door_key=key), sock, None))
     return url
 
 
@@ -229,7 +229,7 @@ def open_frontdoor(
     metrics = new_registry()
     links = RegionLinks(regions, key, metrics=PeerMetrics(metrics))
     door = FrontDoor(registry, Groups(db, list(regions)), links, Index(db), public_url=public)
-    app = Observed(frontdoor_app(door, metrics), HttpMetrics(metrics), pass_id=False)
+    app = Observed(frontdoor_app(door, metrics), HttpMetrics(metrics))
     hosted.apps.append((app, sock, tls))
     return public or url, registry
 

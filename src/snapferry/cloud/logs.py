@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from snapferry.api.observe import REQUEST_ID
+from snapferry.api.observe import REQUEST_ID, printable
 
 FORMATS = ("text", "json")
 LEVELS = ("debug", "info", "warning", "error")
@@ -63,7 +63,8 @@ class Text(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         request_id = getattr(record, "requestId", None)
         where = f" [request {request_id}]" if request_id else ""
-        line = f"{_when(record)} {record.levelname} {record.name}{where} {record.getMessage()}"
+        message = printable(record.getMessage())  # one record, one line
+        line = f"{_when(record)} {record.levelname} {record.name}{where} {message}"
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line

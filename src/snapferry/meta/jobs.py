@@ -129,14 +129,32 @@ def delete_job(conn: Connection, job_id: str) -> None:
     conn.execute(delete(copy_jobs).where(copy_jobs.c.id == job_id))
 
 
-def moved_at(conn: Connection, job_id: str) -> float | None:
-    """When the job last committed a piece, else when it first started (None: neither)."""
+def moved_at(conn: Connection, job_id: str) -> tuple[float | None, float | None]:
+    """When the job last committed a piece and when it first started (None: not yet)."""
     c = copy_jobs.c
     row = conn.execute(select(c.last_progress_at, c.started_at).where(c.id == job_id)).first()
     if row is None:
-        return None
-    moved = row.last_progress_at or row.started_at
-    return None if moved is None else float(moved)
+        return None, None
+    return row.last_progress_at, row.started_at
+
+
+def note_error(
+    conn: Connection, job_id: str, error: str, *, attempts: int, last_progress_at: float | None
+) -> bool:
+    """Set the job's last error unless, since it was read (``attempts``, ``last_progress_at``),
+    it ended, moved or began another attempt. True if set."""
+    c = copy_jobs.c
+    moved = (
+        c.last_progress_at.is_(None)
+        if last_progress_at is None
+        else c.last_progress_at == last_progress_at
+    )
+    done = conn.execute(
+        update(copy_jobs)
+        .where(c.id == job_id, c.state.in_(ACTIVE), c.attempts == attempts, moved)
+        .values(last_error=error)
+    )
+    return done.rowcount == 1
 
 
 def add_progress(

@@ -98,6 +98,8 @@ class HttpPeerClient:
         self._lock = threading.Lock()
         self._buffers = ReceiveBuffers()
         self._executor: ThreadPoolExecutor | None = None
+        self._checker: ThreadPoolExecutor | None = None
+        """Health checks' own threads: calls hung on a frozen region must not hold them up."""
 
     @property
     def regions(self) -> list[str]:
@@ -106,9 +108,11 @@ class HttpPeerClient:
     async def close(self) -> None:
         """Close idle connections and let the threads go (calls in flight finish)."""
         with self._lock:
-            executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
+            executors = (self._executor, self._checker)
+            self._executor = self._checker = None
+        for executor in executors:
+            if executor is not None:
+                executor.shutdown(wait=False, cancel_futures=True)
         for base in list(self._idle):
             self._drop_idle(base)
 
@@ -121,10 +125,12 @@ class HttpPeerClient:
         *,
         aligned_at: int | None = None,
         timeout: float | None = None,
+        check: bool = False,
     ) -> Answer:
         """POST body to the region; the answer (header names in lower case). With
         ``aligned_at``, a long body comes in a buffer of its own, laid out so that its byte
-        ``aligned_at`` starts a page; ``timeout`` bounds this call (default: the client's)."""
+        ``aligned_at`` starts a page; ``timeout`` bounds this call (default: the client's);
+        ``check``: a health check, on threads of its own."""
         base = self.urls.get(region)
         if base is None:
             raise PeerUnavailable(f"region {region!r} is not one of this region's peers")
@@ -134,16 +140,23 @@ class HttpPeerClient:
         started = time.monotonic()
         outcome = "unreachable"
         try:
-            answer = await asyncio.get_running_loop().run_in_executor(self._threads(), call)
+            answer = await asyncio.get_running_loop().run_in_executor(self._threads(check), call)
             outcome = "ok" if answer.status < 400 else "refused"
             return answer
+        except asyncio.CancelledError:
+            outcome = ""  # given up by the caller: says nothing about the region
+            raise
         finally:
-            if self.metrics is not None:
+            if self.metrics is not None and outcome:
                 name = path.partition("?")[0].rsplit("/", 1)[-1]
                 self.metrics.observe(region, name, outcome, time.monotonic() - started)
 
-    def _threads(self) -> ThreadPoolExecutor:
+    def _threads(self, check: bool = False) -> ThreadPoolExecutor:
         with self._lock:
+            if check:
+                if self._checker is None:
+                    self._checker = ThreadPoolExecutor(4, thread_name_prefix="peer-check")
+                return self._checker
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(CALL_THREADS, thread_name_prefix="peer-call")
             return self._executor
@@ -252,9 +265,22 @@ class HttpPeerClient:
             raise PeerUnavailable(f"region {region} answered with malformed JSON") from None
 
     async def health(self, region: str) -> None:
-        answer = await self._post(
-            region, f"{PREFIX}/health", b"{}", "application/json", timeout=HEALTH_SECONDS
-        )
+        try:
+            answer = await asyncio.wait_for(
+                self._post(
+                    region,
+                    f"{PREFIX}/health",
+                    b"{}",
+                    "application/json",
+                    timeout=HEALTH_SECONDS,
+                    check=True,
+                ),
+                HEALTH_SECONDS + 1,  # the checks' threads may all be busy with others
+            )
+        except TimeoutError:
+            raise PeerUnavailable(
+                f"region {region} did not answer within {HEALTH_SECONDS:g} s", region=region
+            ) from None
         _raise_for(region, answer.status, answer.body)
 
     async def resolve(self, region: str, resource_id: str) -> SourceInfo | None:

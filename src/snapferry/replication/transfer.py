@@ -14,7 +14,6 @@ the attempt silently.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 import logging
@@ -41,7 +40,15 @@ from snapferry.errors import (
 )
 from snapferry.meta import jobs as store
 from snapferry.metrics import CopyMetrics, new_registry
-from snapferry.replication.jobs import COPYING, FAILED, QUEUED, SUCCEEDED, CopyJob, log_event
+from snapferry.replication.jobs import (
+    COPYING,
+    FAILED,
+    QUEUED,
+    SUCCEEDED,
+    CopyJob,
+    log_event,
+    moved_at,
+)
 from snapferry.replication.peers import PageFrame, PeerClient
 from snapferry.settings import PAGE
 
@@ -167,7 +174,6 @@ async def _settle(ctx: CopyContext, job: CopyJob, state: str, exc: BaseException
     attempt = job.attempts + 1  # the attempt that failed counted itself; job is from before it
     if state == FAILED:
         values["ended_at"] = now
-        ctx.metrics.duration.labels(FAILED).observe(now - (job.started_at or job.created_at))
         log.warning("copy %s failed: %s", job.id, error["message"])
         event = (
             "failed",
@@ -177,7 +183,6 @@ async def _settle(ctx: CopyContext, job: CopyJob, state: str, exc: BaseException
         )
     else:
         values["next_attempt_at"] = retry_at = now + min(MAX_BACKOFF, 0.5 * 2**job.attempts)
-        ctx.metrics.retries.labels(error["code"]).inc()
         log.warning("copy %s will retry: %s", job.id, error["message"])
         event = (
             "retry",
@@ -185,8 +190,16 @@ async def _settle(ctx: CopyContext, job: CopyJob, state: str, exc: BaseException
             f"in {retry_at - now:.1f} s",
             {"code": error["code"], "attempt": attempt, "nextAttemptAt": retry_at},
         )
-    with contextlib.suppress(ImportAborted):  # the target or the lease went meanwhile
+    try:
         await ctx.update(job, event=event, **values)
+    except ImportAborted:  # the target or the lease went meanwhile: nothing settled
+        return
+    if state == FAILED:
+        settled = await ctx.job(job.id)
+        began = settled.started_at if settled is not None else None
+        ctx.metrics.duration.labels(FAILED).observe(now - (began or job.created_at))
+    else:
+        ctx.metrics.retries.labels(error["code"]).inc()
 
 
 async def _attempt(ctx: CopyContext, job: CopyJob) -> None:
@@ -198,17 +211,19 @@ async def _attempt(ctx: CopyContext, job: CopyJob) -> None:
             f"process died or its lease ran out) with {job.completion_percent}% copied",
             {"attempt": job.attempts + 1, "percent": job.completion_percent},
         )
-        ctx.metrics.takeovers.inc()
     else:
         event = ("started", f"attempt {job.attempts + 1} started", {"attempt": job.attempts + 1})
+    began = job.started_at or now
     await ctx.update(
         job,
         event=event,
         state=COPYING,
         attempts=job.attempts + 1,
-        started_at=job.started_at or now,
+        started_at=began,
         lease_expires=now + ctx.lease_seconds,
     )
+    if event[0] == "takeover":
+        ctx.metrics.takeovers.inc()
     sas = await _grant(ctx, job)
     if job.plan is None:
         job = await _plan(ctx, job, sas)
@@ -223,7 +238,7 @@ async def _attempt(ctx: CopyContext, job: CopyJob) -> None:
     def succeeded(conn: Connection) -> Event:
         row = store.job(conn, job.id)
         wire = int(row.bytes_transferred) if row is not None else 0
-        took = ctx.clock() - (job.started_at or job.created_at)
+        took = ctx.clock() - began
         return (
             "succeeded",
             f"completed with Succeeded for copy destination {job.target_key}: "
@@ -243,7 +258,7 @@ async def _attempt(ctx: CopyContext, job: CopyJob) -> None:
         lease_expires=None,
     )
     await asyncio.to_thread(ctx.engine.finish_import, job.target_id, done)
-    ctx.metrics.duration.labels(SUCCEEDED).observe(ctx.clock() - (job.started_at or job.created_at))
+    ctx.metrics.duration.labels(SUCCEEDED).observe(ctx.clock() - began)
     log.info("copy %s succeeded (%d bytes planned)", job.id, delta.changed_bytes)
 
 
@@ -430,7 +445,7 @@ async def _move(
     def checkpoint(wire: int) -> Callable[[Connection], bool]:
         def commit(conn: Connection) -> bool:
             now = ctx.clock()
-            moved = store.moved_at(conn, job.id)
+            moved = moved_at(*store.moved_at(conn, job.id))
             if not store.add_progress(
                 conn,
                 job.id,

@@ -191,20 +191,15 @@ class CopyWorker:
         error (the attempt itself may wait minutes before its own call times out)."""
         now = self.clock()
 
-        def stalled(conn: Connection) -> list[tuple[CopyJob, float]]:
-            found = []
-            for row in store.active(conn):
-                job = CopyJob.from_row(row)
-                since = job.stalled_since(now, self.stall_seconds)
-                if since is not None:
-                    found.append((job, since))
-            return found
+        def stalled(conn: Connection) -> list[CopyJob]:
+            jobs = map(CopyJob.from_row, store.active(conn))
+            return [job for job in jobs if job.stalled_since(now, self.stall_seconds)]
 
         try:
             jobs = await self.ctx.db(stalled, write=False)
             if not jobs:
                 return
-            regions = sorted({job.source_region for job, _ in jobs})
+            regions = sorted({job.source_region for job in jobs})
             checks = await asyncio.gather(
                 *(self.peers.health(region) for region in regions), return_exceptions=True
             )
@@ -213,18 +208,27 @@ class CopyWorker:
                 for region, check in zip(regions, checks, strict=True)
                 if isinstance(check, PeerUnavailable)
             }
-            await self.ctx.db(lambda conn: self._tell_stalled(conn, jobs, down, now))
+            told = await self.ctx.db(lambda conn: self._tell_stalled(conn, jobs, down))
         except Exception:
             log.exception("copy worker: looking for stalled copies failed")
+            return
+        for job_id, message in told:  # committed: count and log each once
+            self.metrics.stalls.inc()
+            log.warning("copy %s %s", job_id, message)
 
     def _tell_stalled(
-        self,
-        conn: Connection,
-        jobs: list[tuple[CopyJob, float]],
-        down: dict[str, PeerUnavailable],
-        now: float,
-    ) -> None:
-        for job, since in jobs:
+        self, conn: Connection, jobs: list[CopyJob], down: dict[str, PeerUnavailable]
+    ) -> list[tuple[str, str]]:
+        """Log the stall of each job still stalled as read now (a health check takes seconds:
+        meanwhile a copy may have moved, ended or been deleted); (job id, message) of each told."""
+        now = self.clock()
+        told = []
+        for seen in jobs:
+            row = store.job(conn, seen.id)
+            job = None if row is None else CopyJob.from_row(row)
+            since = None if job is None else job.stalled_since(now, self.stall_seconds)
+            if job is None or since is None:
+                continue
             error = job.last_error or {}
             unreachable = down.get(job.source_region)
             if unreachable is not None and error.get("code") != unreachable.code:
@@ -232,9 +236,15 @@ class CopyWorker:
                     "code": unreachable.code,
                     "message": f"a health check of the source region failed: {unreachable.message}",
                 }
-                store.update_job(conn, job.id, last_error=json.dumps(error))
-            told = copy_events.last_of_kind(conn, job.target_key, "stalled")
-            if told is not None and float(told.at) >= since:
+                store.note_error(
+                    conn,
+                    job.id,
+                    json.dumps(error),
+                    attempts=job.attempts,
+                    last_progress_at=job.last_progress_at,
+                )
+            last = copy_events.last_of_kind(conn, job.target_key, "stalled")
+            if last is not None and float(last.at) >= since:
                 continue
             cause = (
                 f"the last error: {error.get('code')}: {error.get('message')}"
@@ -246,26 +256,22 @@ class CopyWorker:
                 if unreachable is not None
                 else f"region {job.source_region} answers"
             )
+            message = (
+                f"stalled at {job.completion_percent}%: no byte has moved for "
+                f"{now - since:.0f} s; {cause}; {reach}"
+            )
             log_event(
                 conn,
                 job,
                 "stalled",
-                f"stalled at {job.completion_percent}%: no byte has moved for "
-                f"{now - since:.0f} s; {cause}; {reach}",
+                message,
                 now,
                 since=since,
                 code=error.get("code"),
                 sourceReachable=unreachable is None,
             )
-            self.metrics.stalls.inc()
-            log.warning(
-                "copy %s stalled at %d%% for %.0f s: %s; %s",
-                job.id,
-                job.completion_percent,
-                now - since,
-                cause,
-                reach,
-            )
+            told.append((job.id, message))
+        return told
 
     async def _prune(self) -> None:
         """Drop the events of targets deleted longer ago than the retention (every few

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import pty
+import select
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import Future
 
 
@@ -30,7 +32,10 @@ def in_a_terminal(
 
     def read() -> None:
         screen = bytearray()
-        while True:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not select.select([leader], [], [], 0.5)[0]:
+                continue
             try:
                 chunk = os.read(leader, 65536)
             except OSError:  # EIO: every writer closed the terminal
@@ -40,7 +45,7 @@ def in_a_terminal(
             screen += chunk
         os.close(leader)
         try:
-            status = proc.wait(timeout)
+            status = proc.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             proc.kill()
             status = proc.wait()

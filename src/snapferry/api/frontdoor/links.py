@@ -10,8 +10,9 @@ from typing import Any
 
 import aiohttp
 
+from snapferry.api.common import KEY_HEADER
 from snapferry.api.observe import PASSED_ID_HEADER, REQUEST_ID
-from snapferry.api.region import BASE_HEADER, KEY_HEADER
+from snapferry.api.region import BASE_HEADER
 from snapferry.control.errors import RegionUnavailable
 from snapferry.metrics import PeerMetrics
 
@@ -99,13 +100,16 @@ class RegionLinks:
                 }
                 outcome = "ok" if response.status < 400 else "refused"
                 return Reply(response.status, passed, data)
+        except asyncio.CancelledError:
+            outcome = ""  # given up by the caller: says nothing about the region
+            raise
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise RegionUnavailable(
                 f"region {region} is not answering ({type(exc).__name__}); retry later",
                 target=region,
             ) from None
         finally:
-            if self.metrics is not None:
+            if self.metrics is not None and outcome:
                 self.metrics.observe(region, method, outcome, time.monotonic() - started)
 
     async def call_reachable(

@@ -233,9 +233,11 @@ def _decode(token: str | None) -> tuple[int, str | None]:
     if not token:
         return 0, None
     try:
-        index, inner = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        if not isinstance(index, int) or index < 0 or not (inner is None or isinstance(inner, str)):
-            raise ValueError(token)
-    except ValueError:
-        raise BadRequest("$skiptoken is not one this server issued") from None
+        decoded = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (ValueError, RecursionError):
+        decoded = None
+    shaped = isinstance(decoded, list) and len(decoded) == 2
+    index, inner = decoded if shaped else (-1, None)
+    if type(index) is not int or index < 0 or not (inner is None or isinstance(inner, str)):
+        raise BadRequest("$skiptoken is not one this server issued")
     return index, inner
