@@ -147,6 +147,9 @@ def test_a_token_for_another_audience_issuer_or_tenant_is_refused(
         {"tid": "11111111-1111-1111-1111-111111111111"},
         {"sub": "someone-else"},
         {"exp": "tomorrow"},
+        {"exp": 10**400},  # validly signed, yet no time: refused, never a 500
+        {"nbf": -(10**400)},
+        {"exp": float("inf")},
     ]
     for change in changes:
         forged = jwt.encode({**claims, **change}, key, algorithm="RS256", headers={"kid": kid})

@@ -31,6 +31,7 @@ from snapferry.control.creation import (
     _with_defaults,
     check_sku,
     family_uuid,
+    kept_options,
     settable,
     size_props,
 )
@@ -366,6 +367,7 @@ class CopyTargets:
             "createOption": COPY_START,
             "sourceResourceId": source.resource_id,
             "sourceUniqueId": source.unique_id,
+            **kept_options(props_in.creation_data),
         }
         if speed is not None:
             creation["provisionedBandwidthCopySpeed"] = speed

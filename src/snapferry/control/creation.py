@@ -155,6 +155,13 @@ def check_sku(region: Region, sku: str, zones: list[str] | None) -> None:
             )
 
 
+def kept_options(data: CreationData) -> dict[str, Any]:
+    """The creation options a resource keeps as asked (and a re-PUT may not change)."""
+    return (
+        {} if data.logical_sector_size is None else {"logicalSectorSize": data.logical_sector_size}
+    )
+
+
 def plan_disk(region: Region, body: DiskBody, lookup: Callable[[str], Record | None]) -> Plan:
     """A new disk: Empty (diskSizeGB), Upload (uploadSizeBytes) or Copy of a snapshot."""
     data = body.properties.creation_data
@@ -162,7 +169,7 @@ def plan_disk(region: Region, body: DiskBody, lookup: Callable[[str], Record | N
     sku = body.sku.name if body.sku else "Standard_LRS"
     check_sku(region, sku, body.zones)
     props = _with_defaults(settable(body.properties))
-    creation: dict[str, Any] = {"createOption": option}
+    creation: dict[str, Any] = {"createOption": option, **kept_options(data)}
     resting = "Unattached"
     gb = body.properties.disk_size_gb
     if option == "Empty":
@@ -237,6 +244,7 @@ def plan_snapshot(
         "createOption": "Copy",
         "sourceResourceId": source.id,
         "sourceUniqueId": source.unique_id,
+        **kept_options(data),
     }
     engine_source = source.engine_id
     assert engine_source is not None

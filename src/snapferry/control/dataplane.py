@@ -103,7 +103,7 @@ class DataPlane:
         with self.engine.db.connect() as conn:
             rec = records.by_engine_id(conn, engine_id) if len(engine_id) <= 64 else None
         if rec is None or rec.engine_id is None:
-            raise SasRefused("the shared access signature does not match any disk or snapshot")
+            raise SasRefused("the shared access signature does not match this resource")
         access = rec.body.get("access") or {}
         self.signer.check(rec.unique_id, query, needed, access.get("grant"), now=self.clock())
         is_snapshot = rec.rtype == "snapshots"

@@ -48,6 +48,11 @@ class LocationNotAvailable(InvalidInput):
     status = 400
 
 
+class GroupLocationNotAvailable(InvalidInput):
+    code = "LocationNotAvailableForResourceGroup"
+    status = 400
+
+
 class RequestTooLarge(InvalidInput):
     code = "RequestEntityTooLarge"
     status = 413

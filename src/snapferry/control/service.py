@@ -243,11 +243,17 @@ class RegionService(Recovery):
 
     @staticmethod
     def _same_creation(current: Record, asked: Any) -> bool:
+        """Whether a re-PUT's creationData asks for what the resource was made with: every
+        field it sends equal to the one kept (ids and options compared without case)."""
         had = current.props["creationData"]
-        same_source = (asked.source_resource_id or "").strip("/").lower() == (
-            had.get("sourceResourceId") or ""
-        ).strip("/").lower()
-        return bool(asked.create_option.lower() == had["createOption"].lower() and same_source)
+        for key, value in asked.model_dump(by_alias=True, exclude_none=True).items():
+            kept = had.get(key)
+            if isinstance(value, str) and isinstance(kept, str):
+                if value.strip("/").lower() != kept.strip("/").lower():
+                    return False
+            elif value != kept:
+                return False
+        return True
 
     def patch(self, rid: ResourceId, raw: object) -> tuple[dict[str, Any], Operation]:
         """Change tags, sku or writable properties; a disk's size grows only."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -159,7 +160,13 @@ def _number(value: object) -> float:
     """A NumericDate claim as a float; AuthenticationFailed if it is not a number."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise AuthenticationFailed("The access token is malformed.")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        number = math.inf
+    if not math.isfinite(number):
+        raise AuthenticationFailed("The access token is malformed.")
+    return number
 
 
 def _key_id(public_key: rsa.RSAPublicKey) -> str:

@@ -36,7 +36,7 @@ from snapferry.control.errors import (
 from snapferry.control.ids import ResourceId, check_subscription, group_key, normalize_location
 from snapferry.control.models import BODY_MODELS
 from snapferry.errors import SnapferryError
-from snapferry.identity import AuthorizationFailed, Principal, Registry
+from snapferry.identity import MAX_LIFETIME_SECONDS, AuthorizationFailed, Principal, Registry
 
 WRITE_METHODS = {"PUT", "PATCH", "DELETE", "POST"}
 ApiVersion = Annotated[str, Query(alias="api-version")]
@@ -98,9 +98,10 @@ def _reply(reply: Reply) -> Response:
 
 
 def _json_or_none(body: bytes) -> Any:
+    """The body's JSON, or None if it is not JSON (or nested too deep to read)."""
     try:
         return json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 
@@ -326,8 +327,15 @@ def _add_admin_routes(app: FastAPI, door: FrontDoor) -> None:
         lifetime = doc.get("lifetimeSeconds", 365 * 86400)
         if not isinstance(sub, str) or not isinstance(role, str) or not isinstance(name, str):
             raise BadRequest("subscription, role and name must be strings")
-        if not isinstance(lifetime, int) or isinstance(lifetime, bool):
-            raise BadRequest("lifetimeSeconds must be an integer", target="lifetimeSeconds")
+        if (
+            not isinstance(lifetime, int)
+            or isinstance(lifetime, bool)
+            or not 0 < lifetime <= MAX_LIFETIME_SECONDS
+        ):  # checked before the principal exists: a refusal leaves nothing behind
+            raise BadRequest(
+                f"lifetimeSeconds must be a whole number from 1 to {MAX_LIFETIME_SECONDS}",
+                target="lifetimeSeconds",
+            )
         check_subscription(sub)
 
         def make() -> dict[str, Any]:

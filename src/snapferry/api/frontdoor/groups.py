@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Engine, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from snapferry.control.errors import BadRequest, ResourceGroupNotFound
+from snapferry.control.errors import BadRequest, GroupLocationNotAvailable, ResourceGroupNotFound
 from snapferry.control.ids import check_group, group_key, normalize_location
 from snapferry.meta.schema import resource_groups
 
@@ -85,6 +85,12 @@ class Groups:
         if not isinstance(location, str) or not location or len(location) > 64:
             raise BadRequest("location is required", target="location")
         location = normalize_location(location)
+        if location not in self.regions:
+            raise GroupLocationNotAvailable(
+                f"location {location[:64]!r} is not a region of this cloud; use one of "
+                f"{', '.join(self.regions)}",
+                target="location",
+            )
         tags = _tags(body.get("tags"))
         key = group_key(subscription, name)
         with self.db.begin() as conn:
