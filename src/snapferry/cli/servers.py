@@ -97,7 +97,7 @@ def up(
             cloud = host.write_cloud_json(config, endpoint, registry, regions)
             _announce(config, cloud)
 
-        asyncio.run(host.serve(hosted, ready))
+        asyncio.run(host.serve(hosted, ready, config.http))
     finally:
         hosted.close()
     _say("snapferry stopped; every acknowledged change is on disk")
@@ -146,7 +146,11 @@ def serve_region(
             hosted,
             host.Peering.configured(config),
         )
-        asyncio.run(host.serve(hosted, lambda: _say(f"region {region.name} serving at {url}")))
+
+        def ready() -> None:
+            _say(f"region {region.name} serving at {url}")
+
+        asyncio.run(host.serve(hosted, ready, config.http))
     finally:
         hosted.close()
 
@@ -176,7 +180,7 @@ def serve_frontdoor(
         def ready() -> None:
             _announce(config, host.write_cloud_json(config, endpoint, registry, regions))
 
-        asyncio.run(host.serve(hosted, ready))
+        asyncio.run(host.serve(hosted, ready, config.http))
     finally:
         hosted.close()
 

@@ -14,6 +14,13 @@ key_file = "frontdoor-key"             # shared by the front door and its region
 [peers]
 key_file = "peer-key"                  # shared by regions that copy snapshots between them
 
+[http]                                 # every listener: front door and regions
+head_timeout = 10                      # seconds for a request's head to arrive
+body_timeout = 30                      # seconds a request body may go without a byte
+write_timeout = 60                     # seconds an answer may wait on a client reading nothing
+keep_alive = 5                         # seconds an idle connection stays open between requests
+max_connections = 0                    # per listener; 0: from the process's open-file limit
+
 [[regions]]
 name = "eastus"
 zones = ["1", "2", "3"]
@@ -41,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from snapferry.cloud.guard import Limits
 from snapferry.errors import InvalidInput
 from snapferry.settings import default_data_dir
 
@@ -79,6 +87,7 @@ class CloudConfig:
     key_file: Path | None = None
     peer_key_file_path: Path | None = None
     subscription: str | None = None
+    http: Limits = field(default_factory=Limits)
     regions: tuple[RegionConfig, ...] = field(
         default=(RegionConfig("eastus", ("1", "2", "3")), RegionConfig("westus"))
     )
@@ -182,6 +191,28 @@ def _region(raw: Any, root: Path) -> RegionConfig:
     )
 
 
+def _limits(raw: Any) -> Limits:
+    if not isinstance(raw, dict):
+        raise InvalidInput("[http] must be a table")
+    unknown = set(raw) - set(Limits.__dataclass_fields__)
+    if unknown:
+        raise InvalidInput(f"[http] has no setting {sorted(unknown)[0]!r}")
+    values: dict[str, Any] = {}
+    for name in ("head_timeout", "body_timeout", "write_timeout", "keep_alive"):
+        value = raw.get(name, getattr(Limits, name))
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not 0.1 <= value <= 3600
+        ):
+            raise InvalidInput(f"[http] {name} must be between 0.1 and 3600 seconds")
+        values[name] = float(value)
+    cap = raw.get("max_connections", 0)
+    if isinstance(cap, bool) or not isinstance(cap, int) or not 0 <= cap <= 1_000_000:
+        raise InvalidInput("[http] max_connections must be 0 (automatic) or a positive number")
+    return Limits(**values, max_connections=cap)
+
+
 def load(
     path: Path | None, *, data_dir: Path | None = None, port: int | None = None
 ) -> CloudConfig:
@@ -212,6 +243,7 @@ def load(
     ):
         raise InvalidInput("[frontdoor] public_url must be an http:// or https:// URL")
     config = CloudConfig(
+        http=_limits(raw.get("http", {})),
         data_dir=root,
         listen=listen,
         tls=bool(front.get("tls", False)),

@@ -18,7 +18,7 @@ import signal
 import socket
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,13 @@ from snapferry.api.frontdoor import FrontDoor, Groups, Index, RegionLinks, front
 from snapferry.api.observe import Observed
 from snapferry.api.region import RegionRouter, region_app
 from snapferry.cloud.config import CloudConfig, RegionConfig, split_listen
+from snapferry.cloud.guard import (
+    Limits,
+    connection_budget,
+    guarded,
+    quiet_exhaustion,
+    raise_file_limit,
+)
 from snapferry.cloud.tls import TlsFiles, ensure_certificates
 from snapferry.control.access import Signer, load_key
 from snapferry.control.creation import Region
@@ -49,6 +56,12 @@ from snapferry.replication.worker import CopyWorker
 
 log = logging.getLogger("snapferry.cloud")
 ADMIN_TOKEN_SECONDS = 365 * 86400
+ACCEPT_BATCH = 64
+"""Connections the event loop accepts in one go (asyncio takes its listen backlog for this):
+a few, so a flood is turned away a batch at a time, before it can use up the open files."""
+LISTEN_BACKLOG = 4096
+"""Connections the kernel may queue for accepting (a flood must not make others wait on a
+dropped SYN's retry)."""
 ISSUER = "snapferry"
 
 
@@ -266,16 +279,25 @@ def write_cloud_json(
     return cloud
 
 
-async def serve(hosted: Hosted, ready: Callable[[], None] | None = None) -> None:
-    """Serve every app until SIGINT or SIGTERM, then shut down gracefully."""
+async def serve(
+    hosted: Hosted, ready: Callable[[], None] | None = None, limits: Limits | None = None
+) -> None:
+    """Serve every app until SIGINT or SIGTERM, then shut down gracefully; each listener
+    under ``limits`` (``cloud.guard``)."""
+    limits = limits or Limits()
+    files = raise_file_limit()
+    cap = limits.max_connections or connection_budget(len(hosted.apps), files)
     servers = []
-    for app, _sock, tls in hosted.apps:
+    for app, sock, tls in hosted.apps:
+        where = ":".join(str(part) for part in sock.getsockname()[:2])
         config = uvicorn.Config(
             app,
+            http=guarded(replace(limits, max_connections=cap), f"listener {where}"),
+            timeout_keep_alive=max(1, round(limits.keep_alive)),
+            backlog=ACCEPT_BATCH,
             log_level="warning",
             log_config=None,  # uvicorn's records go to the process's log (cloud.logs)
             access_log=False,  # it would log queries, where a SAS travels
-            http="httptools",
             lifespan="on",
             timeout_graceful_shutdown=30,
             ssl_certfile=str(tls.server_cert) if tls else None,
@@ -288,6 +310,7 @@ async def serve(hosted: Hosted, ready: Callable[[], None] | None = None) -> None
             server.should_exit = True
 
     loop = asyncio.get_running_loop()
+    quiet_exhaustion(loop)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop_all)
     tasks = [
@@ -299,6 +322,9 @@ async def serve(hosted: Hosted, ready: Callable[[], None] | None = None) -> None
             break
         await asyncio.sleep(0.01)
     if all(s.started for s in servers):
+        for _app, sock, _tls in hosted.apps:
+            # the kernel may queue many more than the loop accepts at a time (see ACCEPT_BATCH)
+            sock.listen(LISTEN_BACKLOG)
         for start in hosted.starters:
             start()
         if ready is not None:

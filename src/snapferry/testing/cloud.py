@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -45,6 +46,8 @@ class RunningCloud:
     port: int = 0
     args: tuple[str, ...] = ()
     """More options of ``snapferry up`` (``--log-level debug``)."""
+    files: int | None = None
+    """The process's limit on open files (soft and hard), as a small host would set it."""
     process: subprocess.Popen[bytes] | None = None
     cloud: dict[str, Any] = field(default_factory=dict)
 
@@ -58,6 +61,7 @@ class RunningCloud:
         config_text: str | None = None,
         tls: bool = False,
         args: tuple[str, ...] = (),
+        files: int | None = None,
     ) -> RunningCloud:
         data_dir.mkdir(parents=True, exist_ok=True)
         config = data_dir / "cloud.toml"
@@ -65,7 +69,7 @@ class RunningCloud:
         if tls:
             text = "[frontdoor]\ntls = true\n" + text
         config.write_text(text)
-        cloud = cls(data_dir, config, args=args)
+        cloud = cls(data_dir, config, args=args, files=files)
         cloud.launch()
         return cloud
 
@@ -87,6 +91,7 @@ class RunningCloud:
                 ),
                 stdout=log,
                 stderr=log,
+                preexec_fn=None if self.files is None else self._limit_files,
             )
         deadline = time.monotonic() + timeout
         while not marker.exists():
@@ -98,6 +103,10 @@ class RunningCloud:
             time.sleep(0.05)
         self.cloud = json.loads(marker.read_text())
         self.port = int(self.cloud["endpoint"].rsplit(":", 1)[1])
+
+    def _limit_files(self) -> None:
+        assert self.files is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.files, self.files))
 
     def log_tail(self) -> str:
         path = self.data_dir / "up.log"
