@@ -8,10 +8,12 @@ lines long."""
 from __future__ import annotations
 
 import contextlib
+import random
 import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,15 +26,19 @@ from azure.storage.blob import BlobClient
 from snapferry.testing.cloud import RunningCloud
 
 pytestmark = pytest.mark.slow
-HEAD, BODY, IDLE = 3.0, 2.0, 1.0
+HEAD, BODY, IDLE, WRITE = 3.0, 2.0, 1.0, 4.0
+BUDGET_MIB = 64
 CONFIG = f"""
 [http]
 head_timeout = {HEAD}
 body_timeout = {BODY}
 keep_alive = {IDLE}
 
+write_timeout = {WRITE}
+
 [[regions]]
 name = "eastus"
+read_buffer_mib = {BUDGET_MIB}
 
 [[regions]]
 name = "westus"
@@ -94,11 +100,12 @@ def closed_within(sock: socket.socket, seconds: float) -> float:
     return time.monotonic() - started
 
 
-def well_behaved(cloud: dict[str, Any], sas: str) -> float:
-    """The slower of an ARM GET and a SAS read of the disk's first MiB, in seconds."""
+def well_behaved(cloud: dict[str, Any], sas: str, first: bytes = b"\x5a" * MiB) -> float:
+    """The slower of an ARM GET and a SAS read of the disk's first MiB (checked to be
+    ``first``), in seconds."""
     started = time.monotonic()
     reply = requests.get(
-        f"{cloud['endpoint']}/subscriptions/{cloud['subscription']}/resourceGroups/slow",
+        f"{cloud['endpoint']}/subscriptions/{cloud['subscription']}/resourcegroups",
         params={"api-version": "2024-03-02"},
         headers={"Authorization": f"Bearer {cloud['token']}"},
         timeout=10,
@@ -107,7 +114,7 @@ def well_behaved(cloud: dict[str, Any], sas: str) -> float:
     arm = time.monotonic() - started
     started = time.monotonic()
     read = requests.get(sas, headers={"x-ms-range": f"bytes=0-{MiB - 1}"}, timeout=10)
-    assert read.status_code == 206 and read.content == b"\x5a" * MiB
+    assert read.status_code == 206 and read.content == first
     return max(arm, time.monotonic() - started)
 
 
@@ -175,3 +182,60 @@ def test_two_thousand_half_open_connections_leave_everyone_else_served(
     log = (running.data_dir / "up.log").read_text()[log_before:]
     assert len(log) < 4000, log[-4000:]
     assert "Traceback" not in log and "Errno 24" not in log
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_readers_that_stop_reading_hold_bounded_memory_and_are_let_go(
+    cloud: dict[str, Any],
+    running: RunningCloud,
+    compute: ComputeManagementClient,
+    groups: ResourceManagementClient,
+) -> None:
+    groups.resource_groups.create_or_update("stalled", {"location": "eastus"})
+    body: Any = {
+        "location": "eastus",
+        "properties": {"creationData": {"createOption": "Upload", "uploadSizeBytes": 64 * MiB}},
+    }
+    compute.disks.begin_create_or_update("stalled", "big", body).result()
+    grant = {"access": "Write", "durationInSeconds": 3600}
+    sas = str(compute.disks.begin_grant_access("stalled", "big", grant).result().access_sas)
+    blob = BlobClient.from_blob_url(sas, max_page_size=4 * MiB)
+    content = random.randbytes(64 * MiB)
+    for at in range(0, 64 * MiB, 4 * MiB):
+        blob.upload_page(content[at : at + 4 * MiB], offset=at, length=4 * MiB)
+    assert running.process is not None
+    pid = running.process.pid
+    baseline = rss_mib(pid)
+    path = urlsplit(sas)
+    request = f"GET {path.path}?{path.query} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    readers: list[socket.socket] = []
+    try:
+        for _ in range(150):  # whole-disk GETs whose clients never read a byte
+            sock = socket.socket()
+            readers.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(address(sas))
+            sock.sendall(request)
+        time.sleep(1.5)
+        held = rss_mib(pid) - baseline
+        busy = 0
+        for sock in readers:  # those past the budget were told to come back later
+            sock.settimeout(0.2)
+            with contextlib.suppress(TimeoutError, ConnectionResetError):
+                busy += b" 503 " in sock.recv(4096)[:20]
+        assert busy >= 150 - BUDGET_MIB // 4 - 5, busy
+        # the budget, a connection's slice each, and a fixed overhead
+        assert held < BUDGET_MIB + 150 * 0.5 + 64, f"{held:.0f} MiB held"
+        time.sleep(WRITE + 1)  # the server lets the stalled readers go
+        assert well_behaved(cloud, sas, content[:MiB]) < 1.0
+    finally:
+        for sock in readers:
+            sock.close()
+    time.sleep(1)
+    assert rss_mib(pid) - baseline < 48, f"{rss_mib(pid) - baseline:.0f} MiB kept"

@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
+from snapferry.api.budget import ReadBudget
 from snapferry.api.common import Receive, Scope, Send
 from snapferry.api.observe import REQUEST_ID, ROUTE_KEY
 from snapferry.control import blob_errors as err
@@ -253,8 +254,9 @@ class Reply:
 class BlobApp:
     """The data plane's ASGI app for one region (see module docstring)."""
 
-    def __init__(self, plane: DataPlane) -> None:
+    def __init__(self, plane: DataPlane, *, read_buffer_bytes: int = 512 * 1024**2) -> None:
         self.plane = plane
+        self.budget = ReadBudget(read_buffer_bytes)
         self.pool = ThreadPoolExecutor(READ_WORKERS, thread_name_prefix=f"blob-{plane.region}")
         self.writes = ThreadPoolExecutor(WRITE_WORKERS, thread_name_prefix=f"put-{plane.region}")
         self.gates: dict[str, asyncio.Lock] = {}
@@ -300,6 +302,8 @@ class BlobApp:
             (b"content-type", b"application/xml"),
             (b"content-length", str(len(body)).encode()),
         ]
+        if status == 503:
+            headers.append((b"retry-after", b"1"))
         if status == 416 and code == "InvalidRange":
             headers.append((b"content-range", f"bytes */{exc.details.get('size', 0)}".encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -368,29 +372,49 @@ class BlobApp:
         return Reply(status, headers, first_piece, pieces, end - start - len(first_piece))
 
     async def _get(self, req: Request, receive: Receive, send: Send) -> None:
-        reply = await self._run(self._prepare_get, req, parse_range(req))
-        await send(
-            {"type": "http.response.start", "status": reply.status, "headers": reply.headers}
-        )
-        if reply.rest is None or reply.remaining <= 0:
-            await send({"type": "http.response.body", "body": reply.body})
-            return
-        await self._stream(send, receive, reply)
+        if not self.budget.try_take():  # for the first piece
+            raise err.ServerBusy(
+                "the region holds as much as it may for answers being sent; retry in a moment"
+            )
+        held = [1]  # units of the budget this answer holds
+        try:
+            reply = await self._run(self._prepare_get, req, parse_range(req))
+            await send(
+                {"type": "http.response.start", "status": reply.status, "headers": reply.headers}
+            )
+            if reply.rest is None or reply.remaining <= 0:
+                await send({"type": "http.response.body", "body": reply.body})
+                return
+            await self._stream(send, receive, reply, held)
+        finally:
+            self.budget.give(held[0])
 
-    async def _stream(self, send: Send, receive: Receive, reply: Reply) -> None:
-        """Send the body's pieces as they are read, reading the next while one is sent; stop
-        early if the client goes away."""
+    async def _stream(self, send: Send, receive: Receive, reply: Reply, held: list[int]) -> None:
+        """Send the body's pieces as they are read, reading the next while one is sent when the
+        budget allows (else after it, holding nothing while it waits); stop early if the client
+        goes away. ``held[0]``: the budget's units this answer holds, kept up to date."""
         assert reply.rest is not None
+        rest = reply.rest
         gone = asyncio.ensure_future(_disconnected(receive))
+
+        def read_next() -> asyncio.Future[Piece]:
+            held[0] += 1
+            return asyncio.ensure_future(self._run(next, rest, b""))
+
         piece, remaining = reply.body, reply.remaining
         try:
             while True:
-                upcoming = None
-                if remaining > 0:
-                    upcoming = asyncio.ensure_future(self._run(next, reply.rest, b""))
-                await send({"type": "http.response.body", "body": piece, "more_body": True})
-                if upcoming is None or gone.done():
+                upcoming = read_next() if remaining > 0 and self.budget.try_take() else None
+                await _send_piece(send, piece)
+                piece = b""
+                held[0] -= 1
+                self.budget.give()
+                if gone.done() or (upcoming is None and remaining <= 0):
                     break
+                if upcoming is None:
+                    if not await self._take_unless(gone):
+                        break
+                    upcoming = read_next()
                 piece = await upcoming
                 remaining -= len(piece)
                 if not piece:
@@ -405,6 +429,15 @@ class BlobApp:
             log.exception("data plane read failed mid-body")
         finally:
             gone.cancel()
+
+    async def _take_unless(self, gone: asyncio.Future[None]) -> bool:
+        """Take a unit of the budget, unless the client goes away first (False)."""
+        taking = asyncio.ensure_future(self.budget.take())
+        await asyncio.wait([taking, gone], return_when=asyncio.FIRST_COMPLETED)
+        if taking.done():
+            return True
+        taking.cancel()
+        return False
 
     async def _page_list(self, req: Request, send: Send) -> None:
         wanted = parse_range(req)
@@ -528,6 +561,19 @@ def _operation(req: Request) -> str:
         ("GET", "pagelist"): "GetPageRanges",
         ("PUT", "page"): "PutPage",
     }.get((req.method, comp), "other")
+
+
+SEND_SLICE = 256 * 1024
+"""Bytes handed to a connection at a time: its buffer never holds more than this beyond the
+piece (a whole piece would be copied into it when the client reads slowly)."""
+
+
+async def _send_piece(send: Send, piece: Piece) -> None:
+    view = memoryview(piece)
+    for at in range(0, len(view), SEND_SLICE):
+        await send(
+            {"type": "http.response.body", "body": view[at : at + SEND_SLICE], "more_body": True}
+        )
 
 
 async def _disconnected(receive: Receive) -> None:

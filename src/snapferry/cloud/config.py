@@ -37,6 +37,7 @@ max_active_copies = 100                # copies in progress per subscription int
 peer_faults = ""                       # fault injection on peer calls, e.g. "drop=0.1" (tests)
 copy_event_days = 14                   # events of a deleted copy target are kept this long
 copy_stall_seconds = 600               # a started copy that moves nothing this long is Stalled
+read_buffer_mib = 512                  # bytes held for downloads being sent, all together
 ```
 """
 
@@ -73,6 +74,7 @@ class RegionConfig:
     peer_faults: str = ""
     copy_event_days: float = 14.0
     copy_stall_seconds: float = 600.0
+    read_buffer_mib: int = 512
 
     def directory(self, root: Path) -> Path:
         return self.data_dir if self.data_dir is not None else root / "regions" / self.name
@@ -169,6 +171,9 @@ def _region(raw: Any, root: Path) -> RegionConfig:
     stall = raw.get("copy_stall_seconds", 600.0)
     if not isinstance(stall, int | float) or not 1 <= stall <= 86400:
         raise InvalidInput(f"region {name}: copy_stall_seconds must be between 1 and 86400")
+    read_buffer = raw.get("read_buffer_mib", 512)
+    if isinstance(read_buffer, bool) or not isinstance(read_buffer, int) or not read_buffer >= 8:
+        raise InvalidInput(f"region {name}: read_buffer_mib must be 8 or more")
     faults = raw.get("peer_faults", "")
     if not isinstance(faults, str):
         raise InvalidInput(f"region {name}: peer_faults must be a string like 'drop=0.1'")
@@ -180,6 +185,7 @@ def _region(raw: Any, root: Path) -> RegionConfig:
         peer_faults=faults,
         copy_event_days=float(event_days),
         copy_stall_seconds=float(stall),
+        read_buffer_mib=read_buffer,
         operation_delay=float(delay),
         name=name,
         zones=tuple(zones),

@@ -205,7 +205,9 @@ def open_region(
     copier.start()  # claims nothing until started: see Hosted.starters
     hosted.closers.append(copier.stop)
     hosted.starters.append(copier.resume)
-    blobs = BlobApp(DataPlane(config.name, engine, signer))
+    blobs = BlobApp(
+        DataPlane(config.name, engine, signer), read_buffer_bytes=config.read_buffer_mib * 2**20
+    )
     hosted.closers.append(blobs.close)
     system = Signer(read_or_create(directory / SYSTEM_KEY_FILE, lambda: secrets.token_bytes(32)))
     arm = region_app(
