@@ -61,6 +61,7 @@ def diagnosis(root: Path, target: str) -> tuple[int, dict[str, Any]]:
 
 def test_a_frozen_source_region_stalls_a_copy_that_then_finishes(processes: Processes) -> None:
     cloud = processes.wait_cloud()
+    processes.wait_regions()
     connect(ResourceManagementClient, cloud).resource_groups.create_or_update(
         "frozen", {"location": "eastus"}
     )

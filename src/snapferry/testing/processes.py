@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,7 +30,7 @@ class Processes:
     def __init__(self, root: Path, extra: dict[str, str] | None = None) -> None:
         """``extra``: TOML lines added to a region's entry, by region name."""
         self.root = root
-        ports = {"eastus": free_port(), "westus": free_port()}
+        ports = self.ports = {"eastus": free_port(), "westus": free_port()}
         self.config = root / "cloud.toml"
         self.config.write_text(
             "".join(
@@ -61,6 +62,23 @@ class Processes:
             assert time.monotonic() < deadline, (self.root / "frontdoor.log").read_text()
             time.sleep(0.05)
         return dict(json.loads(marker.read_text()))
+
+    def wait_regions(self, timeout: float = 60.0) -> None:
+        """Return once every region answers its health check."""
+        deadline = time.monotonic() + timeout
+        for name, port in self.ports.items():
+            while True:
+                try:
+                    with urllib.request.urlopen(
+                        f"http://127.0.0.1:{port}/snapferry/health", timeout=2
+                    ) as answer:
+                        if answer.status == 200:
+                            break
+                except OSError:
+                    pass
+                log = (self.root / f"{name}.log").read_text(errors="replace")[-2000:]
+                assert time.monotonic() < deadline, f"region {name} did not start: {log}"
+                time.sleep(0.05)
 
     def kill(self, name: str) -> None:
         proc = self.procs[name]
