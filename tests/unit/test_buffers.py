@@ -7,8 +7,7 @@ import gc
 import mmap
 import threading
 
-from snapferry.buffers import address, run_of
-from snapferry.replication.http import ReceiveBuffers
+from snapferry.buffers import AlignedBuffers, address, run_of
 
 
 def test_views_end_to_end_in_one_buffer_are_one_run() -> None:
@@ -34,7 +33,7 @@ def test_anything_else_is_no_run() -> None:
 
 
 def test_received_buffers_are_page_aligned_and_reused_only_when_unreferenced() -> None:
-    buffers = ReceiveBuffers(keep=2, size=1 << 20)
+    buffers = AlignedBuffers(keep=2, size=1 << 20)
     first = buffers.take(5000)
     assert len(first) == 5000 and address(first) % mmap.PAGESIZE == 0
     held = first[100:200]
@@ -54,7 +53,7 @@ def test_received_buffers_are_page_aligned_and_reused_only_when_unreferenced() -
 def test_a_buffer_comes_back_even_while_the_pool_is_busy() -> None:
     # The last view may die in any thread at any allocation, even one take() makes while it
     # holds the pool's lock (a collection freeing a cycle): giving back must never wait.
-    buffers = ReceiveBuffers(keep=2, size=1 << 20)
+    buffers = AlignedBuffers(keep=2, size=1 << 20)
     view = buffers.take(100)
     where = address(view)
     done = threading.Event()
@@ -72,7 +71,7 @@ def test_a_buffer_comes_back_even_while_the_pool_is_busy() -> None:
 
 
 def test_buffers_bigger_than_the_pools_are_not_kept() -> None:
-    buffers = ReceiveBuffers(keep=2, size=1 << 20)
+    buffers = AlignedBuffers(keep=2, size=1 << 20)
     big = buffers.take(3 << 20)
     assert len(big) == 3 << 20
     del big

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from snapferry import files
 from snapferry.errors import InvalidInput, ObjectNotFound, StoreError, TransientStoreError
 from snapferry.store import LocalStore, MemoryStore, open_store
 from snapferry.store import local as local_module
@@ -223,7 +224,7 @@ def test_big_objects_are_stored_exactly_around_the_page_cache(
     assert store.get("big", size - 5000, 5000) == data[-5000:]
     assert temp_files(root) == []
     if direct_io_works(root):  # all but the unaligned tail went around the cache
-        assert sum(direct) == size - size % local_module.DIRECT_ALIGN
+        assert sum(direct) == size - size % files.DIRECT_ALIGN
 
 
 def direct_io_works(directory: Path) -> bool:

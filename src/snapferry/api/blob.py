@@ -36,6 +36,7 @@ from xml.sax.saxutils import escape
 from snapferry.api.budget import ReadBudget
 from snapferry.api.common import Receive, Scope, Send
 from snapferry.api.observe import REQUEST_ID, ROUTE_KEY
+from snapferry.buffers import AlignedBuffers
 from snapferry.control import blob_errors as err
 from snapferry.control.access import BLOB_NAME, SasRefused
 from snapferry.control.blob_errors import BlobError
@@ -257,6 +258,7 @@ class BlobApp:
     def __init__(self, plane: DataPlane, *, read_buffer_bytes: int = 512 * 1024**2) -> None:
         self.plane = plane
         self.budget = ReadBudget(read_buffer_bytes)
+        self.bodies = AlignedBuffers(keep=2 * WRITE_WORKERS, size=MAX_PAGE_WRITE)
         self.pool = ThreadPoolExecutor(READ_WORKERS, thread_name_prefix=f"blob-{plane.region}")
         self.writes = ThreadPoolExecutor(WRITE_WORKERS, thread_name_prefix=f"put-{plane.region}")
         self.gates: dict[str, asyncio.Lock] = {}
@@ -524,7 +526,7 @@ class BlobApp:
         await self._run(authorize)
         data = None
         if mode == "update":
-            data = await _read_body(receive, length)
+            data = await _read_body(receive, length, self.bodies)
             if data is None:
                 return  # the client went away: nothing was written
             if md5 is not None and base64.b64encode(hashlib.md5(data).digest()).decode() != md5:
@@ -616,25 +618,26 @@ def _content_length(req: Request) -> int | None:
     return number
 
 
-async def _read_body(receive: Receive, length: int) -> bytes | None:
-    """Exactly ``length`` body bytes (copied once at most), or None if the client went away."""
-    chunks: list[bytes] = []
+async def _read_body(receive: Receive, length: int, buffers: AlignedBuffers) -> memoryview | None:
+    """Exactly ``length`` body bytes, received into a page-aligned buffer of ``buffers`` (one
+    copy, and the write goes to disk from it around the page cache without another), or None
+    if the client went away."""
+    body = buffers.take(length)
     got = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             return None
         chunk = message.get("body", b"")
-        got += len(chunk)
-        if got > length:
+        if got + len(chunk) > length:
             raise err.InvalidHeaderValue("the body is longer than its Content-Length")
-        if chunk:
-            chunks.append(chunk)
+        body[got : got + len(chunk)] = chunk
+        got += len(chunk)
         if not message.get("more_body", False):
             break
     if got != length:
         raise err.InvalidHeaderValue(f"the body has {got} bytes, not its Content-Length {length}")
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return body
 
 
 async def _respond(

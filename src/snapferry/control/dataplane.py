@@ -252,7 +252,7 @@ class DataPlane:
         query: dict[str, str],
         offset: int,
         length: int,
-        data: bytes | None,
+        data: bytes | memoryview | None,
         conditions: Callable[[Properties], None],
     ) -> Properties:
         """Put Page: ``data`` (update) or zeros (``data`` None: clear) at offset, durable when

@@ -23,20 +23,17 @@ import functools
 import http.client
 import json
 import mmap
-import queue
 import socket
 import struct
 import threading
 import time
 import urllib.parse
-import weakref
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
+from snapferry.buffers import AlignedBuffers
 from snapferry.engine.delta import ChunkDelta, CopyPlan
 from snapferry.errors import IntegrityError, PeerUnavailable, SourceNotFound
 from snapferry.metrics import PeerMetrics
@@ -96,7 +93,7 @@ class HttpPeerClient:
         self.metrics = metrics
         self._idle: dict[str, list[http.client.HTTPConnection]] = {}
         self._lock = threading.Lock()
-        self._buffers = ReceiveBuffers()
+        self._buffers = AlignedBuffers()
         self._executor: ThreadPoolExecutor | None = None
         self._checker: ThreadPoolExecutor | None = None
         """Health checks' own threads: calls hung on a frozen region must not hold them up."""
@@ -354,7 +351,7 @@ class HttpPeerClient:
 
 
 def _receive(
-    response: http.client.HTTPResponse, aligned_at: int | None, buffers: ReceiveBuffers
+    response: http.client.HTTPResponse, aligned_at: int | None, buffers: AlignedBuffers
 ) -> bytes | memoryview:
     """The whole body. With aligned_at, one of ``BULK`` bytes or more is read into one of
     buffers, placed so that its byte ``aligned_at`` starts a page. http.client's IncompleteRead
@@ -399,41 +396,6 @@ class _Watchdog:
         with self._lock:
             self._stopped = True
             return self._fired
-
-
-class ReceiveBuffers:
-    """Page-aligned buffers of ``size`` bytes for answers, used again once nothing refers to
-    them: touching fresh memory for every answer cost these VMs ~1 CPU-second of kernel time
-    per GB.
-
-    ``take(n)`` returns a view of n bytes. When the last view of a buffer is gone, it comes
-    back (at most ``keep`` are kept); one bigger than ``size`` is made for its answer alone.
-    """
-
-    def __init__(self, keep: int = 8, size: int = 24 * 1024 * 1024) -> None:
-        self._free: list[mmap.mmap] = []
-        # filled by finalizers, which may run in any thread at any allocation, even one made
-        # while take() holds the lock: so never a lock there, only SimpleQueue.put
-        self._returned: queue.SimpleQueue[mmap.mmap] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._keep = keep
-        self._size = size
-
-    def take(self, n: int) -> memoryview:
-        buffer = None
-        if n <= self._size:
-            with self._lock:
-                while not self._returned.empty():
-                    self._free.append(self._returned.get_nowait())
-                del self._free[self._keep :]
-                if self._free:
-                    buffer = self._free.pop()
-        if buffer is None:
-            buffer = mmap.mmap(-1, max(n, self._size))
-        owner = np.frombuffer(buffer, dtype=np.uint8)  # every view refers to it
-        if len(buffer) == self._size:
-            weakref.finalize(owner, self._returned.put, buffer)
-        return owner.data[:n]
 
 
 def _code(data: bytes | memoryview) -> str | None:
