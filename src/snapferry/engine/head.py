@@ -37,6 +37,8 @@ class Overlay:
         self.root = root
         self._unsynced: dict[int, int] = {}
         """Span → open descriptor, for the spans written since the last ``sync``."""
+        self._created = False
+        """Whether a span file was made since the last ``sync`` (its name needs a sync too)."""
 
     def _path(self, span: int) -> Path:
         return self.root / f"span-{span:03d}.ovl"
@@ -50,10 +52,7 @@ class Overlay:
             n = min(len(data) - pos, OVERLAY_SPAN - inner)
             fd = self._unsynced.get(span)
             if fd is None:
-                self.root.mkdir(parents=True, exist_ok=True)
-                fd = self._unsynced[span] = os.open(
-                    self._path(span), os.O_WRONLY | os.O_CREAT, 0o600
-                )
+                fd = self._unsynced[span] = self._open(span)
             # a big write goes around the page cache: filling fresh cache pages was most of
             # an upload's CPU here (bench/dataplane_throughput.py)
             done = (
@@ -64,6 +63,14 @@ class Overlay:
             while done < n:
                 done += os.pwrite(fd, data[pos + done : pos + n], inner + done)
             pos += n
+
+    def _open(self, span: int) -> int:
+        try:
+            return os.open(self._path(span), os.O_WRONLY)
+        except FileNotFoundError:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._created = True
+            return os.open(self._path(span), os.O_WRONLY | os.O_CREAT, 0o600)
 
     def write_runs(self, first: int, data: memoryview, mask: npt.NDArray[np.bool_]) -> None:
         """Write the pages of data (which starts at page ``first``) that mask selects, one
@@ -79,11 +86,13 @@ class Overlay:
         try:
             for fd in self._unsynced.values():
                 os.fdatasync(fd)
-            fd = os.open(self.root, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            if self._created:  # a new file's name is durable once its directory is synced
+                fd = os.open(self.root, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                self._created = False
         finally:
             for fd in self._unsynced.values():
                 os.close(fd)
