@@ -234,16 +234,25 @@ def test_a_missing_region_exits_2_and_is_not_created(
 
 
 def test_data_dir_comes_from_env_then_region_default(tmp_path: Path, env: dict[str, str]) -> None:
+
+    none = snapferry(env, "scrub")
+    assert (
+        none.returncode == 2 and "no region under" in none.stderr and "snapferry up" in none.stderr
+    )
     west = make_region(tmp_path / "xdg" / "snapferry" / "regions" / "west")
 
     by_region = snapferry(env, "scrub", "--region", "west", "-o", "json")
     by_env = snapferry({**env, "SNAPFERRY_DATA_DIR": str(west.path)}, "scrub", "-o", "json")
-    default = snapferry(env, "scrub")
+    default = snapferry(env, "scrub", "-o", "json")  # the only region there
 
     assert json_of(by_region)["data_dir"] == str(west.path)
     assert json_of(by_env)["data_dir"] == str(west.path)
-    assert default.returncode == 2
-    assert "regions/local" in default.stderr
+    assert json_of(default)["data_dir"] == str(west.path)
+    make_region(tmp_path / "xdg" / "snapferry" / "regions" / "east")
+    several = snapferry(env, "scrub")
+    assert several.returncode == 2 and "--region (east, west)" in several.stderr
+    missing = snapferry(env, "scrub", "--region", "north")
+    assert missing.returncode == 2 and "regions/north" in missing.stderr
 
 
 def test_bad_options_are_usage_errors(region: Region, env: dict[str, str]) -> None:

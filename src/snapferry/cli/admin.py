@@ -3,8 +3,9 @@
 Each command resolves the region's data directory, opens the Engine, makes one engine call and
 renders the result (see ``output``). ``scrub``, ``gc`` and ``compact`` never create a region: a
 directory without ``meta.db`` is an error. The data directory is, first match wins:
-``--data-dir``, then ``$SNAPFERRY_DATA_DIR``, then ``$XDG_DATA_HOME/snapferry/regions/<region>``
-(``XDG_DATA_HOME`` defaulting to ``~/.local/share`` and ``--region`` to ``local``).
+``--data-dir``, then ``$SNAPFERRY_DATA_DIR``, then ``regions/<region>`` under the cloud's data
+directory (``$SNAPFERRY_HOME``, else ``$XDG_DATA_HOME/snapferry``) — without ``--region``, the
+only region there (several: the command asks which).
 """
 
 from __future__ import annotations
@@ -27,10 +28,9 @@ from snapferry.engine.compact import DEFAULT_COVERAGE, DEFAULT_MAX_DEPTH, Compac
 from snapferry.engine.gc import DEFAULT_GRACE, GcReport, collect
 from snapferry.engine.scrub import ScrubReport
 from snapferry.engine.scrub import scrub as run_scrub
-from snapferry.errors import NotFound
+from snapferry.errors import InvalidInput, NotFound
 from snapferry.settings import default_data_dir as settings_data_dir
 
-DEFAULT_REGION = "local"
 DATA_DIR_ENV = "SNAPFERRY_DATA_DIR"
 _REGION_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
@@ -44,8 +44,8 @@ def default_data_dir(region: str) -> Path:
     return settings_data_dir() / "regions" / region
 
 
-def _check_region(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
-    if not _REGION_NAME.fullmatch(value):
+def _check_region(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not _REGION_NAME.fullmatch(value):
         raise click.BadParameter("use lowercase letters, digits and '-' (at most 63)")
     return value
 
@@ -55,24 +55,41 @@ def region_options(f: F) -> F:
     resolved Path), ``region`` and ``output``."""
     f = click.option(
         "--region",
-        default=DEFAULT_REGION,
-        show_default=True,
         callback=_check_region,
-        help="Region name; only picks the default data directory.",
+        help="Region name; only picks the default data directory. [default: the only region "
+        "under the cloud's data directory]",
     )(f)
     f = click.option(
         "--data-dir",
         type=click.Path(path_type=Path),
         envvar=DATA_DIR_ENV,
         show_envvar=True,
-        help="The region's data directory. [default: $XDG_DATA_HOME/snapferry/regions/<region>]",
+        help="The region's data directory. [default: regions/<region> under $SNAPFERRY_HOME or "
+        "$XDG_DATA_HOME/snapferry]",
     )(f)
     return out.output_option(f)
 
 
-def resolve_data_dir(data_dir: Path | None, region: str) -> Path:
-    """The directory a command works on: data_dir if given, else the region's default."""
-    return default_data_dir(region) if data_dir is None else data_dir.expanduser()
+def resolve_data_dir(data_dir: Path | None, region: str | None) -> Path:
+    """The directory a command works on: data_dir if given, else the region's default, else
+    the only region under the cloud's data directory (InvalidInput if there are several)."""
+    if data_dir is not None:
+        return data_dir.expanduser()
+    if region is not None:
+        return default_data_dir(region)
+    regions = settings_data_dir() / "regions"
+    found = sorted(p.name for p in regions.glob("*") if (p / "meta.db").is_file())
+    if len(found) > 1:
+        raise InvalidInput(
+            f"{regions} holds several regions: pass --region ({', '.join(found)}) or --data-dir"
+        )
+    if not found:
+        raise NotFound(
+            f"no region under {regions}; start the cloud (`snapferry up`), or pass --data-dir "
+            f"or set {DATA_DIR_ENV}",
+            data_dir=str(regions),
+        )
+    return regions / found[0]
 
 
 @contextmanager
@@ -95,7 +112,9 @@ def open_region(data_dir: Path) -> Iterator[Engine]:
 @click.command("scrub")
 @region_options
 @click.pass_context
-def scrub_command(ctx: click.Context, data_dir: Path | None, region: str, output: str) -> None:
+def scrub_command(
+    ctx: click.Context, data_dir: Path | None, region: str | None, output: str
+) -> None:
     """Re-read every stored object and report what is corrupt or missing.
 
     Exit status 0 when clean, 1 when problems were found. A progress bar is drawn on stderr when
@@ -150,7 +169,7 @@ def _scrub_view(path: Path, report: ScrubReport) -> Iterable[RenderableType]:
     help="Repack packs whose live bytes fall below this fraction of their size.",
 )
 def gc_command(
-    data_dir: Path | None, region: str, output: str, grace: float, repack_below: float
+    data_dir: Path | None, region: str | None, output: str, grace: float, repack_below: float
 ) -> None:
     """Delete unreferenced packs and repack sparse ones. Safe to interrupt and repeat."""
     path = resolve_data_dir(data_dir, region)
@@ -192,7 +211,7 @@ def _gc_table(path: Path, report: GcReport) -> RenderableType:
     help="...or when it already covers at least this fraction of its chunk.",
 )
 def compact_command(
-    data_dir: Path | None, region: str, output: str, max_depth: int, coverage: float
+    data_dir: Path | None, region: str | None, output: str, max_depth: int, coverage: float
 ) -> None:
     """Rewrite long patch chains as full versions, so reads stay fast. Diffs do not change."""
     path = resolve_data_dir(data_dir, region)
