@@ -10,6 +10,9 @@ region's database at each scrape, so it is the same in every process of a region
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import (
@@ -79,8 +82,26 @@ class PeerMetrics:
             registry=registry,
         )
 
-    def observe(self, region: str, call: str, outcome: str, seconds: float) -> None:
-        self.seconds.labels(region, call, outcome).observe(seconds)
+    @contextlib.contextmanager
+    def timing(self, region: str, call: str) -> Iterator[Callable[[int], None]]:
+        """Time the call in the block, which tells the answer's status to the function it is
+        given; no status told and an exception means the region did not answer (a cancelled
+        call says nothing about the region and is not counted)."""
+        started = time.monotonic()
+        status: list[int] = []
+        try:
+            yield status.append
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            if not status:
+                self._observe(region, call, "unreachable", started)
+            raise
+        if status:
+            self._observe(region, call, "ok" if status[-1] < 400 else "refused", started)
+
+    def _observe(self, region: str, call: str, outcome: str, started: float) -> None:
+        self.seconds.labels(region, call, outcome).observe(time.monotonic() - started)
 
 
 class CopyMetrics:

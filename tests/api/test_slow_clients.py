@@ -56,19 +56,34 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCloud]:
         cloud.kill()
 
 
+def written_disk(
+    compute: ComputeManagementClient,
+    groups: ResourceManagementClient,
+    group: str,
+    size: int,
+    content: bytes,
+) -> str:
+    """A live Write SAS of a new upload disk of size in group, content written at its start."""
+    groups.resource_groups.create_or_update(group, {"location": "eastus"})
+    body: Any = {
+        "location": "eastus",
+        "properties": {"creationData": {"createOption": "Upload", "uploadSizeBytes": size}},
+    }
+    compute.disks.begin_create_or_update(group, "d", body).result()
+    grant = {"access": "Write", "durationInSeconds": 3600}
+    sas = str(compute.disks.begin_grant_access(group, "d", grant).result().access_sas)
+    blob = BlobClient.from_blob_url(sas, max_page_size=4 * MiB)
+    for at in range(0, len(content), 4 * MiB):
+        blob.upload_page(
+            content[at : at + 4 * MiB], offset=at, length=min(4 * MiB, len(content) - at)
+        )
+    return sas
+
+
 @pytest.fixture(scope="module")
 def disk_sas(compute: ComputeManagementClient, groups: ResourceManagementClient) -> str:
     """A Write SAS of a 32 MiB upload disk whose first MiB is 0x5a."""
-    groups.resource_groups.create_or_update("slow", {"location": "eastus"})
-    body: Any = {
-        "location": "eastus",
-        "properties": {"creationData": {"createOption": "Upload", "uploadSizeBytes": 32 * MiB}},
-    }
-    compute.disks.begin_create_or_update("slow", "d", body).result()
-    grant = {"access": "Write", "durationInSeconds": 3600}
-    sas = str(compute.disks.begin_grant_access("slow", "d", grant).result().access_sas)
-    BlobClient.from_blob_url(sas).upload_page(b"\x5a" * MiB, offset=0, length=MiB)
-    return sas
+    return written_disk(compute, groups, "slow", 32 * MiB, b"\x5a" * MiB)
 
 
 def address(url: str) -> tuple[str, int]:
@@ -197,18 +212,8 @@ def test_readers_that_stop_reading_hold_bounded_memory_and_are_let_go(
     compute: ComputeManagementClient,
     groups: ResourceManagementClient,
 ) -> None:
-    groups.resource_groups.create_or_update("stalled", {"location": "eastus"})
-    body: Any = {
-        "location": "eastus",
-        "properties": {"creationData": {"createOption": "Upload", "uploadSizeBytes": 64 * MiB}},
-    }
-    compute.disks.begin_create_or_update("stalled", "big", body).result()
-    grant = {"access": "Write", "durationInSeconds": 3600}
-    sas = str(compute.disks.begin_grant_access("stalled", "big", grant).result().access_sas)
-    blob = BlobClient.from_blob_url(sas, max_page_size=4 * MiB)
     content = random.randbytes(64 * MiB)
-    for at in range(0, 64 * MiB, 4 * MiB):
-        blob.upload_page(content[at : at + 4 * MiB], offset=at, length=4 * MiB)
+    sas = written_disk(compute, groups, "stalled", 64 * MiB, content)
     assert running.process is not None
     pid = running.process.pid
     baseline = rss_mib(pid)

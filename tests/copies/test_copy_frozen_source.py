@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
 from snapferry.sdk import connect
+from snapferry.testing.cli import run
 from snapferry.testing.copies import Family, MiB, copy_body
 from snapferry.testing.processes import Processes, regions_and_front_door
 
@@ -41,17 +41,7 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
 
 def cli(root: Path, command: list[str]) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SNAPFERRY_")}
-    env["SNAPFERRY_HOME"] = str(root)
-    proc = subprocess.run(
-        [sys.executable, "-m", "snapferry.cli.main", *command],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    assert "Traceback" not in proc.stderr, proc.stderr
-    return proc
+    return run({**env, "SNAPFERRY_HOME": str(root)}, command)
 
 
 def diagnosis(root: Path, target: str) -> tuple[int, dict[str, Any]]:

@@ -13,19 +13,9 @@ import pytest
 
 from snapferry import files
 from snapferry.engine import Engine
+from snapferry.testing.direct_io import direct_io_works
 
 MiB = 1024**2
-
-
-def direct_io_works(directory: Path) -> bool:
-    if not files.O_DIRECT:
-        return False
-    try:
-        fd = os.open(directory / "probe", os.O_WRONLY | os.O_CREAT | files.O_DIRECT)
-    except OSError:
-        return False
-    os.close(fd)
-    return True
 
 
 @pytest.mark.parametrize("refused", [False, True])

@@ -15,6 +15,7 @@ from snapferry import files
 from snapferry.errors import InvalidInput, ObjectNotFound, StoreError, TransientStoreError
 from snapferry.store import LocalStore, MemoryStore, open_store
 from snapferry.store import local as local_module
+from snapferry.testing.direct_io import direct_io_works
 
 
 def temp_files(root: Path) -> list[Path]:
@@ -225,17 +226,6 @@ def test_big_objects_are_stored_exactly_around_the_page_cache(
     assert temp_files(root) == []
     if direct_io_works(root):  # all but the unaligned tail went around the cache
         assert sum(direct) == size - size % files.DIRECT_ALIGN
-
-
-def direct_io_works(directory: Path) -> bool:
-    if not local_module._O_DIRECT:
-        return False
-    try:
-        fd = os.open(directory / "probe", os.O_WRONLY | os.O_CREAT | local_module._O_DIRECT)
-    except OSError:
-        return False
-    os.close(fd)
-    return True
 
 
 @pytest.mark.parametrize("refusal", ["open", "write"])

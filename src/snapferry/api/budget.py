@@ -15,11 +15,9 @@ import asyncio
 import ctypes
 import ctypes.util
 import functools
-import logging
 
 from snapferry.settings import CHUNK
 
-log = logging.getLogger("snapferry.blob")
 TRIM_AFTER = 64 * 1024 * 1024
 """Bytes held at the busiest moment since the last trim that make the next empty budget trim."""
 
@@ -50,10 +48,6 @@ class ReadBudget:
         self.used = 0
         self._peak = 0
         self._freed = asyncio.Event()
-
-    @property
-    def held_bytes(self) -> int:
-        return self.used * CHUNK
 
     def try_take(self) -> bool:
         """Take a unit if one is free."""

@@ -129,15 +129,6 @@ def delete_job(conn: Connection, job_id: str) -> None:
     conn.execute(delete(copy_jobs).where(copy_jobs.c.id == job_id))
 
 
-def moved_at(conn: Connection, job_id: str) -> tuple[float | None, float | None]:
-    """When the job last committed a piece and when it first started (None: not yet)."""
-    c = copy_jobs.c
-    row = conn.execute(select(c.last_progress_at, c.started_at).where(c.id == job_id)).first()
-    if row is None:
-        return None, None
-    return row.last_progress_at, row.started_at
-
-
 def note_error(
     conn: Connection, job_id: str, error: str, *, attempts: int, last_progress_at: float | None
 ) -> bool:

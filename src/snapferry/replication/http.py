@@ -26,7 +26,6 @@ import mmap
 import socket
 import struct
 import threading
-import time
 import urllib.parse
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -36,7 +35,7 @@ from typing import Any
 from snapferry.buffers import AlignedBuffers
 from snapferry.engine.delta import ChunkDelta, CopyPlan
 from snapferry.errors import IntegrityError, PeerUnavailable, SourceNotFound
-from snapferry.metrics import PeerMetrics
+from snapferry.metrics import PeerMetrics, new_registry
 from snapferry.replication.peers import Grant, PageFrame, SourceInfo
 
 PEER_KEY_HEADER = "x-snapferry-peer-key"
@@ -90,7 +89,7 @@ class HttpPeerClient:
         self.key = key
         self.me = me
         self.timeout = timeout
-        self.metrics = metrics
+        self.metrics = metrics or PeerMetrics(new_registry())
         self._idle: dict[str, list[http.client.HTTPConnection]] = {}
         self._lock = threading.Lock()
         self._buffers = AlignedBuffers()
@@ -134,19 +133,11 @@ class HttpPeerClient:
         call = functools.partial(
             self._call, region, base, path, body, content_type, aligned_at, timeout or self.timeout
         )
-        started = time.monotonic()
-        outcome = "unreachable"
-        try:
+        name = path.partition("?")[0].rsplit("/", 1)[-1]
+        with self.metrics.timing(region, name) as answered:
             answer = await asyncio.get_running_loop().run_in_executor(self._threads(check), call)
-            outcome = "ok" if answer.status < 400 else "refused"
-            return answer
-        except asyncio.CancelledError:
-            outcome = ""  # given up by the caller: says nothing about the region
-            raise
-        finally:
-            if self.metrics is not None and outcome:
-                name = path.partition("?")[0].rsplit("/", 1)[-1]
-                self.metrics.observe(region, name, outcome, time.monotonic() - started)
+            answered(answer.status)
+        return answer
 
     def _threads(self, check: bool = False) -> ThreadPoolExecutor:
         with self._lock:

@@ -17,12 +17,6 @@ STALLED = "Stalled"
 """Reported (never stored) for a started copy that has not moved for the stall time."""
 
 
-def moved_at(last_progress_at: float | None, started_at: float | None) -> float | None:
-    """When a copy last moved: its last committed piece, else when it first started (None:
-    never started)."""
-    return last_progress_at or started_at
-
-
 @dataclass(frozen=True)
 class CopyJob:
     """One copy into this region (see ``meta.schema.copy_jobs``)."""
@@ -80,8 +74,9 @@ class CopyJob:
         return min(99, self.bytes_staged * 100 // self.bytes_total)
 
     def moved_at(self) -> float | None:
-        """When the copy last moved (see ``moved_at``)."""
-        return moved_at(self.last_progress_at, self.started_at)
+        """When the copy last moved: its last committed piece, else when it first started
+        (None: never started)."""
+        return self.last_progress_at or self.started_at
 
     def stalled_since(self, now: float, stall_seconds: float) -> float | None:
         """When a copy that has started but not moved for ``stall_seconds`` stopped moving

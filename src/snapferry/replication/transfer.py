@@ -47,7 +47,6 @@ from snapferry.replication.jobs import (
     SUCCEEDED,
     CopyJob,
     log_event,
-    moved_at,
 )
 from snapferry.replication.peers import PageFrame, PeerClient
 from snapferry.settings import PAGE
@@ -127,23 +126,25 @@ async def run_copy(ctx: CopyContext, job_id: str) -> None:
     job = await ctx.job(job_id)
     if job is None or not job.active:
         return
+    began = job.started_at or ctx.clock()  # the copy's first attempt: this one, or earlier
     try:
-        await _attempt(ctx, job)
+        await _attempt(ctx, job, began)
     except ImportAborted:
         log.info("copy %s stopped: its target is gone or another worker has it", job.id)
         if await asyncio.to_thread(_target_gone, ctx.engine, job):
             # a job its target outlived (a crash in the middle of the target's deletion):
             # failed, so it neither runs forever nor blocks its family
-            await _settle(ctx, job, FAILED, CopyTargetNotFound("the copy's target is gone"))
+            gone = CopyTargetNotFound("the copy's target is gone")
+            await _settle(ctx, job, began, FAILED, gone)
     except SourceNotFound as exc:
-        await _settle(ctx, job, FAILED, exc)
+        await _settle(ctx, job, began, FAILED, exc)
     except asyncio.CancelledError:
         raise
     except SnapferryError as exc:
-        await _settle(ctx, job, QUEUED, exc)
+        await _settle(ctx, job, began, QUEUED, exc)
     except Exception as exc:
         log.exception("copy %s: attempt failed unexpectedly", job.id)
-        await _settle(ctx, job, QUEUED, exc)
+        await _settle(ctx, job, began, QUEUED, exc)
 
 
 class CopyTargetNotFound(NotFound):
@@ -159,7 +160,9 @@ def _target_gone(engine: Engine, job: CopyJob) -> bool:
         return True
 
 
-async def _settle(ctx: CopyContext, job: CopyJob, state: str, exc: BaseException) -> None:
+async def _settle(
+    ctx: CopyContext, job: CopyJob, began: float, state: str, exc: BaseException
+) -> None:
     if isinstance(exc, SnapferryError):
         error = {"code": exc.code, "message": exc.message}
     else:
@@ -195,14 +198,12 @@ async def _settle(ctx: CopyContext, job: CopyJob, state: str, exc: BaseException
     except ImportAborted:  # the target or the lease went meanwhile: nothing settled
         return
     if state == FAILED:
-        settled = await ctx.job(job.id)
-        began = settled.started_at if settled is not None else None
-        ctx.metrics.duration.labels(FAILED).observe(now - (began or job.created_at))
+        ctx.metrics.duration.labels(FAILED).observe(now - began)
     else:
         ctx.metrics.retries.labels(error["code"]).inc()
 
 
-async def _attempt(ctx: CopyContext, job: CopyJob) -> None:
+async def _attempt(ctx: CopyContext, job: CopyJob, began: float) -> None:
     now = ctx.clock()
     if job.state == COPYING:  # the attempt before never settled: its worker died or hung
         event = (
@@ -213,7 +214,6 @@ async def _attempt(ctx: CopyContext, job: CopyJob) -> None:
         )
     else:
         event = ("started", f"attempt {job.attempts + 1} started", {"attempt": job.attempts + 1})
-    began = job.started_at or now
     await ctx.update(
         job,
         event=event,
@@ -366,7 +366,7 @@ async def _transfer(
     for piece in pieces:
         queue.put_nowait(piece)
     streams = min(len(pieces), ctx.streams * (2 if job.enhanced else 1))
-    progress = Progress(job)
+    progress = Progress(job, job.moved_at() or ctx.clock(), ctx.stall_seconds)
 
     async def worker() -> None:
         while True:
@@ -386,31 +386,32 @@ async def _transfer(
 
 
 class Progress:
-    """When an attempt last logged its progress (events are a log, not state: an attempt that
-    starts over logs again at its first piece)."""
+    """What an attempt last told of its progress (events are a log, not state: an attempt that
+    starts over logs again at its first piece), and when the copy last moved (the attempt holds
+    the lease: only its own pieces move it)."""
 
-    def __init__(self, job: CopyJob) -> None:
+    def __init__(self, job: CopyJob, moved_at: float, stall_seconds: float) -> None:
         self.job = job
+        self.moved_at = moved_at
+        self.stall_seconds = stall_seconds
         self.logged_at: float | None = None
         self._lock = threading.Lock()
 
-    def moving_again(self, conn: Connection, now: float, still: float) -> None:
-        """Log that the copy moves again after ``still`` seconds without progress (its percent
-        follows at once)."""
-        with self._lock:
-            self.logged_at = None
-        log_event(
-            conn,
-            self.job,
-            "moving",
-            f"moving again after {still:.0f} s without progress",
-            now,
-            stillSeconds=round(still, 1),
-        )
-
     def log(self, conn: Connection, now: float) -> None:
-        """Log the job's percent (as committed in conn) if one is due."""
+        """A piece is committed in conn: log that the copy moves again if it stood still for
+        the stall time, and its percent if one is due."""
         with self._lock:
+            still, self.moved_at = now - self.moved_at, now
+            if still >= self.stall_seconds:
+                log_event(
+                    conn,
+                    self.job,
+                    "moving",
+                    f"moving again after {still:.0f} s without progress",
+                    now,
+                    stillSeconds=round(still, 1),
+                )
+                self.logged_at = None  # its percent follows at once
             if self.logged_at is not None and now - self.logged_at < PROGRESS_EVENT_SECONDS:
                 return
             self.logged_at = now
@@ -445,7 +446,6 @@ async def _move(
     def checkpoint(wire: int) -> Callable[[Connection], bool]:
         def commit(conn: Connection) -> bool:
             now = ctx.clock()
-            moved = moved_at(*store.moved_at(conn, job.id))
             if not store.add_progress(
                 conn,
                 job.id,
@@ -456,8 +456,6 @@ async def _move(
                 lease_expires=now + ctx.lease_seconds,
             ):
                 return False
-            if moved is not None and now - moved >= ctx.stall_seconds:
-                progress.moving_again(conn, now, now - moved)
             progress.log(conn, now)
             return True
 

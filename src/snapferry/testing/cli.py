@@ -26,13 +26,10 @@ def cli_env(cloud: RunningCloud, scratch: Path) -> dict[str, str]:
     }
 
 
-def snapferry(
-    cloud: RunningCloud, env: dict[str, str], command: str
-) -> subprocess.CompletedProcess[str]:
-    """Run ``snapferry <command>`` (split as a shell would); no run may show a traceback or
-    cloud.json's admin token."""
+def run(env: dict[str, str], args: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run ``snapferry ARGS``; no run may show a traceback."""
     proc = subprocess.run(
-        [sys.executable, "-m", "snapferry.cli.main", *shlex.split(command)],
+        [sys.executable, "-m", "snapferry.cli.main", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -40,6 +37,15 @@ def snapferry(
         check=False,
     )
     assert "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+def snapferry(
+    cloud: RunningCloud, env: dict[str, str], command: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``snapferry <command>`` (split as a shell would); no run may show a traceback or
+    cloud.json's admin token."""
+    proc = run(env, shlex.split(command))
     assert cloud.cloud["token"] not in proc.stdout + proc.stderr
     return proc
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +13,7 @@ from snapferry.api.common import KEY_HEADER
 from snapferry.api.observe import PASSED_ID_HEADER, REQUEST_ID
 from snapferry.api.region import BASE_HEADER
 from snapferry.control.errors import RegionUnavailable
-from snapferry.metrics import PeerMetrics
+from snapferry.metrics import PeerMetrics, new_registry
 
 PASSED_REQUEST_HEADERS = ("content-type", "accept", "x-ms-client-request-id")
 PASSED_RESPONSE_HEADERS = ("content-type", "location", "azure-asyncoperation", "retry-after")
@@ -47,7 +46,7 @@ class RegionLinks:
         self.urls = {name: url.rstrip("/") for name, url in regions.items()}
         self.key = key
         self.timeout = timeout
-        self.metrics = metrics
+        self.metrics = metrics or PeerMetrics(new_registry())
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -86,31 +85,20 @@ class RegionLinks:
         if request_id:
             sent[PASSED_ID_HEADER] = request_id
         limit = aiohttp.ClientTimeout(total=timeout) if timeout else self._session.timeout
-        started = time.monotonic()
-        outcome = "unreachable"
         try:
-            async with self._session.request(
-                method, self.urls[region] + path_qs, headers=sent, data=body, timeout=limit
-            ) as response:
-                data = await response.read()
-                passed = {
-                    k: v
-                    for k, v in response.headers.items()
-                    if k.lower() in PASSED_RESPONSE_HEADERS
-                }
-                outcome = "ok" if response.status < 400 else "refused"
-                return Reply(response.status, passed, data)
-        except asyncio.CancelledError:
-            outcome = ""  # given up by the caller: says nothing about the region
-            raise
+            with self.metrics.timing(region, method) as answered:
+                async with self._session.request(
+                    method, self.urls[region] + path_qs, headers=sent, data=body, timeout=limit
+                ) as response:
+                    data = await response.read()
+                    answered(response.status)
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise RegionUnavailable(
                 f"region {region} is not answering ({type(exc).__name__}); retry later",
                 target=region,
             ) from None
-        finally:
-            if self.metrics is not None and outcome:
-                self.metrics.observe(region, method, outcome, time.monotonic() - started)
+        passed = {k: v for k, v in response.headers.items() if k.lower() in PASSED_RESPONSE_HEADERS}
+        return Reply(response.status, passed, data)
 
     async def call_reachable(
         self,
