@@ -69,6 +69,18 @@ class HttpMetrics:
         self.seconds.labels(route, method).observe(seconds)
 
 
+class DataPlaneMetrics:
+    """What a region's data plane does beyond answering requests."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.page_write_groups = Histogram(
+            "snapferry_page_write_group_size",
+            "Put Pages of one disk made durable together (one group commit).",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=registry,
+        )
+
+
 class PeerMetrics:
     """Calls to other regions (the front door's to regions, or a region's to its peers)."""
 

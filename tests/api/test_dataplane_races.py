@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
@@ -83,12 +84,21 @@ class SlowPut:
         self.conn.send(data[:1024])
 
     def finish(self) -> tuple[int, str]:
+        """The answer's status and error code."""
+        status, headers = self._answer()
+        return status, headers.get("x-ms-error-code") or ""
+
+    def finish_with_etag(self) -> tuple[int, str]:
+        """The answer's status and ETag."""
+        status, headers = self._answer()
+        return status, headers.get("ETag") or ""
+
+    def _answer(self) -> tuple[int, http.client.HTTPMessage]:
         self.conn.send(self.data[1024:])
         resp = self.conn.getresponse()
-        code = resp.getheader("x-ms-error-code") or ""
         resp.read()
         self.conn.close()
-        return resp.status, code
+        return resp.status, resp.headers
 
 
 def test_a_write_whose_grant_ends_while_its_body_arrives_is_refused(
@@ -215,3 +225,37 @@ def test_a_clear_over_fragmented_data_is_one_durable_write_not_one_per_fragment(
     took = time.monotonic() - started
     assert read(sas, 0, 1024 * 1024) == bytes(1024 * 1024)
     assert took < 3, f"clearing 4,096 fragments took {took:.1f} s"
+
+
+def group_metric(running: RunningCloud, name: str) -> float:
+    text = requests.get(running.cloud["metrics"]["eastus"], timeout=10).text
+    (line,) = [
+        x for x in text.splitlines() if x.startswith(f"snapferry_page_write_group_size_{name} ")
+    ]
+    return float(line.split()[1])
+
+
+def test_concurrent_writes_into_one_disk_each_land_with_an_etag_of_their_own(
+    running: RunningCloud,
+) -> None:
+    """Put Pages that arrive together share durability barriers (group commit) yet each is
+    answered on its own: its own ETag, its own bytes, a stale If-Match refused alone."""
+    sas = upload_disk(compute_of(running), "grouped")
+    stale = requests.head(sas).headers["ETag"]
+    requests.put(  # the ETag moves on: If-Match on the old one is stale from now on
+        sas + "&comp=page",
+        data=b"\xff" * PAGE,
+        headers={"x-ms-range": f"bytes={63 * PAGE}-{64 * PAGE - 1}", "x-ms-page-write": "update"},
+    ).raise_for_status()
+    writes_before = group_metric(running, "sum")
+    puts = [SlowPut(sas, n * PAGE, bytes([n + 1]) * PAGE) for n in range(12)]
+    puts.append(SlowPut(sas, 40 * PAGE, b"\x99" * PAGE, {"If-Match": stale}))
+    with ThreadPoolExecutor(len(puts)) as pool:
+        answers = list(pool.map(SlowPut.finish_with_etag, puts))
+    assert [status for status, _ in answers] == [201] * 12 + [412]
+    etags = [etag for _, etag in answers[:12]]
+    assert len(set(etags)) == 12 and stale not in etags
+    assert read(sas, 0, 12 * PAGE) == b"".join(bytes([n + 1]) * PAGE for n in range(12))
+    assert read(sas, 40 * PAGE, PAGE) == bytes(PAGE)  # the refused write changed nothing
+    # every write that got past the early checks went in a group (the stale one did not)
+    assert group_metric(running, "sum") - writes_before == 12

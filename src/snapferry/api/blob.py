@@ -34,6 +34,7 @@ from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
 from snapferry.api.budget import ReadBudget
+from snapferry.api.commits import GroupCommit
 from snapferry.api.common import Receive, Scope, Send
 from snapferry.api.observe import REQUEST_ID, ROUTE_KEY
 from snapferry.buffers import AlignedBuffers
@@ -45,10 +46,12 @@ from snapferry.control.dataplane import (
     Blob,
     DataPlane,
     PageList,
+    PageWrite,
     Piece,
     Properties,
 )
 from snapferry.errors import InvalidInput, NotFound, NotReady, SnapferryError
+from snapferry.metrics import DataPlaneMetrics, new_registry
 
 log = logging.getLogger("snapferry.blob")
 
@@ -255,20 +258,25 @@ class Reply:
 class BlobApp:
     """The data plane's ASGI app for one region (see module docstring)."""
 
-    def __init__(self, plane: DataPlane, *, read_buffer_bytes: int = 512 * 1024**2) -> None:
+    def __init__(
+        self,
+        plane: DataPlane,
+        *,
+        read_buffer_bytes: int = 512 * 1024**2,
+        metrics: DataPlaneMetrics | None = None,
+    ) -> None:
+        metrics = metrics or DataPlaneMetrics(new_registry())
         self.plane = plane
         self.budget = ReadBudget(read_buffer_bytes)
         self.bodies = AlignedBuffers(keep=2 * WRITE_WORKERS, size=MAX_PAGE_WRITE)
         self.pool = ThreadPoolExecutor(READ_WORKERS, thread_name_prefix=f"blob-{plane.region}")
         self.writes = ThreadPoolExecutor(WRITE_WORKERS, thread_name_prefix=f"put-{plane.region}")
-        self.gates: dict[str, asyncio.Lock] = {}
-
-    def _gate(self, engine_id: str) -> asyncio.Lock:
-        """The lock one disk's writes take in turn (made on first use)."""
-        gate = self.gates.get(engine_id)
-        if gate is None:
-            gate = self.gates[engine_id] = asyncio.Lock()
-        return gate
+        # one disk's writes queue here, on the event loop, not in the write pool: a slow write
+        # never holds up another disk's
+        self.commits = GroupCommit(
+            lambda engine_id, writes: self._write(self.plane.put_pages, engine_id, writes),
+            metrics.page_write_groups.observe,
+        )
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
@@ -535,12 +543,8 @@ class BlobApp:
         def conditions(props: Properties) -> None:
             check_conditions(req, props, reading=False)
 
-        # writes of one disk queue here, on the event loop, not in the write pool: a slow write
-        # never holds up another disk's
-        async with self._gate(req.segments[1]):
-            props = await self._write(
-                self.plane.put_page, req.segments[1], req.query, start, length, data, conditions
-            )
+        write = PageWrite(req.query, start, length, data, conditions)
+        props = await self.commits.put(req.segments[1], write)
         headers = [
             *req.base_headers(),
             (b"etag", props.etag.encode()),

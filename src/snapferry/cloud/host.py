@@ -48,7 +48,14 @@ from snapferry.errors import InvalidInput
 from snapferry.files import read_or_create, write_atomic
 from snapferry.identity import Registry
 from snapferry.meta.db import open_database, sqlite_url
-from snapferry.metrics import CopyMetrics, CopyStates, HttpMetrics, PeerMetrics, new_registry
+from snapferry.metrics import (
+    CopyMetrics,
+    CopyStates,
+    DataPlaneMetrics,
+    HttpMetrics,
+    PeerMetrics,
+    new_registry,
+)
 from snapferry.replication.faults import Faults, FaultyPeer
 from snapferry.replication.http import HttpPeerClient
 from snapferry.replication.peers import PeerClient
@@ -206,7 +213,9 @@ def open_region(
     hosted.closers.append(copier.stop)
     hosted.starters.append(copier.resume)
     blobs = BlobApp(
-        DataPlane(config.name, engine, signer), read_buffer_bytes=config.read_buffer_mib * 2**20
+        DataPlane(config.name, engine, signer),
+        read_buffer_bytes=config.read_buffer_mib * 2**20,
+        metrics=DataPlaneMetrics(registry),
     )
     hosted.closers.append(blobs.close)
     system = Signer(read_or_create(directory / SYSTEM_KEY_FILE, lambda: secrets.token_bytes(32)))

@@ -15,7 +15,7 @@ import hashlib
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -24,7 +24,7 @@ from snapferry.control import records
 from snapferry.control.access import BLOB_NAME, SasRefused, Signer
 from snapferry.control.records import Record
 from snapferry.engine import Engine
-from snapferry.errors import InvalidInput, NotFound, NotReady
+from snapferry.errors import InvalidInput, NotFound, NotReady, SnapferryError
 from snapferry.settings import SECTOR
 
 MAX_PAGE_WRITE = 4 * 1024 * 1024
@@ -59,6 +59,23 @@ class Properties:
     etag: str
     last_modified: float
     created: float
+
+
+@dataclass(frozen=True)
+class PageWrite:
+    """One Put Page: ``data`` at ``offset`` (update), or zeros over ``length`` bytes there
+    (``data`` None: clear), through the SAS ``query``, if ``conditions`` (raising to refuse)
+    accept the disk's properties just before it."""
+
+    query: dict[str, str]
+    offset: int
+    length: int
+    data: memoryview | None
+    conditions: Callable[[Properties], None]
+
+
+Outcome = Properties | Exception
+"""What became of a ``PageWrite``: the disk's properties just after it, or why it did not land."""
 
 
 @dataclass(frozen=True)
@@ -181,10 +198,12 @@ class DataPlane:
         return prev
 
     # --- reads -----------------------------------------------------------------------------
-    def properties(self, blob: Blob) -> Properties:
+    def properties(self, blob: Blob, *, ahead: int = 0) -> Properties:
         """Size, ETag and times. A snapshot's ETag and Last-Modified never change; a disk's ETag
         changes with every write through this data plane and with every restart of the region,
-        and its Last-Modified is its last such write's time, or the region's start."""
+        and its Last-Modified is its last such write's time, or the region's start. ``ahead``:
+        what they will be once that many more writes have landed (a group's later writes are
+        judged by what its earlier ones leave)."""
         rec = blob.record
         if blob.is_snapshot:
             seed, when = rec.unique_id, rec.created_at
@@ -194,6 +213,8 @@ class DataPlane:
                 count, when = self._writes.get(
                     blob.engine_id, (0, max(rec.created_at, self._started))
                 )
+            if ahead:
+                count, when = count + ahead, self.clock()
             seed = f"{rec.unique_id}/{self._boot}/{count}"
         tag = hashlib.sha256(seed.encode()).hexdigest()
         return Properties(blob.size, f'"0x{tag[:16].upper()}"', when, rec.created_at)
@@ -246,34 +267,80 @@ class DataPlane:
                 f"({blob.size} bytes)"
             )
 
-    def put_page(
+    def put_pages(self, engine_id: str, writes: Sequence[PageWrite]) -> list[Outcome]:
+        """Put Pages into one disk, in order, as if one after another, sharing one durability
+        barrier: each outcome (its ``Properties``, or the error that refused or failed it) is
+        durable when this returns. A write's data is ``data`` (update) or zeros (``data`` None:
+        a clear). Each write's SAS is checked now, under the disk's write lock (a grant ended
+        while the body arrived or the write waited refuses it), and its ``conditions`` (raising
+        to refuse) see the blob's properties as the writes before it left them. Every Put Page
+        changes the disk's ETag. Updates that follow one another go to the engine together; an
+        engine failure fails them all (none of them landed) and nothing else."""
+        outcomes: list[Outcome | None] = [None] * len(writes)
+        with self._write_lock(engine_id):
+            grants: dict[tuple[tuple[str, str], ...], Blob | SnapferryError] = {}
+            group: list[tuple[int, PageWrite]] = []
+            blob: Blob | None = None
+            for i, write in enumerate(writes):
+                if write.data is None:
+                    self._land(blob, group, outcomes)  # a clear reads what came before it
+                    group = []
+                try:
+                    blob = self._grant(engine_id, write.query, grants)
+                    self.check_page_range(blob, write.offset, write.length)
+                    write.conditions(self.properties(blob, ahead=len(group)))
+                except SnapferryError as exc:
+                    outcomes[i] = exc
+                    continue
+                group.append((i, write))
+                if write.data is None:
+                    self._land(blob, group, outcomes)
+                    group = []
+            self._land(blob, group, outcomes)
+        return [o for o in outcomes if o is not None]
+
+    def _grant(
         self,
         engine_id: str,
         query: dict[str, str],
-        offset: int,
-        length: int,
-        data: bytes | memoryview | None,
-        conditions: Callable[[Properties], None],
-    ) -> Properties:
-        """Put Page: ``data`` (update) or zeros (``data`` None: clear) at offset, durable when
-        this returns. The SAS is checked when the write happens, under the disk's write lock (a
-        grant ended while the body arrived or the write waited refuses it), and ``conditions``
-        (raising to refuse) see the blob's properties with no other write of the disk in
-        between. Every Put Page changes the disk's ETag."""
-        if data is not None and len(data) > MAX_PAGE_WRITE:
-            raise err.RequestBodyTooLarge(f"a page write carries at most {MAX_PAGE_WRITE} bytes")
-        with self._write_lock(engine_id):
-            blob = self.open(engine_id, query, "w")  # now, not when the request came
-            self.check_page_range(blob, offset, length)
-            conditions(self.properties(blob))
-            if data is not None:
-                self._engine_write([(offset, data)], blob)
+        seen: dict[tuple[tuple[str, str], ...], Blob | SnapferryError],
+    ) -> Blob:
+        """``open(engine_id, query, "w")``, once per distinct SAS of a group of writes."""
+        key = tuple(sorted(query.items()))
+        found = seen.get(key)
+        if found is None:
+            try:
+                found = self.open(engine_id, query, "w")
+            except SnapferryError as exc:
+                found = exc
+            seen[key] = found
+        if isinstance(found, SnapferryError):
+            raise found
+        return found
+
+    def _land(
+        self, blob: Blob | None, group: list[tuple[int, PageWrite]], outcomes: list[Outcome | None]
+    ) -> None:
+        """Write a group of accepted writes (updates, or one clear) durably and record each
+        one's outcome: its properties once it landed, or the error none of them got past."""
+        if not group or blob is None:
+            return
+        try:
+            if group[0][1].data is None:
+                self._clear(blob, group[0][1].offset, group[0][1].length)
             else:
-                self._clear(blob, offset, length)
+                self._engine_write(
+                    [(w.offset, w.data) for _, w in group if w.data is not None], blob
+                )
+        except Exception as exc:
+            for i, _ in group:
+                outcomes[i] = exc
+            return
+        for i, _ in group:
             with self._writes_lock:
-                count, _ = self._writes.get(engine_id, (0, 0.0))
-                self._writes[engine_id] = (count + 1, self.clock())
-            return self.properties(blob)
+                count, _ = self._writes.get(blob.engine_id, (0, 0.0))
+                self._writes[blob.engine_id] = (count + 1, self.clock())
+            outcomes[i] = self.properties(blob)
 
     def _clear(self, blob: Blob, offset: int, length: int) -> None:
         """Zeros over the pages of the range that may hold data; the rest already reads as
