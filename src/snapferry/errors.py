@@ -92,3 +92,34 @@ class PeerUnavailable(SnapferryError):
 
     code = "PeerUnavailable"
     retryable = True
+
+
+class StorageFault(SnapferryError):
+    """The region's own storage — its data directory, chunk store or database — refused to keep
+    something (``snapferry.faults`` names what an OS or database error means). Nothing the
+    refused request asked for was kept."""
+
+    retryable = True
+    retry_after = 30
+    """Seconds a client should wait before trying again."""
+
+
+class StorageFull(StorageFault):
+    """No room is left, or only the reserve that deletions, commits and recovery keep for
+    themselves. Deleting disks or snapshots frees space."""
+
+    code = "StorageFull"
+
+
+class StorageReadOnly(StorageFault):
+    """The region's storage turned read-only (the filesystem remounted so after an error):
+    reads go on; writes resume once it is writable again."""
+
+    code = "StorageReadOnly"
+
+
+class StorageIOError(StorageFault):
+    """The region's storage failed to read or write (an I/O error from the device)."""
+
+    code = "StorageIOError"
+    retry_after = 5

@@ -50,7 +50,15 @@ from snapferry.control.dataplane import (
     Piece,
     Properties,
 )
-from snapferry.errors import InvalidInput, NotFound, NotReady, SnapferryError
+from snapferry.errors import (
+    InvalidInput,
+    NotFound,
+    NotReady,
+    SnapferryError,
+    StorageFault,
+    StorageIOError,
+)
+from snapferry.faults import report, storage_fault
 from snapferry.metrics import DataPlaneMetrics, new_registry
 
 log = logging.getLogger("snapferry.blob")
@@ -219,9 +227,12 @@ def _decode_marker(marker: str) -> int:
 
 def error_parts(exc: SnapferryError) -> tuple[int, str, bytes]:
     """Status, error code and XML body of an error (an engine error gets its storage form)."""
-    if not isinstance(exc, BlobError | SasRefused):
-        exc = _storage_form(exc)
-    status = getattr(exc, "status", 500)
+    if isinstance(exc, StorageFault):
+        status = 500 if isinstance(exc, StorageIOError) else 503
+    else:
+        if not isinstance(exc, BlobError | SasRefused):
+            exc = _storage_form(exc)
+        status = getattr(exc, "status", 500)
     message = _xml_text(exc.message)
     body = (
         f'<?xml version="1.0" encoding="utf-8"?><Error><Code>{_xml_text(exc.code)}</Code>'
@@ -294,15 +305,20 @@ class BlobApp:
         scope[ROUTE_KEY] = f"blob:{_operation(req)}"
         try:
             await self._dispatch(req, receive, send)
-        except SnapferryError as exc:
-            await self._error(req, send, exc)
-        except Exception:
-            log.exception("data plane %s %s failed", req.method, "/".join(req.segments[:2]))
-            await self._error(req, send, err.BlobError("the server failed to answer"))
+        except Exception as exc:
+            fault = storage_fault(exc)
+            if fault is not None:
+                report(fault, exc)
+                await self._error(req, send, fault)
+            elif isinstance(exc, SnapferryError):
+                await self._error(req, send, exc)
+            else:
+                log.exception("data plane %s %s failed", req.method, "/".join(req.segments[:2]))
+                await self._error(req, send, err.BlobError("the server failed to answer"))
 
     async def _error(self, req: Request, send: Send, exc: SnapferryError) -> None:
         status, code, body = error_parts(exc)
-        if status != 500:  # a 500's cause is logged where it was found
+        if status != 500 and not isinstance(exc, StorageFault):  # logged where it was found
             log.info("answered %d %s: %s", status, code, exc.message)
         if req.method == "HEAD":
             body = b""
@@ -312,7 +328,9 @@ class BlobApp:
             (b"content-type", b"application/xml"),
             (b"content-length", str(len(body)).encode()),
         ]
-        if status == 503:
+        if isinstance(exc, StorageFault):
+            headers.append((b"retry-after", str(exc.retry_after).encode()))
+        elif status == 503:
             headers.append((b"retry-after", b"1"))
         if status == 416 and code == "InvalidRange":
             headers.append((b"content-range", f"bytes */{exc.details.get('size', 0)}".encode()))

@@ -24,8 +24,11 @@ from snapferry.errors import (
     PeerUnavailable,
     RegionBusy,
     SnapferryError,
+    StorageFault,
+    StorageIOError,
     TransientStoreError,
 )
+from snapferry.faults import report, storage_fault
 
 log = logging.getLogger("snapferry.api")
 
@@ -51,6 +54,8 @@ def _status(exc: SnapferryError) -> int:
     if isinstance(status, int):
         return status
     for kind, code in (
+        (StorageIOError, 500),
+        (StorageFault, 503),
         (InvalidInput, 400),
         (NotFound, 404),
         (NotReady, 409),
@@ -73,20 +78,35 @@ def error_body(code: str, message: str, target: str | None = None) -> dict[str, 
     return {"error": error}
 
 
-def error_response(exc: SnapferryError) -> JSONResponse:
-    """The ARM error envelope for a typed error. Never carries Retry-After on a 4xx: azure-core
+def error_response(exc: Exception) -> JSONResponse:
+    """The ARM error envelope for a typed error, or for any error its storage raised (named:
+    ``snapferry.faults``, logged once a minute). Never carries Retry-After on a 4xx: azure-core
     would retry it."""
+    fault = storage_fault(exc)
+    if fault is not None:
+        report(fault, exc)
+        exc = fault
+    elif not isinstance(exc, SnapferryError):
+        log.error("unexpected error", exc_info=exc)
+        return JSONResponse(
+            error_body("InternalServerError", "the server failed to handle the request"), 500
+        )
     status = _status(exc)
     target = exc.details.get("target")
     code = exc.code if status != 404 or exc.code != "NotFound" else "ResourceNotFound"
-    log.log(
-        logging.ERROR if status >= 500 else logging.INFO,
-        "answered %d %s: %s",
-        status,
-        code,
-        exc.message,
-    )
-    headers = {"Retry-After": "1"} if status == 503 else None
+    if fault is None:
+        log.log(
+            logging.ERROR if status >= 500 else logging.INFO,
+            "answered %d %s: %s",
+            status,
+            code,
+            exc.message,
+        )
+    headers = None
+    if isinstance(exc, StorageFault):
+        headers = {"Retry-After": str(exc.retry_after)}
+    elif status == 503:
+        headers = {"Retry-After": "1"}
     return JSONResponse(
         error_body(code, exc.message, str(target) if target else None), status, headers=headers
     )
@@ -121,10 +141,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(_validation_error(exc))
 
     async def unexpected(_: Request, exc: Exception) -> Response:
-        log.exception("unexpected error", exc_info=exc)
-        return JSONResponse(
-            error_body("InternalServerError", "the server failed to handle the request"), 500
-        )
+        return error_response(exc)
 
     async def framework(_: Request, exc: Exception) -> Response:
         # The framework's own answers (no route, method not served, undecodable body) in the

@@ -89,9 +89,12 @@ class Observed:
         token = REQUEST_ID.set(request_id)
         started = time.perf_counter()
         status = 500  # unless an answer starts
+        answered = False
 
         async def answer(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answered
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                answered = True
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 headers = list(message.get("headers") or ())
@@ -102,6 +105,11 @@ class Observed:
 
         try:
             await self.app(scope, receive, answer)
+        except Exception:
+            # the framework raises again what its error handler already answered (and logged);
+            # the server would drop the connection for it, and the client's next request with it
+            if not answered:
+                raise
         finally:
             try:
                 self._tell(scope, status, time.perf_counter() - started)

@@ -38,6 +38,8 @@ peer_faults = ""                       # fault injection on peer calls, e.g. "dr
 copy_event_days = 14                   # events of a deleted copy target are kept this long
 copy_stall_seconds = 600               # a started copy that moves nothing this long is Stalled
 read_buffer_mib = 512                  # bytes held for downloads being sent, all together
+reserve_percent = 1.0                  # space kept free for deletions and recovery: this much
+reserve_mib = 256                      #   of the data directory's filesystem, at most this
 ```
 """
 
@@ -75,6 +77,8 @@ class RegionConfig:
     copy_event_days: float = 14.0
     copy_stall_seconds: float = 600.0
     read_buffer_mib: int = 512
+    reserve_percent: float = 1.0
+    reserve_mib: int = 256
 
     def directory(self, root: Path) -> Path:
         return self.data_dir if self.data_dir is not None else root / "regions" / self.name
@@ -174,6 +178,14 @@ def _region(raw: Any, root: Path) -> RegionConfig:
     read_buffer = raw.get("read_buffer_mib", 512)
     if isinstance(read_buffer, bool) or not isinstance(read_buffer, int) or not read_buffer >= 8:
         raise InvalidInput(f"region {name}: read_buffer_mib must be 8 or more")
+    reserve_percent = raw.get("reserve_percent", 1.0)
+    if isinstance(reserve_percent, bool) or not isinstance(reserve_percent, int | float):
+        raise InvalidInput(f"region {name}: reserve_percent must be a number from 0 to 50")
+    if not 0 <= reserve_percent <= 50:
+        raise InvalidInput(f"region {name}: reserve_percent must be a number from 0 to 50")
+    reserve_mib = raw.get("reserve_mib", 256)
+    if isinstance(reserve_mib, bool) or not isinstance(reserve_mib, int) or reserve_mib < 0:
+        raise InvalidInput(f"region {name}: reserve_mib must be 0 or more")
     faults = raw.get("peer_faults", "")
     if not isinstance(faults, str):
         raise InvalidInput(f"region {name}: peer_faults must be a string like 'drop=0.1'")
@@ -186,6 +198,8 @@ def _region(raw: Any, root: Path) -> RegionConfig:
         copy_event_days=float(event_days),
         copy_stall_seconds=float(stall),
         read_buffer_mib=read_buffer,
+        reserve_percent=float(reserve_percent),
+        reserve_mib=reserve_mib,
         operation_delay=float(delay),
         name=name,
         zones=tuple(zones),

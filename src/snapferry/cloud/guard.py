@@ -26,8 +26,9 @@ from typing import Any, ClassVar
 from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from snapferry.throttled import Throttled
+
 log = logging.getLogger("snapferry.cloud")
-LOG_EVERY = 60.0
 """Seconds between two lines about the same kind of exhaustion."""
 RESERVED_FILES = 256
 """File descriptors kept for databases, stored packs and calls to other regions."""
@@ -62,24 +63,7 @@ def connection_budget(listeners: int, files: int) -> int:
     return max(16, min(4096, (files - RESERVED_FILES) // max(1, listeners)))
 
 
-class _Throttled:
-    """One log line per kind per ``LOG_EVERY`` seconds, with how many were not logged."""
-
-    def __init__(self) -> None:
-        self.last: dict[str, float] = {}
-        self.quiet: dict[str, int] = {}
-
-    def warn(self, kind: str, message: str, *args: Any) -> None:
-        now = time.monotonic()
-        if now - self.last.get(kind, -LOG_EVERY) < LOG_EVERY:
-            self.quiet[kind] = self.quiet.get(kind, 0) + 1
-            return
-        more = self.quiet.pop(kind, 0)
-        self.last[kind] = now
-        log.warning(message + (f" ({more} more since the last such line)" if more else ""), *args)
-
-
-THROTTLED = _Throttled()
+THROTTLED = Throttled(log)
 
 
 class _WatchedFlow(FlowControl):

@@ -44,6 +44,7 @@ from snapferry.control.dataplane import DataPlane
 from snapferry.control.peering import SYSTEM_KEY_FILE, PeerService
 from snapferry.control.service import RegionService
 from snapferry.engine import Engine
+from snapferry.engine.space import Reserve
 from snapferry.errors import InvalidInput
 from snapferry.files import read_or_create, write_atomic
 from snapferry.identity import Registry
@@ -174,7 +175,8 @@ def open_region(
     """Open a region, recover it, and add its app and copy worker; returns its URL (also
     entered in ``peering.urls``)."""
     directory = config.directory(root)
-    engine = Engine.open(directory, db_url=config.db_url)
+    reserve = Reserve(directory, config.reserve_percent, config.reserve_mib)
+    engine = Engine.open(directory, db_url=config.db_url, reserve=reserve)
     hosted.closers.append(engine.close)
     sock = _bind_region(config.listen, directory)
     url = _url(sock)

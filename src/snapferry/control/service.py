@@ -155,7 +155,8 @@ class RegionService(Recovery):
     def put(self, rid: ResourceId, raw: object) -> tuple[dict[str, Any], Operation]:
         """Create the resource, or update an existing one. A creation makes its engine disk or
         snapshot before answering (so a snapshot's point in time is the request); a snapshot's
-        pages are then sealed in the background."""
+        pages are then sealed in the background. StorageFull refuses a creation (nothing
+        recorded) while the region is down to its space reserve; updates go on."""
         put_model = BODY_MODELS[rid.rtype][0]
         body = parse(put_model, raw)
         location = normalize_location(body.location)  # type: ignore[attr-defined]
@@ -172,6 +173,7 @@ class RegionService(Recovery):
             current = self._lookup(rid.key)
             if current is not None:
                 return self._update_by_put(current, body)
+            self.engine.reserve.check()  # new data needs room the reserve does not give
             if source is not None:
                 return self.copies.create(rid, body, source, request_digest(body))  # type: ignore[arg-type]
             if rid.rtype == "disks":

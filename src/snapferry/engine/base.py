@@ -28,6 +28,7 @@ from snapferry.engine.maps import MapCache, Node
 from snapferry.engine.models import DiskInfo, SnapshotInfo
 from snapferry.engine.objects import Buffers, ObjectReader, PackWriter, Pins
 from snapferry.engine.resolve import ChunkReader, View
+from snapferry.engine.space import Reserve
 from snapferry.errors import NotFound, NotReady
 from snapferry.meta import catalog
 from snapferry.store.base import ChunkStore
@@ -46,8 +47,10 @@ class EngineBase:
         *,
         clock: Callable[[], float] = time.time,
         cache_bytes: int = CACHE_BYTES,
+        reserve: Reserve | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self.reserve = reserve or Reserve(data_dir)
         self.db = db
         self.store = store
         self.clock = clock

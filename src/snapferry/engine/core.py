@@ -21,6 +21,7 @@ from snapferry.engine.disks import DiskOps
 from snapferry.engine.head import Overlay, head_root
 from snapferry.engine.imports import ImportOps
 from snapferry.engine.refs import scan
+from snapferry.engine.space import Reserve
 from snapferry.errors import IntegrityError, InvalidInput, RegionBusy
 from snapferry.meta import catalog
 from snapferry.meta.db import open_database, sqlite_url
@@ -41,14 +42,16 @@ class Engine(DiskOps, ImportOps):
         db_url: str | None = None,
         clock: Callable[[], float] = time.time,
         cache_bytes: int = CACHE_BYTES,
+        reserve: Reserve | None = None,
     ) -> Engine:
         """Open (creating if needed) the region at data_dir, finishing any work a crash cut
         short: seals resume, deleted snapshots fold, orphaned head files go. Raises RegionBusy
-        if another process has it open."""
+        if another process has it open. ``reserve``: the space kept free for deletions and
+        recovery (default: 1 % of the filesystem, at most 256 MiB)."""
         root = Path(data_dir)
         try:
             root.mkdir(parents=True, exist_ok=True)
-            lockfile = os.open(root / "region.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            lockfile = os.open(root / "region.lock", os.O_RDONLY | os.O_CREAT, 0o600)
         except OSError as exc:
             raise InvalidInput(
                 f"cannot open a region at {root}: {exc.strerror or exc}", path=str(root)
@@ -75,6 +78,7 @@ class Engine(DiskOps, ImportOps):
                 store if store is not None else LocalStore(root / "store"),
                 clock=clock,
                 cache_bytes=cache_bytes,
+                reserve=reserve or Reserve(root),
             )
             engine._lockfile = lockfile
             engine._recover()

@@ -64,7 +64,8 @@ class DiskOps(EngineBase):
     def write_many(
         self, disk_id: str, writes: Iterable[tuple[int, bytes | bytearray | memoryview]]
     ) -> None:
-        """Several writes with one durability barrier. All are validated before any lands."""
+        """Several writes with one durability barrier. All are validated before any lands;
+        StorageFull (nothing written) if they would eat into the space reserve."""
         size = self._disk_row(disk_id)[0]
         checked = []
         for offset, data in writes:
@@ -74,6 +75,7 @@ class DiskOps(EngineBase):
                 checked.append((offset, view))
         if not checked:
             return
+        self.reserve.check(sum(len(view) for _, view in checked))
         with self.disk_lock(disk_id):
             head = self.head(disk_id)
             pending: dict[int, np.ndarray] = {}

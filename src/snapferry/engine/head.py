@@ -212,6 +212,10 @@ class Head:
             else:
                 self._bits[row] = packed
 
+    def held_bytes(self) -> int:
+        """Bytes of the pages this generation holds."""
+        return int(np.unpackbits(self._bits[: len(self._rows)]).sum()) * PAGE
+
     def chunk_index(self) -> npt.NDArray[np.uint64]:
         """Sorted indices of the chunks this generation holds pages of."""
         if self._index is None:

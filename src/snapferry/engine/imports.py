@@ -168,8 +168,10 @@ class ImportOps(SnapshotOps):
     # --- target side ---------------------------------------------------------------------------
     def begin_import(self, size_bytes: int, *, family_id: str | None, full: bool) -> SnapshotInfo:
         """A new snapshot being imported: incremental in family_id, or full (self-contained, a
-        family of its own). It reads as nothing until ``finish_import``."""
+        family of its own). It reads as nothing until ``finish_import``. StorageFull when the
+        region is down to its space reserve."""
         check_size(size_bytes)
+        self.reserve.check()
         sid = new_id()
         with self.lock, self.db.begin() as conn:
             catalog.insert_snapshot(
@@ -244,7 +246,9 @@ class ImportOps(SnapshotOps):
     ) -> None:
         """Store a piece of the import's delta (``pages``: the changed pages' content in order)
         and commit its map entries with ``guard``. Raises ImportAborted (nothing committed) if
-        the import is gone or the guard refuses; its versions are then garbage."""
+        the import is gone or the guard refuses; its versions are then garbage. StorageFull
+        (nothing stored) if the pages would eat into the space reserve."""
+        self.reserve.check(pages.nbytes)
         row = self._import_row(snapshot_id)
         parent = [] if row.self_contained else self.maps.lineage(row.parent_id)
         has_base, depth = chain_depth(parent, delta.chunks)
@@ -306,7 +310,9 @@ class ImportOps(SnapshotOps):
         entries with ``guard``. ``frame_of`` names each chunk's frame, in delta order.
         IntegrityError (nothing committed) if a frame does not match its id, or does not hold
         exactly the pages the delta sets for a chunk; HeldFrameUnreadable if a held one is
-        gone or corrupt (fetch it instead)."""
+        gone or corrupt (fetch it instead); StorageFull (nothing stored) if they would eat into
+        the space reserve."""
+        self.reserve.check(sum(len(frame) for _, frame in frames if frame is not None))
         self._import_row(snapshot_id)
         held = self.held_frames([oid for oid, frame in frames if frame is None])
 

@@ -35,10 +35,12 @@ class SnapshotOps(EngineBase):
     def freeze_snapshot(self, disk_id: str, *, incremental: bool = True) -> SnapshotInfo:
         """Fix a snapshot's point in time now, cheaply (no page is read): the snapshot exists
         in state ``sealing`` and later writes go to a new head. ``seal_pending`` stores its
-        pages; if the process dies first, ``Engine.open`` seals it."""
+        pages; if the process dies first, ``Engine.open`` seals it. StorageFull (nothing made)
+        unless the pages written since the last snapshot fit above the space reserve."""
         with self.disk_lock(disk_id):
             size, family, base, gen, _ = self._disk_row(disk_id)
             head = self.head(disk_id)
+            self.reserve.check(head.held_bytes())
             sid = new_id()
             with self.lock:  # readers build views under it: they see the old state or the new
                 with self.db.begin() as conn:
