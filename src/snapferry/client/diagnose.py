@@ -2,8 +2,8 @@
 (``snapferry copy diagnose``). A pure function of what the cloud answered: no calls.
 
 Codes (stable, for scripts): ``moving``, ``queued``, ``succeeded`` (healthy), and
-``stalled-source-unreachable``, ``stalled-no-progress``, ``failed-source-deleted``,
-``failed-other`` (not).
+``paused-storage-full``, ``paused-storage-read-only``, ``stalled-source-unreachable``,
+``stalled-no-progress``, ``failed-source-deleted``, ``failed-other`` (not).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ RATE_WINDOW = 60.0
 """Seconds of progress events the rate is measured over."""
 UNREACHABLE = ("PeerUnavailable", "RegionUnavailable")
 """Error codes that mean the target region could not get what it asked of the source."""
+PAUSED = {"StorageFull": "paused-storage-full", "StorageReadOnly": "paused-storage-read-only"}
+"""Error codes that mean the target region's own storage refused the copy's data."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,17 @@ def diagnose(
             "failed-other",
             f"failed at {report['completionPercent']}% ({cause})",
             f"retry it with the same CopyStart: {_retry_command(report)}",
+        )
+    if state in ("Queued", "Stalled") and code in PAUSED:
+        region = report.get("region", "the target region")
+        if code == "StorageFull":
+            why, fix = "is full", f"free space in {region} (delete disks or snapshots there)"
+        else:
+            why, fix = "is read-only", f"make the filesystem of {region} writable again"
+        return Diagnosis(
+            PAUSED[code],
+            f"paused at {report['completionPercent']}%: the storage of {region} {why} ({cause})",
+            f"{fix}; the copy resumes by itself within 30 s, sending nothing it already holds.",
         )
     if state == "Stalled":
         since = float(report.get("stalledSince") or now)

@@ -7,8 +7,9 @@ as pages, or as the stored frames that hold whole chunks — verifies each (BLAK
 plaintext) and stages it — each piece's map entries, progress and
 lease renewal commit in one transaction. The last step makes the target ready and the job
 Succeeded together. A source that is gone fails the job (``CopySourceNotFound``); anything
-else retryable puts it back in the queue with a backoff; losing the lease or the target stops
-the attempt silently.
+else retryable puts it back in the queue with a backoff — but a target region whose storage
+refuses the data (full, read-only) pauses the copy, looked at again every 30 s, and what it
+staged stays; losing the lease or the target stops the attempt silently.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ from snapferry.errors import (
     PeerUnavailable,
     SnapferryError,
     SourceNotFound,
+    StorageFault,
 )
+from snapferry.faults import report, storage_fault
 from snapferry.meta import jobs as store
 from snapferry.metrics import CopyMetrics, new_registry
 from snapferry.replication.jobs import (
@@ -60,6 +63,7 @@ PIECE_FRAME_BYTES = 16 * 1024 * 1024
 """Stored bytes of frames per fetch."""
 FETCH_TRIES = 4
 MAX_BACKOFF = 30.0
+PAUSE_SECONDS = 30.0
 GRANT_MARGIN = 86400.0
 """A saved grant is asked for again when it has less than this left."""
 Event = tuple[str, str, dict[str, Any]]
@@ -82,6 +86,8 @@ class CopyContext:
     streams: int = 4
     stall_seconds: float = 600.0
     metrics: CopyMetrics = field(default_factory=lambda: CopyMetrics(new_registry()))
+    pause_seconds: float = PAUSE_SECONDS
+    """How often a copy paused by this region's storage (full, read-only) looks again."""
 
     async def db(self, fn: Callable[[Connection], Any], *, write: bool = True) -> Any:
         def run() -> Any:
@@ -140,11 +146,16 @@ async def run_copy(ctx: CopyContext, job_id: str) -> None:
         await _settle(ctx, job, began, FAILED, exc)
     except asyncio.CancelledError:
         raise
-    except SnapferryError as exc:
-        await _settle(ctx, job, began, QUEUED, exc)
     except Exception as exc:
-        log.exception("copy %s: attempt failed unexpectedly", job.id)
-        await _settle(ctx, job, began, QUEUED, exc)
+        fault = storage_fault(exc)
+        if fault is not None:  # the target region's storage: paused until it takes data again
+            report(fault, exc)
+            await _settle(ctx, job, began, QUEUED, fault)
+        elif isinstance(exc, SnapferryError):
+            await _settle(ctx, job, began, QUEUED, exc)
+        else:
+            log.exception("copy %s: attempt failed unexpectedly", job.id)
+            await _settle(ctx, job, began, QUEUED, exc)
 
 
 class CopyTargetNotFound(NotFound):
@@ -183,6 +194,17 @@ async def _settle(
             f"failed with {error['code']} for copy destination {job.target_key}: "
             f"{error['message']}",
             {"code": error["code"], "attempt": attempt},
+        )
+    elif isinstance(exc, StorageFault):
+        # no backoff growing while an operator frees space: a look every retry_after seconds
+        values["next_attempt_at"] = retry_at = now + ctx.pause_seconds
+        log.info("copy %s paused: %s", job.id, error["message"])
+        event = (
+            "paused",
+            f"paused at {job.completion_percent}%: this region's storage refused the copy's "
+            f"data ({error['code']}: {error['message']}); it resumes by itself once the region "
+            "takes data again, sending nothing it already holds",
+            {"code": error["code"], "attempt": attempt, "nextAttemptAt": retry_at},
         )
     else:
         values["next_attempt_at"] = retry_at = now + min(MAX_BACKOFF, 0.5 * 2**job.attempts)
