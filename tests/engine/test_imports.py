@@ -401,3 +401,29 @@ def test_each_chunk_takes_its_own_frame_when_one_bundle_holds_an_older_version(
     assert len(plan.oids) == 2
     target, _ = copy(east, west, second, {}, batch_pages=4096)
     assert sha(west, target) == sha(east, second)
+
+
+def test_a_refused_commit_leaves_no_pack_behind(regions: tuple[Engine, Engine]) -> None:
+    """What a failed step wrote is deleted at once (no waiting for gc): a full region gets its
+    space back as soon as the step fails."""
+    east, west = regions
+    disk = east.create_disk(SIZE).id
+    east.write(disk, 0, np.random.default_rng(9).bytes(4 * CHUNK))
+    snap = east.create_snapshot(disk).id
+    _, plan = east.plan_copy(snap, [])
+    made = west.begin_import(SIZE, family_id=east.get_snapshot(snap).family_id, full=False)
+    piece = next(iter(plan.delta.batches(1024)))
+    pages = east.read_pages(snap, piece.chunks, piece.changed)
+
+    def stored() -> tuple[int, int]:
+        with west.db.connect() as conn:
+            rows = conn.execute(text("SELECT count(*) FROM packs")).scalar_one()
+        objects_held = sum(1 for p in (west.data_dir / "store").rglob("*") if p.is_file())
+        return int(rows), objects_held
+
+    before = stored()
+    with pytest.raises(ImportAborted):
+        west.stage_import(made.id, piece, pages, lambda _: False)
+    assert stored() == before
+    west.stage_import(made.id, piece, pages, always)  # a commit keeps its pack
+    assert stored()[0] == before[0] + 1

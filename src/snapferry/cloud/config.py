@@ -40,6 +40,7 @@ copy_stall_seconds = 600               # a started copy that moves nothing this 
 read_buffer_mib = 512                  # bytes held for downloads being sent, all together
 reserve_percent = 1.0                  # space kept free for deletions and recovery: this much
 reserve_mib = 256                      #   of the data directory's filesystem, at most this
+upkeep_seconds = 30                    # how often seals and folds the storage refused are retried
 ```
 """
 
@@ -79,6 +80,7 @@ class RegionConfig:
     read_buffer_mib: int = 512
     reserve_percent: float = 1.0
     reserve_mib: int = 256
+    upkeep_seconds: float = 30.0
 
     def directory(self, root: Path) -> Path:
         return self.data_dir if self.data_dir is not None else root / "regions" / self.name
@@ -186,6 +188,9 @@ def _region(raw: Any, root: Path) -> RegionConfig:
     reserve_mib = raw.get("reserve_mib", 256)
     if isinstance(reserve_mib, bool) or not isinstance(reserve_mib, int) or reserve_mib < 0:
         raise InvalidInput(f"region {name}: reserve_mib must be 0 or more")
+    upkeep = raw.get("upkeep_seconds", 30.0)
+    if isinstance(upkeep, bool) or not isinstance(upkeep, int | float) or not 0.1 <= upkeep <= 3600:
+        raise InvalidInput(f"region {name}: upkeep_seconds must be between 0.1 and 3600")
     faults = raw.get("peer_faults", "")
     if not isinstance(faults, str):
         raise InvalidInput(f"region {name}: peer_faults must be a string like 'drop=0.1'")
@@ -200,6 +205,7 @@ def _region(raw: Any, root: Path) -> RegionConfig:
         read_buffer_mib=read_buffer,
         reserve_percent=float(reserve_percent),
         reserve_mib=reserve_mib,
+        upkeep_seconds=float(upkeep),
         operation_delay=float(delay),
         name=name,
         zones=tuple(zones),

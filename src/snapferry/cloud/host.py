@@ -43,6 +43,7 @@ from snapferry.control.creation import Region
 from snapferry.control.dataplane import DataPlane
 from snapferry.control.peering import SYSTEM_KEY_FILE, PeerService
 from snapferry.control.service import RegionService
+from snapferry.control.upkeep import Upkeep
 from snapferry.engine import Engine
 from snapferry.engine.space import Reserve
 from snapferry.errors import InvalidInput
@@ -211,6 +212,9 @@ def open_region(
     hosted.closers.append(service.close)
     registry.register(CopyStates(service.copies.counts))
     service.recover()
+    upkeep = Upkeep(engine, service.drop_orphans, config.upkeep_seconds)
+    upkeep.start()
+    hosted.closers.append(upkeep.stop)
     copier.start()  # claims nothing until started: see Hosted.starters
     hosted.closers.append(copier.stop)
     hosted.starters.append(copier.resume)

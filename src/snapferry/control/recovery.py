@@ -1,8 +1,10 @@
 """Recovery of a region's ARM state after a crash: the ``recover`` half of ``RegionService``.
 
-Run after ``Engine.open`` (which has sealed every frozen snapshot and finished every fold):
-creations whose engine object exists complete, creations cut off before it did fail and lose
-what they half made, deletions finish, disk sizes are re-read from the engine.
+Run after ``Engine.open`` (which has sealed and folded what the storage let it): creations whose
+engine object exists complete, creations cut off before it did fail and lose what they half
+made, deletions finish (or fail, named, when the storage refuses them), disk sizes are re-read
+from the engine. Nothing here keeps a region from starting: what cannot be done now is left to
+``drop_orphans``, which the region's upkeep runs again once postponed seals finish.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from snapferry.control.copies import CopyTargets
 from snapferry.control.creation import size_props
 from snapferry.control.records import Record
 from snapferry.engine import Engine
-from snapferry.errors import NotFound
+from snapferry.errors import NotFound, SnapferryError
+from snapferry.faults import storage_fault
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,13 @@ class Recovery:
         for op in running:
             rec = self._lookup(op.resource_key)
             if op.kind == "delete" and rec is not None:
-                self._delete_engine_object(rec)
+                try:
+                    self._delete_engine_object(rec)
+                except Exception as exc:  # the resource stays; the deletion failed
+                    error = error_of(exc)
+                    with self.engine.db.begin() as conn:
+                        records.finish_operation(conn, op.id, "Failed", self.clock(), error=error)
+                    continue
                 with self.engine.db.begin() as conn:
                     records.drop(conn, rec.key)
                     CopyTargets.forget(conn, rec.key)
@@ -63,7 +72,7 @@ class Recovery:
                 if rec is not None and rec.state == "creating":
                     records.drop(conn, rec.key)
                 records.finish_operation(conn, op.id, "Failed", self.clock(), error=error)
-        self._drop_orphans()
+        self.drop_orphans()
         self._sync_disk_sizes()
         with self.engine.db.begin() as conn:
             records.prune_operations(conn, self.clock() - 86400)
@@ -94,16 +103,34 @@ class Recovery:
                 with self.engine.db.begin() as conn:
                     records.put(conn, rec.with_props(**size_props(size)))
 
-    def _drop_orphans(self) -> None:
+    def drop_orphans(self) -> None:
         """Delete engine disks and snapshots no resource names: the work of creations a crash
-        cut off before they were recorded, or whose seal failed."""
+        cut off before they were recorded, or whose seal failed. A snapshot still sealing (its
+        seal postponed for want of space) waits for its seal; one the storage will not delete
+        now is left for the next call."""
         with self.engine.db.connect() as conn:
             named = {r.engine_id for r in records.all_records(conn)}
         for snap in self.engine.list_snapshots():
-            if snap.id not in named:
-                log.info("dropping snapshot %s left by an interrupted creation", snap.id)
-                self.engine.delete_snapshot(snap.id)
+            if snap.id not in named and snap.state != "sealing":
+                log.info("dropping snapshot %s left by a failed creation", snap.id)
+                self._drop(self.engine.delete_snapshot, snap.id)
         for disk in self.engine.list_disks():
             if disk.id not in named:
-                log.info("dropping disk %s left by an interrupted creation", disk.id)
-                self.engine.delete_disk(disk.id)
+                log.info("dropping disk %s left by a failed creation", disk.id)
+                self._drop(self.engine.delete_disk, disk.id)
+
+    @staticmethod
+    def _drop(delete: Callable[[str], None], engine_id: str) -> None:
+        try:
+            delete(engine_id)
+        except Exception as exc:
+            log.info("dropping %s is postponed: %s", engine_id, error_of(exc)["message"])
+
+
+def error_of(exc: Exception) -> dict[str, str]:
+    """The operation error for exc: its storage fault, its own code, or an internal error."""
+    named = storage_fault(exc) or exc
+    if isinstance(named, SnapferryError):
+        return {"code": named.code, "message": named.message}
+    log.error("unexpected error", exc_info=exc)
+    return {"code": "InternalError", "message": "the operation failed unexpectedly"}

@@ -49,7 +49,7 @@ from snapferry.control.errors import (
 from snapferry.control.ids import ResourceId, normalize_location
 from snapferry.control.models import BODY_MODELS, DiskUpdate, GrantAccess, SnapshotUpdate, parse
 from snapferry.control.records import Operation, Record
-from snapferry.control.recovery import Recovery
+from snapferry.control.recovery import Recovery, error_of
 from snapferry.engine import Engine
 from snapferry.errors import NotFound, SnapferryError
 from snapferry.ids import new_id
@@ -445,7 +445,7 @@ class RegionService(Recovery):
             try:
                 self._delete_engine_object(rec)
             except SnapferryError:
-                log.warning("left %s for the next start's sweep", rec.engine_id)
+                log.warning("left %s for the region's upkeep to drop", rec.engine_id)
             self._fail(op, exc, lambda conn: records.drop(conn, rec.key))
             return
         self._settle(lambda conn: records.put(conn, replace(rec, state="succeeded")), op)
@@ -464,14 +464,22 @@ class RegionService(Recovery):
 
         self._settle(forget, op)
 
-    def _settle(self, change: Callable[[Any], None], op: Operation, tries: int = 5) -> None:
-        """Commit a background operation's outcome, retrying a database that is briefly busy;
-        if it never commits, the operation stays InProgress until ``recover`` settles it."""
+    def _settle(
+        self,
+        change: Callable[[Any], None],
+        op: Operation,
+        tries: int = 5,
+        error: dict[str, str] | None = None,
+    ) -> None:
+        """Commit an operation's outcome (Failed with ``error``, else Succeeded), retrying a
+        database that is briefly busy or full; if it never commits, the operation stays
+        InProgress until ``recover`` settles it."""
+        status = "Succeeded" if error is None else "Failed"
         for attempt in range(tries):
             try:
                 with self.engine.db.begin() as conn:
                     change(conn)
-                    records.finish_operation(conn, op.id, "Succeeded", self.clock())
+                    records.finish_operation(conn, op.id, status, self.clock(), error=error)
                 return
             except SQLAlchemyError:
                 log.warning("operation %s: commit failed (try %d of %d)", op.id, attempt + 1, tries)
@@ -490,11 +498,6 @@ class RegionService(Recovery):
             pass
 
     def _fail(self, op: Operation, exc: Exception, undo: Callable[[Any], None]) -> None:
-        if isinstance(exc, SnapferryError):
-            error = {"code": exc.code, "message": exc.message}
-        else:
-            log.exception("operation %s (%s) failed", op.id, op.kind)
-            error = {"code": "InternalError", "message": "the operation failed unexpectedly"}
-        with self.engine.db.begin() as conn:
-            undo(conn)
-            records.finish_operation(conn, op.id, "Failed", self.clock(), error=error)
+        """Record that the operation failed (with exc named: its storage fault, its code, or
+        an internal error), undoing what ``undo`` undoes in the same commit."""
+        self._settle(undo, op, error=error_of(exc))

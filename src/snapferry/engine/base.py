@@ -110,6 +110,19 @@ class EngineBase:
                     head = self._heads[disk_id] = self._load_head(disk_id, gen)
         return head
 
+    def frozen_head(self, node: Node) -> Head:
+        """The head generation a sealing snapshot froze (loaded on first use: a seal that could
+        not finish at open leaves it to be read from its overlay until it does)."""
+        head = self._frozen.get(node.id)
+        if head is None:
+            assert node.disk_id is not None
+            assert node.frozen_gen is not None
+            with self.lock:
+                head = self._frozen.get(node.id)
+                if head is None:
+                    head = self._frozen[node.id] = self._load_head(node.disk_id, node.frozen_gen)
+        return head
+
     def _load_head(self, disk_id: str, gen: int) -> Head:
         with self.db.connect() as conn:
             rows = catalog.head_bitmaps(conn, disk_id, gen)
@@ -125,7 +138,7 @@ class EngineBase:
                 node = self.maps.node(base)
                 if node.state != "sealing":
                     break
-                heads.append(self._frozen[base])
+                heads.append(self.frozen_head(node))
                 base = node.parent_id
             return View(f"disk {disk_id}", size, self.maps.lineage(base), heads)
 

@@ -23,6 +23,7 @@ from snapferry.engine.imports import ImportOps
 from snapferry.engine.refs import scan
 from snapferry.engine.space import Reserve
 from snapferry.errors import IntegrityError, InvalidInput, RegionBusy
+from snapferry.faults import THROTTLED, storage_fault
 from snapferry.meta import catalog
 from snapferry.meta.db import open_database, sqlite_url
 from snapferry.store.base import ChunkStore
@@ -111,14 +112,12 @@ class Engine(DiskOps, ImportOps):
             )
             with self.db.begin() as conn:
                 catalog.drop_journal(conn, disk_id, gen)
+        self.finish_pending()  # what cannot finish now (no space) is left for later
         with self.db.connect() as conn:
-            sealing = catalog.snapshots_in_state(conn, "sealing")
-            deleted = catalog.snapshots_in_state(conn, "deleted")
             disks = {r.id: int(r.head_gen) for r in catalog.all_disks(conn)}
-        for disk_id in sorted({r.disk_id for r in sealing}):
-            self.seal_pending(disk_id)
-        for row in deleted:
-            self.collapse(row.id)
+            frozen = {
+                (r.disk_id, r.frozen_gen) for r in catalog.snapshots_in_state(conn, "sealing")
+            }
         # We hold the region: a temp file left in the store is from a put a crash cut short.
         cleanup = getattr(self.store, "cleanup_temp", None)
         if callable(cleanup):
@@ -134,10 +133,50 @@ class Engine(DiskOps, ImportOps):
                 if live is None:
                     shutil.rmtree(disk_dir, ignore_errors=True)
                     continue
-                keep = head_root(self.data_dir, disk_dir.name, live).name
+                keep = {
+                    head_root(self.data_dir, disk_dir.name, gen).name
+                    for gen in (live, *(g for d, g in frozen if d == disk_dir.name))
+                }
                 for gen_dir in disk_dir.iterdir():
-                    if gen_dir.name != keep:
+                    if gen_dir.name not in keep:
                         shutil.rmtree(gen_dir, ignore_errors=True)
+
+    def finish_pending(self) -> int:
+        """Seal the snapshots still sealing and fold the deleted snapshots that can be, as far
+        as the storage lets: a seal or fold that fails (no space, a read-only filesystem) is
+        logged and left for the next call — the disk reads its frozen pages meanwhile, so
+        nothing acknowledged is lost. A disk whose seal runs elsewhere now is skipped. How many
+        snapshots are still sealing or deleted-but-not-folded afterwards."""
+        with self.db.connect() as conn:
+            sealing = catalog.snapshots_in_state(conn, "sealing")
+        for disk_id in sorted({r.disk_id for r in sealing}):
+            lock = self.seal_lock(disk_id)
+            if not lock.acquire(blocking=False):
+                continue
+            try:
+                self.seal_pending(disk_id, locked=True)
+            except Exception as exc:
+                self._postponed(f"sealing the snapshots of disk {disk_id}", exc)
+            finally:
+                lock.release()
+        with self.db.connect() as conn:
+            deleted = catalog.snapshots_in_state(conn, "deleted")
+        for row in deleted:
+            try:
+                self.collapse(row.id)
+            except Exception as exc:
+                self._postponed(f"folding deleted snapshot {row.id}", exc)
+        with self.db.connect() as conn:
+            return len(catalog.snapshots_in_state(conn, "sealing")) + len(
+                catalog.snapshots_in_state(conn, "deleted")
+            )
+
+    @staticmethod
+    def _postponed(what: str, exc: Exception) -> None:
+        """One line a minute for work left for later (a traceback helps nobody here)."""
+        fault = storage_fault(exc)
+        why = fault.code if fault is not None else f"{type(exc).__name__}: {exc}"
+        THROTTLED.warn("postponed", "%s is postponed (%s); it is tried again later", what, why)
 
     def _index_versions(self) -> None:
         """Fill the version index from the block maps if it is empty while packs exist (a

@@ -8,6 +8,8 @@ leaves a pending pack: garbage that GC removes after the grace period.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -26,6 +28,8 @@ from snapferry.ids import new_id
 from snapferry.meta import catalog
 from snapferry.settings import PACK_TARGET_BYTES
 from snapferry.store.base import ChunkStore
+
+log = logging.getLogger(__name__)
 
 
 def pack_key(pack_uuid: str) -> str:
@@ -102,7 +106,9 @@ class PackWriter:
 
     Use as a context manager: leaving it flushes nothing and unpins its packs, so call
     ``finish()`` first and ``commit(conn)`` in the transaction of the metadata that points at
-    the frames, inside the block.
+    the frames, inside the block. Leaving it without ``commit`` (the operation failed: no room
+    for its next pack, say) deletes the packs it wrote at once, so a failed operation leaves
+    no data behind; a pack it cannot delete now is left to ``gc``.
     """
 
     db: Engine
@@ -118,15 +124,34 @@ class PackWriter:
     _pack: int = -1
     _key: str = ""
     _fill: int = 0
+    _committed: bool = False
 
     def __enter__(self) -> PackWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.pins.discard(list(self.sizes) + ([self._pack] if self._pack >= 0 else []))
-        if len(self._buf):
-            self.buffers.give(self._buf)
-            self._buf = np.empty(0, dtype=np.uint8)
+        written = list(self.sizes) + ([self._pack] if self._pack >= 0 else [])
+        try:
+            if written and not self._committed:
+                self._reclaim(written)
+        finally:
+            self.pins.discard(written)
+            if len(self._buf):
+                self.buffers.give(self._buf)
+                self._buf = np.empty(0, dtype=np.uint8)
+
+    def _reclaim(self, pack_ids: list[int]) -> None:
+        """Delete packs nothing will ever name (object first, then row: as ``gc`` does)."""
+        try:
+            with self.db.connect() as conn:
+                keys = catalog.pack_keys(conn, pack_ids)
+            for pack_id, key in keys.items():
+                with contextlib.suppress(ObjectNotFound):  # never stored: it failed first
+                    self.store.delete(key)
+                with self.db.begin() as conn:
+                    catalog.delete_pack_row(conn, pack_id)
+        except Exception as exc:  # the storage may be what failed: gc sweeps them later
+            log.info("packs %s of a failed operation are left to gc: %s", pack_ids, exc)
 
     def write(self, contents: Sequence[Sequence[bytes | memoryview]]) -> list[Location]:
         """Encode contents, each given as parts (in parallel), and append them; their locations
@@ -194,6 +219,7 @@ class PackWriter:
     def commit(self, conn: Connection) -> None:
         """Make the packs written live and record their frames in the version index (call
         after ``finish``, in the transaction that commits what points at them)."""
+        self._committed = True
         catalog.mark_packs_live(conn, self.sizes)
         catalog.put_versions(conn, [(f.oid, f.pack, f.offset, f.length) for f in self.frames])
 

@@ -80,7 +80,7 @@ class SnapshotOps(EngineBase):
         assert node.disk_id is not None
         assert node.frozen_gen is not None
         disk_id, gen = node.disk_id, node.frozen_gen
-        head = self._frozen.get(node.id) or self._load_head(node.disk_id, node.frozen_gen)
+        head = self.frozen_head(node)
         parent = self.maps.lineage(node.parent_id)
         with self.writer() as writer:
             if node.incremental:

@@ -1,0 +1,54 @@
+"""A region's upkeep: a background thread that finishes what the region left for later — seals
+and folds the storage refused (no space, a read-only filesystem) and then the engine objects of
+creations that failed meanwhile — so that freeing space is all an operator has to do: no restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from snapferry.engine import Engine
+
+log = logging.getLogger(__name__)
+UPKEEP_SECONDS = 30.0
+
+
+class Upkeep:
+    """Every ``every`` seconds: ``engine.finish_pending()``, then ``sweep()`` (the service's
+    orphan sweep) whenever that finished something."""
+
+    def __init__(
+        self, engine: Engine, sweep: Callable[[], None], every: float = UPKEEP_SECONDS
+    ) -> None:
+        self.engine = engine
+        self.sweep = sweep
+        self.every = every
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pending: int | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="snapferry-upkeep", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def run_once(self) -> int:
+        """One round; how many snapshots still wait for a seal or a fold."""
+        pending = self.engine.finish_pending()
+        if self._pending is None or pending < self._pending:
+            self.sweep()
+        self._pending = pending
+        return pending
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("region upkeep failed; it runs again in %.0f s", self.every)
