@@ -8,11 +8,11 @@ import base64
 import contextlib
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-from sqlalchemy import Engine, bindparam, delete, insert, select
+from sqlalchemy import Connection, Engine
 
 from snapferry.api.frontdoor.links import RegionLinks, Reply
 from snapferry.control.errors import (
@@ -21,7 +21,8 @@ from snapferry.control.errors import (
     LocationNotAvailable,
 )
 from snapferry.control.ids import normalize_location
-from snapferry.meta.schema import resource_index
+from snapferry.faults import THROTTLED, storage_fault
+from snapferry.meta import routes
 
 ITEM = re.compile(
     r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.Compute/"
@@ -40,9 +41,6 @@ OPERATION = re.compile(
 )
 
 
-_REGION_OF = select(resource_index.c.region).where(resource_index.c.key == bindparam("key"))
-
-
 class _Gate:
     """A resource group's gate: PUTs in it share it; its deletion holds it alone."""
 
@@ -53,24 +51,33 @@ class _Gate:
 
 
 class Index:
-    """Resource key → region, in the front door's database. A cache, never the truth."""
+    """Resource key → region, in the front door's database. A cache, never the truth: writing
+    it is best effort, so a front door whose own storage is full or failing still answers with
+    what the region did (a lookup that misses asks every region, which repairs the entry)."""
 
     def __init__(self, db: Engine) -> None:
         self.db = db
 
     def get(self, key: str) -> str | None:
         with self.db.connect() as conn:
-            row = conn.execute(_REGION_OF, {"key": key}).first()
-        return None if row is None else str(row.region)
+            return routes.region_of(conn, key)
 
     def set(self, key: str, region: str) -> None:
-        with self.db.begin() as conn:
-            conn.execute(delete(resource_index).where(resource_index.c.key == key))
-            conn.execute(insert(resource_index), {"key": key, "region": region})
+        self._write(lambda conn: routes.put(conn, key, region))
 
     def drop(self, key: str) -> None:
-        with self.db.begin() as conn:
-            conn.execute(delete(resource_index).where(resource_index.c.key == key))
+        self._write(lambda conn: routes.drop(conn, key))
+
+    def _write(self, change: Callable[[Connection], None]) -> None:
+        try:
+            with self.db.begin() as conn:
+                change(conn)
+        except Exception as exc:
+            fault = storage_fault(exc)
+            why = fault.code if fault is not None else f"{type(exc).__name__}: {exc}"
+            THROTTLED.warn(
+                "index", "the resource index was not updated (%s); lookups repair it", why
+            )
 
 
 class Router:
