@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from snapferry.control import records
 from snapferry.control.access import Signer
 from snapferry.control.creation import Region
 from snapferry.control.errors import AnotherOperationInProgress
 from snapferry.control.ids import ResourceId
 from snapferry.control.service import RegionService
+from snapferry.control.upkeep import Upkeep
 from snapferry.engine import Engine
+from snapferry.errors import StorageFull
+from snapferry.faults import storage_fault
 from snapferry.store.local import LocalStore
 from snapferry.store.wrappers import FailingStore, FaultSchedule
+from snapferry.testing.db_faults import FailingStatements
 
 DISK = {
     "location": "eastus",
@@ -101,3 +108,45 @@ def test_a_failed_seal_leaves_nothing_behind(tmp_path: Path) -> None:
         assert engine.list_snapshots() == []
         assert svc.location_of(ResourceId.of("sub", "rg", "snapshots", "s")) is None
         svc.close()
+
+
+def test_a_creation_whose_record_cannot_be_committed_leaves_nothing_running(
+    tmp_path: Path,
+) -> None:
+    """The engine made the snapshot but the database refused to record it: the operation fails
+    named (no InProgress left for a retried PUT to join), the snapshot's engine object goes,
+    and a retried PUT makes the snapshot."""
+    with Engine.open(tmp_path) as engine:
+        faults = FailingStatements(engine.db)
+        svc = RegionService(Region("eastus"), engine, Signer(b"k" * 32))
+        disk, _ = svc.put(ResourceId.of("sub", "rg", "disks", "d"), DISK)
+        snap = {
+            "location": "eastus",
+            "properties": {
+                "creationData": {"createOption": "Copy", "sourceResourceId": disk["id"]}
+            },
+        }
+        rid = ResourceId.of("sub", "rg", "snapshots", "s")
+
+        def record_of_made_snapshot(sql: str, params: Mapping[str, Any]) -> bool:
+            return (
+                "arm_resources" in sql
+                and params.get("engine_id") is not None
+                and (params.get("type") == "snapshots")
+            )
+
+        faults.arm(record_of_made_snapshot)
+        with pytest.raises(Exception, match="database or disk is full") as refused:
+            svc.put(rid, snap)
+        assert isinstance(storage_fault(refused.value), StorageFull)
+        assert faults.failed == 1
+        with engine.db.connect() as conn:
+            ops = records.running_operations(conn)
+        assert ops == []
+        assert svc.location_of(rid) is None
+        assert Upkeep(engine, svc.drop_orphans).run_once() <= 1  # sealed, then dropped
+        assert [s.state for s in engine.list_snapshots()] in ([], ["deleted"])
+        _, op = svc.put(rid, snap)  # a retry is a new creation, not the dead one
+        svc.close()
+        assert svc.operation("sub", op.id).status == "Succeeded"
+        assert svc.get(rid)["properties"]["provisioningState"] == "Succeeded"

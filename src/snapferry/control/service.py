@@ -196,13 +196,22 @@ class RegionService(Recovery):
         except Exception as exc:
             self._fail(op, exc, lambda conn: records.drop(conn, rec.key))
             raise
-        rec = replace(rec, engine_id=made.engine_id).with_props(**made.props)
+        made_rec = replace(rec, engine_id=made.engine_id).with_props(**made.props)
         if made.finish is None:
-            rec = replace(rec, state="succeeded")
-        with self.engine.db.begin() as conn:
-            records.put(conn, rec)
-            if made.finish is None:
-                records.finish_operation(conn, op.id, "Succeeded", self.clock())
+            made_rec = replace(made_rec, state="succeeded")
+        try:
+            with self.engine.db.begin() as conn:
+                records.put(conn, made_rec)
+                if made.finish is None:
+                    records.finish_operation(conn, op.id, "Succeeded", self.clock())
+        except Exception as exc:  # the database refused: nothing is left half made or running
+            try:
+                self._delete_engine_object(made_rec)
+            except Exception:
+                log.warning("left %s for the region's upkeep to drop", made.engine_id)
+            self._fail(op, exc, lambda conn: records.drop(conn, rec.key))
+            raise
+        rec = made_rec
         if made.finish is not None:
             self._pool.submit(self._finish_creation, rec, made.finish, op)
         return render.resource(rec), op
