@@ -11,7 +11,7 @@ import pytest
 from snapferry.control import records
 from snapferry.control.access import Signer
 from snapferry.control.creation import Region
-from snapferry.control.errors import AnotherOperationInProgress
+from snapferry.control.errors import AnotherOperationInProgress, OperationNotAllowed
 from snapferry.control.ids import ResourceId
 from snapferry.control.service import RegionService
 from snapferry.control.upkeep import Upkeep
@@ -79,7 +79,7 @@ def test_a_disk_made_with_no_zones_round_trips(tmp_path: Path) -> None:
         svc.close()
 
 
-def test_a_failed_seal_leaves_nothing_behind(tmp_path: Path) -> None:
+def test_a_failed_seal_shows_failed_and_deletes_to_nothing(tmp_path: Path) -> None:
     schedule = FaultSchedule(ops=["put_if_absent"], every=1)
     store = FailingStore(LocalStore(tmp_path / "store"), schedule)
     with Engine.open(tmp_path, store=store) as engine:
@@ -102,12 +102,20 @@ def test_a_failed_seal_leaves_nothing_behind(tmp_path: Path) -> None:
         assert failed.status == "Failed"
         assert failed.error is not None
         assert failed.error["code"] == "StoreUnavailable"
-    with Engine.open(tmp_path) as engine:  # the store works again; a restart sweeps
+        snap_id = ResourceId.of("sub", "rg", "snapshots", "s")
+        shown = svc.get(snap_id)  # visible as Failed, not usable
+        assert shown["properties"]["provisioningState"] == "Failed"
+        with pytest.raises(OperationNotAllowed):
+            svc.grant_access(snap_id, {"access": "Read", "durationInSeconds": 60})
+    with Engine.open(tmp_path) as engine:  # the store works again: the seal finishes at open
         svc = RegionService(Region("eastus"), engine, Signer(b"k" * 32))
         svc.recover()
-        assert engine.list_snapshots() == []
-        assert svc.location_of(ResourceId.of("sub", "rg", "snapshots", "s")) is None
+        delete = svc.delete(snap_id)
         svc.close()
+        assert delete is not None and svc.operation("sub", delete.id).status == "Succeeded"
+        assert svc.location_of(snap_id) is None
+        svc.drop_orphans()
+        assert [s.state for s in engine.list_snapshots()] == []  # hidden under its disk
 
 
 def test_a_creation_whose_record_cannot_be_committed_leaves_nothing_running(

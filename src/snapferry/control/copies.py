@@ -136,9 +136,14 @@ class CopyTargets:
 
     def usable(self, key: str) -> Record | None:
         """The record at key as a source (of a restore, a copy, a SAS); OperationNotAllowed for
-        a copy target still short of 100 %."""
+        a copy target still short of 100 %, or a resource whose creation failed."""
         with self.engine.db.connect() as conn:
             rec = records.get(conn, key)
+        if rec is not None and rec.state == "failed":
+            raise OperationNotAllowed(
+                f"{rec.id} failed to be created: it cannot be restored, read or copied; delete "
+                "it, or PUT it again"
+            )
         copy = None if rec is None else self.job_of(rec)
         if rec is not None and copy is not None and copy.state != SUCCEEDED:
             raise OperationNotAllowed(

@@ -51,7 +51,7 @@ from snapferry.control.models import BODY_MODELS, DiskUpdate, GrantAccess, Snaps
 from snapferry.control.records import Operation, Record
 from snapferry.control.recovery import Recovery, error_of
 from snapferry.engine import Engine
-from snapferry.errors import NotFound, SnapferryError
+from snapferry.errors import NotFound
 from snapferry.ids import new_id
 from snapferry.replication.worker import CopyWorker
 
@@ -171,6 +171,9 @@ class RegionService(Recovery):
             source = self.copies.locate(body.properties.creation_data.source_resource_id)  # type: ignore[attr-defined]
         with self._lock:
             current = self._lookup(rid.key)
+            if current is not None and current.state == "failed":
+                self._forget_failed(current)  # PUT again: a new creation takes its place
+                current = None
             if current is not None:
                 return self._update_by_put(current, body)
             self.engine.reserve.check()  # new data needs room the reserve does not give
@@ -357,10 +360,10 @@ class RegionService(Recovery):
             state = render.disk_state(rec)
             if grant.access == "None":
                 raise InvalidParameter("access must be Read or Write", target="access")
+            self.copies.usable(rec.key)  # not a failed creation, nor a copy short of 100 %
             if rec.rtype == "snapshots":
                 if grant.access == "Write":
                     raise InvalidParameter("snapshots are read-only", target="access")
-                self.copies.usable(rec.key)  # a copy target only once it is copied
                 self._check_family_limit(rec)
             elif grant.access == "Read" and state in ("ReadyToUpload", "ActiveUpload"):
                 raise OperationNotAllowed(f"disk {rec.id} is waiting for its upload")
@@ -444,6 +447,15 @@ class RegionService(Recovery):
             records.add_operation(conn, op)
         return op
 
+    def _forget_failed(self, rec: Record) -> None:
+        """Drop a Failed resource's record; its engine object goes now or with the upkeep."""
+        with self.engine.db.begin() as conn:
+            records.drop(conn, rec.key)
+        try:
+            self._delete_engine_object(rec)
+        except Exception:
+            log.info("left %s of failed %s for the region's upkeep", rec.engine_id, rec.id)
+
     def _finish_creation(
         self, rec: Record, finish: Callable[[Engine], None], op: Operation
     ) -> None:
@@ -453,8 +465,11 @@ class RegionService(Recovery):
         except Exception as exc:
             try:
                 self._delete_engine_object(rec)
-            except SnapferryError:
-                log.warning("left %s for the region's upkeep to drop", rec.engine_id)
+            except Exception:
+                # its engine object stays (a seal the storage refused): the resource shows
+                # Failed until it is deleted or PUT again; the upkeep drops the object then
+                self._fail(op, exc, lambda conn: records.put(conn, replace(rec, state="failed")))
+                return
             self._fail(op, exc, lambda conn: records.drop(conn, rec.key))
             return
         self._settle(lambda conn: records.put(conn, replace(rec, state="succeeded")), op)
@@ -464,8 +479,11 @@ class RegionService(Recovery):
         try:
             self._delete_engine_object(rec)
         except Exception as exc:
-            self._fail(op, exc, lambda conn: records.put(conn, rec))
-            return
+            if rec.state != "failed":
+                self._fail(op, exc, lambda conn: records.put(conn, rec))
+                return
+            # what a failed creation left: unnamed now, the upkeep drops it once it can
+            log.info("left %s of failed %s for the region's upkeep", rec.engine_id, rec.id)
 
         def forget(conn: Any) -> None:
             records.drop(conn, rec.key)
