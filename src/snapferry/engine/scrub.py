@@ -54,22 +54,37 @@ class ScrubReport:
 
 
 def scrub(engine: Engine, progress: Callable[[int, int], None] | None = None) -> ScrubReport:
-    """Verify every referenced object. Reads each pack once, whole."""
+    """Verify every referenced object. Reads each pack once, whole — without holding the engine
+    lock while it reads, so a serving region's writes, snapshots and copies go on: the
+    references are taken under the lock, the packs they name are pinned (GC leaves them alone)
+    while they are read, and what looks bad is judged again against the references as they are
+    at the end, so an object a fold or a repack stopped naming meanwhile is not reported."""
     report = ScrubReport()
     with engine.lock:
         refs = scan(engine.db)
         with engine.db.connect() as conn:
             packs = {p.id: p for p in catalog.all_packs(conn)}
-        bad: dict[tuple[int, int], tuple[str, str]] = {}
         ordered = refs.rows[np.argsort(refs.rows["pack"], kind="stable")]
         ids, starts = np.unique(ordered["pack"], return_index=True)
-        total = sum(int(packs[i].size_bytes) for i in ids.tolist() if i in packs)
+        pinned = ids.tolist()
+        for pack_id in pinned:
+            engine.pins.add(pack_id)
+    bad: dict[tuple[int, int], tuple[str, str]] = {}
+    try:
+        total = sum(int(packs[i].size_bytes) for i in pinned if i in packs)
         groups = np.split(ordered, starts[1:]) if len(ordered) else []
-        for pack_id, rows in zip(ids.tolist(), groups, strict=True):
+        for pack_id, rows in zip(pinned, groups, strict=True):
             _check_pack(engine, rows, packs.get(pack_id), pack_id, bad, report)
             if progress is not None:
                 progress(report.bytes_read, total)
-        report.problems = _affected(engine, refs, bad)
+    finally:
+        engine.pins.discard(pinned)
+    if bad:
+        with engine.lock:
+            now = scan(engine.db)
+            named = set(zip(now.rows["pack"].tolist(), now.rows["offset"].tolist(), strict=True))
+            bad = {where: why for where, why in bad.items() if where in named}
+            report.problems = _affected(engine, now, bad)
     return report
 
 
