@@ -14,6 +14,7 @@ import logging
 from collections.abc import Iterator
 
 from snapferry.errors import (
+    SnapferryError,
     StorageFault,
     StorageFull,
     StorageIOError,
@@ -47,7 +48,12 @@ _MESSAGES = {
 
 
 def storage_fault(exc: BaseException) -> StorageFault | None:
-    """The storage fault exc is or was caused by, if any."""
+    """The storage fault exc is or was caused by, if any. A typed snapferry error other than a
+    store's says what it means itself, whatever it was raised while handling."""
+    if isinstance(exc, StorageFault):
+        return exc
+    if isinstance(exc, SnapferryError) and not isinstance(exc, StoreError):
+        return None
     for cause in _chain(exc):
         if isinstance(cause, StorageFault):
             return cause
@@ -69,7 +75,12 @@ def _kind(exc: BaseException) -> type[StorageFault] | None:
         return _BY_NAME.get(str(exc.details.get("errno", "")))
     if getattr(exc, "sqlstate", None) == "53100" or getattr(exc, "pgcode", None) == "53100":
         return StorageFull
-    if type(exc).__name__ in ("OperationalError", "DiskFull"):
+    if (
+        type(exc).__name__ in ("OperationalError", "DiskFull")
+        and getattr(exc, "orig", None) is None
+    ):
+        # the driver's own error (SQLAlchemy's wrapper quotes the statement's parameters, which
+        # may hold anything a client sent: its ``orig`` is looked at instead)
         text = str(exc).lower()
         for words, kind in _DATABASE:
             if words in text:
@@ -87,7 +98,8 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
             continue
         seen.add(id(item))
         yield item
-        nearby = (getattr(item, "orig", None), item.__cause__, item.__context__)
+        context = None if item.__suppress_context__ else item.__context__
+        nearby = (getattr(item, "orig", None), item.__cause__, context)
         todo.extend(nxt for nxt in nearby if isinstance(nxt, BaseException))
 
 

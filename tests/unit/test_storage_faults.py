@@ -84,3 +84,16 @@ def test_reports_come_once_a_minute_per_kind(caplog: pytest.LogCaptureFixture) -
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 2, lines
     assert lines[0].startswith("StorageFull: OSError") and "\n" not in lines[0]
+
+
+def refuse_while_handling_enospc() -> None:
+    try:
+        raise OSError(errno.ENOSPC, "No space left on device")
+    except OSError:
+        raise InvalidInput("the request was bad anyway") from None
+
+
+def test_a_typed_error_says_what_it_means_whatever_it_was_handling() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        refuse_while_handling_enospc()
+    assert storage_fault(caught.value) is None

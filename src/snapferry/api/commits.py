@@ -49,6 +49,7 @@ class GroupCommit:
         return await done
 
     async def _drain(self, engine_id: str, queue: deque[Waiting]) -> None:
+        group: list[Waiting] = []
         try:
             while queue:
                 group = _take(queue)
@@ -69,8 +70,9 @@ class GroupCommit:
         finally:
             # no await between the last look at the queue and this: nothing joins it unseen
             del self._queues[engine_id]
-            for _, done in queue:
-                done.cancel()
+            for _, done in [*group, *queue]:  # cancelled (a shutdown): nobody is left waiting
+                if not done.done():
+                    done.cancel()
 
 
 def _take(queue: deque[Waiting]) -> list[Waiting]:

@@ -289,7 +289,7 @@ class DataPlane:
                     blob = self._grant(engine_id, write.query, grants)
                     self.check_page_range(blob, write.offset, write.length)
                     write.conditions(self.properties(blob, ahead=len(group)))
-                except SnapferryError as exc:
+                except Exception as exc:  # refuses this write alone: earlier ones may have landed
                     outcomes[i] = exc
                     continue
                 group.append((i, write))

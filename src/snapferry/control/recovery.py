@@ -48,11 +48,17 @@ class Recovery:
             if op.kind == "delete" and rec is not None:
                 try:
                     self._delete_engine_object(rec)
-                except Exception as exc:  # the resource stays; the deletion failed
-                    error = error_of(exc)
-                    with self.engine.db.begin() as conn:
-                        records.finish_operation(conn, op.id, "Failed", self.clock(), error=error)
-                    continue
+                except Exception as exc:
+                    if self._left_by_failed_creation(rec):
+                        pass  # a Failed resource's leftovers: the upkeep drops them later
+                    else:  # the resource stays as it was; the deletion failed
+                        error = error_of(exc)
+                        with self.engine.db.begin() as conn:
+                            records.put(conn, replace(rec, state="succeeded"))
+                            records.finish_operation(
+                                conn, op.id, "Failed", self.clock(), error=error
+                            )
+                        continue
                 with self.engine.db.begin() as conn:
                     records.drop(conn, rec.key)
                     CopyTargets.forget(conn, rec.key)
@@ -76,6 +82,16 @@ class Recovery:
         self._sync_disk_sizes()
         with self.engine.db.begin() as conn:
             records.prune_operations(conn, self.clock() - 86400)
+
+    def _left_by_failed_creation(self, rec: Record) -> bool:
+        """Whether rec's engine object is a snapshot still sealing: only a creation that failed
+        leaves one behind a resource (a Succeeded snapshot was sealed first)."""
+        if rec.rtype != "snapshots" or rec.engine_id is None:
+            return False
+        try:
+            return self.engine.get_snapshot(rec.engine_id).state == "sealing"
+        except NotFound:
+            return False
 
     def _engine_object_ready(self, rec: Record) -> bool:
         if rec.engine_id is None:
@@ -103,18 +119,23 @@ class Recovery:
                 with self.engine.db.begin() as conn:
                     records.put(conn, rec.with_props(**size_props(size)))
 
-    def drop_orphans(self) -> None:
+    def drop_orphans(self, min_age: float = 0.0) -> None:
         """Delete engine disks and snapshots no resource names: the work of creations a crash
-        cut off before they were recorded, or whose seal failed. A snapshot still sealing (its
-        seal postponed for want of space) waits for its seal; one the storage will not delete
-        now is left for the next call."""
+        cut off before they were recorded, or that failed. A snapshot still sealing (its seal
+        postponed for want of space) waits for its seal; one the storage will not delete now is
+        left for the next call. While the region serves, a creation makes its engine object
+        just before its record names it: ``min_age`` (seconds) spares objects that young, and
+        the objects are listed before the records are read."""
+        cutoff = self.engine.clock() - min_age if min_age else float("inf")
+        snaps = [s for s in self.engine.list_snapshots() if s.created_at <= cutoff]
+        disks = [d for d in self.engine.list_disks() if d.created_at <= cutoff]
         with self.engine.db.connect() as conn:
             named = {r.engine_id for r in records.all_records(conn)}
-        for snap in self.engine.list_snapshots():
+        for snap in snaps:
             if snap.id not in named and snap.state != "sealing":
                 log.info("dropping snapshot %s left by a failed creation", snap.id)
                 self._drop(self.engine.delete_snapshot, snap.id)
-        for disk in self.engine.list_disks():
+        for disk in disks:
             if disk.id not in named:
                 log.info("dropping disk %s left by a failed creation", disk.id)
                 self._drop(self.engine.delete_disk, disk.id)

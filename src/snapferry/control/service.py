@@ -167,16 +167,16 @@ class RegionService(Recovery):
             )
         copy_start = rid.rtype == "snapshots" and is_copy_start(body)  # type: ignore[arg-type]
         source = None
-        if copy_start and self._lookup(rid.key) is None:
+        existing = self._lookup(rid.key)
+        if copy_start and (existing is None or existing.state == "failed"):
             source = self.copies.locate(body.properties.creation_data.source_resource_id)  # type: ignore[attr-defined]
         with self._lock:
             current = self._lookup(rid.key)
-            if current is not None and current.state == "failed":
-                self._forget_failed(current)  # PUT again: a new creation takes its place
-                current = None
-            if current is not None:
+            if current is not None and current.state != "failed":
                 return self._update_by_put(current, body)
             self.engine.reserve.check()  # new data needs room the reserve does not give
+            if current is not None:
+                self._forget_failed(current)  # PUT again: a new creation takes its place
             if source is not None:
                 return self.copies.create(rid, body, source, request_digest(body))  # type: ignore[arg-type]
             if rid.rtype == "disks":

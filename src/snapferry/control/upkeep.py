@@ -7,20 +7,26 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from snapferry.engine import Engine
 
 log = logging.getLogger(__name__)
 UPKEEP_SECONDS = 30.0
+SWEEP_SECONDS = 300.0
+"""The orphan sweep runs at least this often, and whenever a postponed seal or fold ended."""
+YOUNGEST_ORPHAN = 300.0
+"""Seconds an unnamed engine object must have existed before a serving region's sweep drops
+it: a creation makes its engine object a moment before its record names it."""
 
 
 class Upkeep:
-    """Every ``every`` seconds: ``engine.finish_pending()``, then ``sweep()`` (the service's
-    orphan sweep) whenever that finished something."""
+    """Every ``every`` seconds: ``engine.finish_pending()``, then ``sweep(min_age)`` (the
+    service's orphan sweep) when that finished something or ``SWEEP_SECONDS`` have passed."""
 
     def __init__(
-        self, engine: Engine, sweep: Callable[[], None], every: float = UPKEEP_SECONDS
+        self, engine: Engine, sweep: Callable[[float], None], every: float = UPKEEP_SECONDS
     ) -> None:
         self.engine = engine
         self.sweep = sweep
@@ -28,6 +34,7 @@ class Upkeep:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pending: int | None = None
+        self._swept = 0.0
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="snapferry-upkeep", daemon=True)
@@ -41,8 +48,11 @@ class Upkeep:
     def run_once(self) -> int:
         """One round; how many snapshots still wait for a seal or a fold."""
         pending = self.engine.finish_pending()
-        if self._pending is None or pending < self._pending:
-            self.sweep()
+        now = time.monotonic()
+        finished = self._pending is not None and pending < self._pending
+        if finished or now - self._swept >= SWEEP_SECONDS:
+            self.sweep(YOUNGEST_ORPHAN)
+            self._swept = now
         self._pending = pending
         return pending
 

@@ -30,6 +30,7 @@ from snapferry.engine.objects import Buffers, ObjectReader, PackWriter, Pins
 from snapferry.engine.resolve import ChunkReader, View
 from snapferry.engine.space import Reserve
 from snapferry.errors import NotFound, NotReady
+from snapferry.faults import THROTTLED, storage_fault
 from snapferry.meta import catalog
 from snapferry.store.base import ChunkStore
 
@@ -109,6 +110,13 @@ class EngineBase:
                     _, _, _, gen, _ = self._disk_row(disk_id)
                     head = self._heads[disk_id] = self._load_head(disk_id, gen)
         return head
+
+    @staticmethod
+    def postponed(what: str, exc: Exception) -> None:
+        """One line a minute for work left for later (a traceback helps nobody here)."""
+        fault = storage_fault(exc)
+        why = fault.code if fault is not None else f"{type(exc).__name__}: {exc}"
+        THROTTLED.warn("postponed", "%s is postponed (%s); it is tried again later", what, why)
 
     def frozen_head(self, node: Node) -> Head:
         """The head generation a sealing snapshot froze (loaded on first use: a seal that could

@@ -23,7 +23,6 @@ from snapferry.engine.imports import ImportOps
 from snapferry.engine.refs import scan
 from snapferry.engine.space import Reserve
 from snapferry.errors import IntegrityError, InvalidInput, RegionBusy
-from snapferry.faults import THROTTLED, storage_fault
 from snapferry.meta import catalog
 from snapferry.meta.db import open_database, sqlite_url
 from snapferry.store.base import ChunkStore
@@ -156,7 +155,7 @@ class Engine(DiskOps, ImportOps):
             try:
                 self.seal_pending(disk_id, locked=True)
             except Exception as exc:
-                self._postponed(f"sealing the snapshots of disk {disk_id}", exc)
+                self.postponed(f"sealing the snapshots of disk {disk_id}", exc)
             finally:
                 lock.release()
         with self.db.connect() as conn:
@@ -165,18 +164,11 @@ class Engine(DiskOps, ImportOps):
             try:
                 self.collapse(row.id)
             except Exception as exc:
-                self._postponed(f"folding deleted snapshot {row.id}", exc)
+                self.postponed(f"folding deleted snapshot {row.id}", exc)
         with self.db.connect() as conn:
             return len(catalog.snapshots_in_state(conn, "sealing")) + len(
                 catalog.snapshots_in_state(conn, "deleted")
             )
-
-    @staticmethod
-    def _postponed(what: str, exc: Exception) -> None:
-        """One line a minute for work left for later (a traceback helps nobody here)."""
-        fault = storage_fault(exc)
-        why = fault.code if fault is not None else f"{type(exc).__name__}: {exc}"
-        THROTTLED.warn("postponed", "%s is postponed (%s); it is tried again later", what, why)
 
     def _index_versions(self) -> None:
         """Fill the version index from the block maps if it is empty while packs exist (a
@@ -202,4 +194,4 @@ class Engine(DiskOps, ImportOps):
             if head is not None:
                 head.retired = True
             self.trash.discard(self.data_dir / "heads" / disk_id)
-        self.collapse(base)
+        self.collapse_or_postpone(base)

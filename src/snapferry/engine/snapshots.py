@@ -171,7 +171,15 @@ class SnapshotOps(EngineBase):
             with self.db.begin() as conn:
                 catalog.update_snapshot(conn, snapshot_id, state="deleted")
             self.maps.invalidate(snapshot_id)
-        self.collapse(snapshot_id)
+        self.collapse_or_postpone(snapshot_id)
+
+    def collapse_or_postpone(self, snapshot_id: str | None) -> None:
+        """``collapse``, after a deletion committed: a fold the storage refuses now is left to
+        ``finish_pending`` (the deletion stands; the snapshot stays a hidden node meanwhile)."""
+        try:
+            self.collapse(snapshot_id)
+        except Exception as exc:
+            self.postponed(f"folding deleted snapshot {snapshot_id}", exc)
 
     def collapse(self, snapshot_id: str | None) -> None:
         """Fold a deleted snapshot into its children once no disk builds on it, then its parent
