@@ -23,6 +23,7 @@ from snapferry.engine.imports import ImportOps
 from snapferry.engine.refs import scan
 from snapferry.engine.space import Reserve
 from snapferry.errors import IntegrityError, InvalidInput, RegionBusy
+from snapferry.faults import storage_fault
 from snapferry.meta import catalog
 from snapferry.meta.db import open_database, sqlite_url
 from snapferry.store.base import ChunkStore
@@ -129,13 +130,14 @@ class Engine(DiskOps, ImportOps):
         if heads.is_dir():
             for disk_dir in heads.iterdir():
                 live = disks.get(disk_dir.name)
-                if live is None:
+                # a deleted disk's frozen generations stay while their snapshots wait to seal
+                gens = [g for d, g in frozen if d == disk_dir.name]
+                if live is not None:
+                    gens.append(live)
+                if not gens:
                     shutil.rmtree(disk_dir, ignore_errors=True)
                     continue
-                keep = {
-                    head_root(self.data_dir, disk_dir.name, gen).name
-                    for gen in (live, *(g for d, g in frozen if d == disk_dir.name))
-                }
+                keep = {head_root(self.data_dir, disk_dir.name, gen).name for gen in gens}
                 for gen_dir in disk_dir.iterdir():
                     if gen_dir.name not in keep:
                         shutil.rmtree(gen_dir, ignore_errors=True)
@@ -184,14 +186,25 @@ class Engine(DiskOps, ImportOps):
             catalog.put_versions(conn, sorted(found))
 
     def delete_disk(self, disk_id: str) -> None:
-        """Delete a disk. Its snapshots stay readable."""
+        """Delete a disk. Its snapshots stay readable: one whose seal the storage refuses now
+        keeps its frozen pages (overlay and bitmap rows) until ``finish_pending`` seals it, so
+        deleting a disk frees its own space even on a full region."""
         with self.disk_lock(disk_id), self.seal_lock(disk_id):
-            self.seal_pending(disk_id, locked=True)
-            base = self._disk_row(disk_id)[2]
+            try:
+                self.seal_pending(disk_id, locked=True)
+            except Exception as exc:
+                if storage_fault(exc) is None:
+                    raise
+                self.postponed(f"sealing the snapshots of deleted disk {disk_id}", exc)
+            _, _, base, gen, _ = self._disk_row(disk_id)
             with self.lock, self.db.begin() as conn:
                 catalog.delete_disk_row(conn, disk_id)
+                waiting = catalog.frozen_gens(conn, disk_id)
             head = self._heads.pop(disk_id, None)
             if head is not None:
                 head.retired = True
-            self.trash.discard(self.data_dir / "heads" / disk_id)
+            if waiting:  # only the live generation goes; the frozen ones seal later
+                self.trash.discard(head_root(self.data_dir, disk_id, gen))
+            else:
+                self.trash.discard(self.data_dir / "heads" / disk_id)
         self.collapse_or_postpone(base)

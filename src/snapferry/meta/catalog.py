@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, Select, delete, func, insert, select, update
 
 from snapferry.meta.schema import (
     disks,
@@ -125,9 +125,26 @@ def update_disk(conn: Connection, disk_id: str, **values: Any) -> None:
 
 
 def delete_disk_row(conn: Connection, disk_id: str) -> None:
+    """Forget a disk and its head, but not the bitmap rows of generations its snapshots still
+    sealing froze (they seal from them; ``_drop_head_gen`` removes them after)."""
     conn.execute(delete(head_journal).where(head_journal.c.disk_id == disk_id))
-    conn.execute(delete(head_pages).where(head_pages.c.disk_id == disk_id))
+    conn.execute(
+        delete(head_pages).where(
+            head_pages.c.disk_id == disk_id, head_pages.c.gen.not_in(_frozen_gens(disk_id))
+        )
+    )
     conn.execute(delete(disks).where(disks.c.id == disk_id))
+
+
+def frozen_gens(conn: Connection, disk_id: str) -> list[int]:
+    """The head generations of the disk that snapshots still sealing froze."""
+    return [int(g) for (g,) in conn.execute(_frozen_gens(disk_id)).all()]
+
+
+def _frozen_gens(disk_id: str) -> Select[tuple[Any]]:
+    return select(snapshots.c.frozen_gen).where(
+        snapshots.c.state == "sealing", snapshots.c.disk_id == disk_id
+    )
 
 
 def disks_on_base(conn: Connection, snapshot_id: str) -> int:
@@ -168,9 +185,10 @@ def drop_head_gen(conn: Connection, disk_id: str, gen: int) -> None:
 
 
 def drop_stale_head_gens(conn: Connection) -> None:
-    """Delete the bitmap rows of every head generation that is neither its disk's live one nor
-    frozen by a snapshot still sealing."""
-    current = select(disks.c.head_gen).where(disks.c.id == head_pages.c.disk_id).scalar_subquery()
+    """Delete the bitmap rows of every head generation that is neither its disk's live one (a
+    deleted disk has none) nor frozen by a snapshot still sealing."""
+    live = select(disks.c.head_gen).where(disks.c.id == head_pages.c.disk_id).scalar_subquery()
+    current = func.coalesce(live, -1)
     frozen = select(snapshots.c.frozen_gen).where(
         snapshots.c.state == "sealing", snapshots.c.disk_id == head_pages.c.disk_id
     )

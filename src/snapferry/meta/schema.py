@@ -103,7 +103,8 @@ disks = Table(
 head_pages = Table(
     "head_pages",
     metadata,
-    Column("disk_id", ID, ForeignKey("disks.id", ondelete="CASCADE"), primary_key=True),
+    # no foreign key: a deleted disk's frozen generation keeps its rows until its snapshot seals
+    Column("disk_id", ID, primary_key=True),
     Column("gen", Integer, primary_key=True, autoincrement=False),
     Column("chunk", BigInteger, primary_key=True, autoincrement=False),
     Column("bitmap", LargeBinary, nullable=False),
