@@ -19,6 +19,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     disable_created_metrics,
 )
@@ -79,6 +80,32 @@ class DataPlaneMetrics:
             buckets=(1, 2, 4, 8, 16, 32, 64),
             registry=registry,
         )
+
+
+class ScrubMetrics:
+    """What a region's last scheduled scrub found (``control.scrubbing``)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.problems = Gauge(
+            "snapferry_scrub_problems",
+            "Stored versions the last scrub found corrupt, missing or dangling.",
+            registry=registry,
+        )
+        self.ended = Gauge(
+            "snapferry_scrub_last_end_timestamp_seconds",
+            "When the last scrub ended (Unix time).",
+            registry=registry,
+        )
+        self.bytes_read = Gauge(
+            "snapferry_scrub_bytes_read",
+            "Bytes of packs the last scrub read and verified.",
+            registry=registry,
+        )
+
+    def observe(self, state: Mapping[str, float]) -> None:
+        self.problems.set(state.get("problems", 0))
+        self.ended.set(state.get("lastEndedAt", 0))
+        self.bytes_read.set(state.get("bytesRead", 0))
 
 
 class PeerMetrics:

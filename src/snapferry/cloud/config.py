@@ -41,6 +41,7 @@ read_buffer_mib = 512                  # bytes held for downloads being sent, al
 reserve_percent = 1.0                  # space kept free for deletions and recovery: this much
 reserve_mib = 256                      #   of the data directory's filesystem, at most this
 upkeep_seconds = 30                    # how often seals and folds the storage refused are retried
+scrub_hours = 168                      # a scrub of every stored version this often; 0: never
 ```
 """
 
@@ -81,6 +82,7 @@ class RegionConfig:
     reserve_percent: float = 1.0
     reserve_mib: int = 256
     upkeep_seconds: float = 30.0
+    scrub_hours: float = 168.0
 
     def directory(self, root: Path) -> Path:
         return self.data_dir if self.data_dir is not None else root / "regions" / self.name
@@ -191,6 +193,11 @@ def _region(raw: Any, root: Path) -> RegionConfig:
     upkeep = raw.get("upkeep_seconds", 30.0)
     if isinstance(upkeep, bool) or not isinstance(upkeep, int | float) or not 0.1 <= upkeep <= 3600:
         raise InvalidInput(f"region {name}: upkeep_seconds must be between 0.1 and 3600")
+    scrub_hours = raw.get("scrub_hours", 168.0)
+    if isinstance(scrub_hours, bool) or not isinstance(scrub_hours, int | float):
+        raise InvalidInput(f"region {name}: scrub_hours must be a number of hours (0: never)")
+    if not 0 <= scrub_hours <= 24 * 366:
+        raise InvalidInput(f"region {name}: scrub_hours must be between 0 (never) and 8784")
     faults = raw.get("peer_faults", "")
     if not isinstance(faults, str):
         raise InvalidInput(f"region {name}: peer_faults must be a string like 'drop=0.1'")
@@ -206,6 +213,7 @@ def _region(raw: Any, root: Path) -> RegionConfig:
         reserve_percent=float(reserve_percent),
         reserve_mib=reserve_mib,
         upkeep_seconds=float(upkeep),
+        scrub_hours=float(scrub_hours),
         operation_delay=float(delay),
         name=name,
         zones=tuple(zones),

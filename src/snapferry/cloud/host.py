@@ -42,6 +42,7 @@ from snapferry.control.access import Signer, load_key
 from snapferry.control.creation import Region
 from snapferry.control.dataplane import DataPlane
 from snapferry.control.peering import SYSTEM_KEY_FILE, PeerService
+from snapferry.control.scrubbing import ScheduledScrub
 from snapferry.control.service import RegionService
 from snapferry.control.upkeep import Upkeep
 from snapferry.engine import Engine
@@ -56,6 +57,7 @@ from snapferry.metrics import (
     DataPlaneMetrics,
     HttpMetrics,
     PeerMetrics,
+    ScrubMetrics,
     new_registry,
 )
 from snapferry.replication.faults import Faults, FaultyPeer
@@ -212,7 +214,12 @@ def open_region(
     hosted.closers.append(service.close)
     registry.register(CopyStates(service.copies.counts))
     service.recover()
-    upkeep = Upkeep(engine, service.drop_orphans, config.upkeep_seconds)
+    scrubs = (
+        ScheduledScrub(engine, config.scrub_hours * 3600, ScrubMetrics(registry))
+        if config.scrub_hours
+        else None
+    )
+    upkeep = Upkeep(engine, service.drop_orphans, config.upkeep_seconds, scrubs)
     upkeep.start()
     hosted.closers.append(upkeep.stop)
     copier.start()  # claims nothing until started: see Hosted.starters

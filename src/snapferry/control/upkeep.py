@@ -1,6 +1,7 @@
 """A region's upkeep: a background thread that finishes what the region left for later — seals
 and folds the storage refused (no space, a read-only filesystem) and then the engine objects of
 creations that failed meanwhile — so that freeing space is all an operator has to do: no restart.
+It also runs the scheduled scrub (``control.scrubbing``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from snapferry.control.scrubbing import ScheduledScrub
 from snapferry.engine import Engine
 
 log = logging.getLogger(__name__)
@@ -23,14 +25,20 @@ it: a creation makes its engine object a moment before its record names it."""
 
 class Upkeep:
     """Every ``every`` seconds: ``engine.finish_pending()``, then ``sweep(min_age)`` (the
-    service's orphan sweep) when that finished something or ``SWEEP_SECONDS`` have passed."""
+    service's orphan sweep) when that finished something or ``SWEEP_SECONDS`` have passed, then
+    the scheduled scrub when it is due."""
 
     def __init__(
-        self, engine: Engine, sweep: Callable[[float], None], every: float = UPKEEP_SECONDS
+        self,
+        engine: Engine,
+        sweep: Callable[[float], None],
+        every: float = UPKEEP_SECONDS,
+        scrubs: ScheduledScrub | None = None,
     ) -> None:
         self.engine = engine
         self.sweep = sweep
         self.every = every
+        self.scrubs = scrubs
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pending: int | None = None
@@ -54,6 +62,8 @@ class Upkeep:
             self.sweep(YOUNGEST_ORPHAN)
             self._swept = now
         self._pending = pending
+        if self.scrubs is not None:
+            self.scrubs.run_if_due()
         return pending
 
     def _run(self) -> None:

@@ -1,0 +1,88 @@
+"""A serving region scrubs on its schedule (``scrub_hours``) while it serves: a clean region
+shows no problem in its metrics, and a byte flipped in a stored pack is found by the next
+scrub, named in the log and counted in ``snapferry_scrub_problems``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+from azure.mgmt.compute import ComputeManagementClient
+from azure.mgmt.resource.resources import ResourceManagementClient
+
+from snapferry.sdk import connect
+from snapferry.testing.cloud import RunningCloud
+
+CONFIG = """
+[[regions]]
+name = "eastus"
+upkeep_seconds = 0.2
+scrub_hours = 0.0005
+
+[[regions]]
+name = "westus"
+scrub_hours = 0
+"""
+
+
+def scrub_metrics(cloud: RunningCloud) -> dict[str, float]:
+    text = requests.get(cloud.cloud["metrics"]["eastus"], timeout=10).text
+    return {
+        line.split()[0]: float(line.split()[1])
+        for line in text.splitlines()
+        if line.startswith("snapferry_scrub_")
+    }
+
+
+def wait_for_scrub(cloud: RunningCloud, after: float) -> dict[str, float]:
+    deadline = time.monotonic() + 60
+    while True:
+        found = scrub_metrics(cloud)
+        if found.get("snapferry_scrub_last_end_timestamp_seconds", 0) > after:
+            return found
+        assert time.monotonic() < deadline, found
+        time.sleep(0.2)
+
+
+def test_a_serving_region_scrubs_on_schedule_and_names_damage(tmp_path: Path) -> None:
+    cloud = RunningCloud.start(tmp_path / "cloud", config_text=CONFIG)
+    try:
+        connect(ResourceManagementClient, cloud.cloud).resource_groups.create_or_update(
+            "g", {"location": "eastus"}
+        )
+        compute = connect(ComputeManagementClient, cloud.cloud)
+        body: Any = {
+            "location": "eastus",
+            "properties": {"creationData": {"createOption": "Empty"}, "diskSizeGB": 1},
+        }
+        disk = compute.disks.begin_create_or_update("g", "d", body).result()
+        grant: Any = {"access": "Write", "durationInSeconds": 600}
+        sas = compute.disks.begin_grant_access("g", "d", grant).result().access_sas
+        headers = {"x-ms-range": "bytes=0-65535", "x-ms-page-write": "update"}
+        put = requests.put(sas + "&comp=page", data=bytes(range(256)) * 256, headers=headers)
+        assert put.status_code == 201
+        compute.disks.begin_revoke_access("g", "d").result()
+        snap: Any = {
+            "location": "eastus",
+            "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": disk.id}},
+        }
+        compute.snapshots.begin_create_or_update("g", "s", snap).result()
+
+        clean = wait_for_scrub(cloud, time.time())
+        assert clean["snapferry_scrub_problems"] == 0
+        assert clean["snapferry_scrub_bytes_read"] > 0
+
+        (pack,) = [
+            p for p in (cloud.data_dir / "regions" / "eastus" / "store").rglob("*") if p.is_file()
+        ]
+        damaged = bytearray(pack.read_bytes())
+        damaged[len(damaged) // 2] ^= 0xFF
+        pack.write_bytes(bytes(damaged))
+        found = wait_for_scrub(cloud, time.time())
+        assert found["snapferry_scrub_problems"] >= 1
+        log = (cloud.data_dir / "up.log").read_text(errors="replace")
+        assert "scrub: corrupt" in log and "Traceback" not in log
+    finally:
+        cloud.kill()
