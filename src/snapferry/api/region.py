@@ -29,6 +29,7 @@ from snapferry.api.common import (
     error_response,
     install_error_handlers,
 )
+from snapferry.api.maintenance import maintenance_router
 from snapferry.api.observe import add_metrics_route
 from snapferry.api.peer import peer_router
 from snapferry.control import render
@@ -286,6 +287,7 @@ def region_app(
         check_subscription(subscription)
         return {"value": service.copies.events(subscription, target, after)}
 
+    app.include_router(maintenance_router(service.engine))
     if peers is not None:
         app.include_router(peer_router(peers, peer_key))
     if metrics is not None:

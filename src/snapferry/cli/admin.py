@@ -1,7 +1,8 @@
 """Admin commands over one local region: ``scrub``, ``gc``, ``compact`` and ``demo``.
 
-Each command resolves the region's data directory, opens the Engine, makes one engine call and
-renders the result (see ``output``). ``scrub``, ``gc`` and ``compact`` never create a region: a
+Each command resolves the region's data directory, runs one engine pass there — or has the
+running region that holds it run the pass (``passes``) — and renders the result (see
+``output``). ``scrub``, ``gc`` and ``compact`` never create a region: a
 directory without ``meta.db`` is an error. The data directory is, first match wins:
 ``--data-dir``, then ``$SNAPFERRY_DATA_DIR``, then ``regions/<region>`` under the cloud's data
 directory (``$SNAPFERRY_HOME``, else ``$XDG_DATA_HOME/snapferry``) — without ``--region``, the
@@ -12,8 +13,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,10 +23,11 @@ from rich.console import RenderableType
 from snapferry.cli import demo
 from snapferry.cli import output as out
 from snapferry.cli.output import ExitCode
+from snapferry.cli.passes import run_pass
 from snapferry.engine import Engine
 from snapferry.engine.compact import DEFAULT_COVERAGE, DEFAULT_MAX_DEPTH, CompactReport, compact
 from snapferry.engine.gc import DEFAULT_GRACE, GcReport, collect
-from snapferry.engine.scrub import ScrubReport
+from snapferry.engine.scrub import Problem, ScrubReport
 from snapferry.engine.scrub import scrub as run_scrub
 from snapferry.errors import InvalidInput, NotFound
 from snapferry.settings import default_data_dir as settings_data_dir
@@ -92,22 +93,6 @@ def resolve_data_dir(data_dir: Path | None, region: str | None) -> Path:
     return regions / found[0]
 
 
-@contextmanager
-def open_region(data_dir: Path) -> Iterator[Engine]:
-    """The Engine of the existing region at data_dir, closed on exit. Raises NotFound if there
-    is no region there (never creates one) and RegionBusy if another process holds it."""
-    if not (data_dir / "meta.db").is_file():
-        raise NotFound(
-            f"no region at {data_dir} (no meta.db there); pass --data-dir or set {DATA_DIR_ENV}",
-            data_dir=str(data_dir),
-        )
-    engine = Engine.open(data_dir)
-    try:
-        yield engine
-    finally:
-        engine.close()
-
-
 # --- scrub -----------------------------------------------------------------------------------
 @click.command("scrub")
 @region_options
@@ -121,8 +106,12 @@ def scrub_command(
     stderr is a terminal."""
     path = resolve_data_dir(data_dir, region)
     stderr_tty = sys.stderr.isatty()
-    with open_region(path) as engine, out.progress_bar("scrub", stderr_tty) as progress:
-        report = run_scrub(engine, progress)
+    with out.progress_bar("scrub", stderr_tty) as progress:
+        found = run_pass(path, "scrub", {}, lambda e, p: run_scrub(e, p).to_dict(), progress)
+    found.pop("clean", None)
+    report = ScrubReport(
+        **{**found, "problems": [Problem(**problem) for problem in found.get("problems", [])]}
+    )
     doc = {"data_dir": str(path), **report.to_dict()}
     out.emit(output, doc, lambda: _scrub_view(path, report))
     ctx.exit(ExitCode.OK if report.clean else ExitCode.PROBLEMS)
@@ -173,8 +162,15 @@ def gc_command(
 ) -> None:
     """Delete unreferenced packs and repack sparse ones. Safe to interrupt and repeat."""
     path = resolve_data_dir(data_dir, region)
-    with open_region(path) as engine:
-        report = collect(engine, grace_seconds=grace, repack_below=repack_below)
+    params = {"grace": str(grace), "repackBelow": str(repack_below)}
+    report = GcReport(
+        **run_pass(
+            path,
+            "gc",
+            params,
+            lambda e, _: collect(e, grace_seconds=grace, repack_below=repack_below).to_dict(),
+        )
+    )
     doc = {"data_dir": str(path), "grace_seconds": grace, "repack_below": repack_below}
     out.emit(output, doc | report.to_dict(), lambda: [_gc_table(path, report)])
 
@@ -215,8 +211,15 @@ def compact_command(
 ) -> None:
     """Rewrite long patch chains as full versions, so reads stay fast. Diffs do not change."""
     path = resolve_data_dir(data_dir, region)
-    with open_region(path) as engine:
-        report = compact(engine, max_depth=max_depth, coverage=coverage)
+    params = {"maxDepth": str(max_depth), "coverage": str(coverage)}
+    report = CompactReport(
+        **run_pass(
+            path,
+            "compact",
+            params,
+            lambda e, _: compact(e, max_depth=max_depth, coverage=coverage).to_dict(),
+        )
+    )
     doc = {"data_dir": str(path), "max_depth": max_depth, "coverage": coverage}
     out.emit(output, doc | report.to_dict(), lambda: [_compact_table(path, report)])
 

@@ -1,0 +1,99 @@
+"""Maintenance of a serving region on demand — what ``snapferry scrub|gc|compact`` ask of a
+region that a running cloud holds: ``POST /snapferry/maintenance/v1/{scrub,gc,compact}`` runs
+the engine's pass in a worker thread and streams JSON lines as it goes: ``{"progress": [done,
+total]}`` (scrub, at most twice a second), then ``{"result": {...}}`` (the pass's report) or
+``{"error": {"code", "message"}}``. Behind the front door's key, like every region route.
+
+Scrub holds the engine lock only to take references; GC and compaction hold it for their pass,
+so the region's snapshots, seals and copy commits wait for them meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+
+from snapferry.engine import Engine
+from snapferry.engine.compact import DEFAULT_COVERAGE, DEFAULT_MAX_DEPTH, compact
+from snapferry.engine.gc import DEFAULT_GRACE, collect
+from snapferry.engine.scrub import scrub
+from snapferry.errors import SnapferryError
+from snapferry.faults import storage_fault
+
+log = logging.getLogger("snapferry.api")
+PREFIX = "/snapferry/maintenance/v1"
+PROGRESS_EVERY = 0.5
+Progress = Callable[[int, int], None]
+
+
+def maintenance_router(engine: Engine) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    @router.post(f"{PREFIX}/scrub")
+    async def scrub_now() -> StreamingResponse:
+        return _streamed(lambda progress: scrub(engine, progress).to_dict())
+
+    @router.post(f"{PREFIX}/gc")
+    async def gc_now(
+        grace: Annotated[float, Query(ge=0, le=10**9)] = DEFAULT_GRACE,
+        repack_below: Annotated[float, Query(alias="repackBelow", ge=0, le=1)] = 0.5,
+    ) -> StreamingResponse:
+        return _streamed(
+            lambda _: collect(engine, grace_seconds=grace, repack_below=repack_below).to_dict()
+        )
+
+    @router.post(f"{PREFIX}/compact")
+    async def compact_now(
+        max_depth: Annotated[int, Query(alias="maxDepth", ge=0, le=10**6)] = DEFAULT_MAX_DEPTH,
+        coverage: Annotated[float, Query(ge=0, le=1)] = DEFAULT_COVERAGE,
+    ) -> StreamingResponse:
+        return _streamed(
+            lambda _: compact(engine, max_depth=max_depth, coverage=coverage).to_dict()
+        )
+
+    return router
+
+
+def _streamed(task: Callable[[Progress], dict[str, Any]]) -> StreamingResponse:
+    """task run in a thread of its own, its progress and outcome as JSON lines."""
+    return StreamingResponse(_lines(task), media_type="application/x-ndjson")
+
+
+async def _lines(task: Callable[[Progress], dict[str, Any]]) -> AsyncIterator[bytes]:
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    told = 0.0
+
+    def progress(done: int, total: int) -> None:
+        nonlocal told
+        now = time.monotonic()
+        if now - told >= PROGRESS_EVERY:
+            told = now
+            loop.call_soon_threadsafe(queue.put_nowait, {"progress": [done, total]})
+
+    def run() -> None:
+        try:
+            line: dict[str, Any] = {"result": task(progress)}
+        except Exception as exc:
+            named = storage_fault(exc) or exc
+            if isinstance(named, SnapferryError):
+                line = {"error": {"code": named.code, "message": named.message}}
+            else:
+                log.exception("maintenance failed")
+                line = {"error": {"code": "InternalError", "message": "the pass failed"}}
+        loop.call_soon_threadsafe(queue.put_nowait, line)
+
+    threading.Thread(target=run, name="snapferry-maintenance", daemon=True).start()
+    while True:
+        line = await queue.get()
+        yield (json.dumps(line) + "\n").encode()
+        if "progress" not in line:
+            return
