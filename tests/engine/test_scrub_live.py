@@ -1,5 +1,6 @@
-"""Scrub in a serving region: it holds the engine lock only to take and recheck references, so
-snapshots and writes go on while it reads packs."""
+"""Maintenance in a serving region: scrub holds the engine lock only to take and recheck
+references, GC only for metadata, so snapshots and writes go on while they read, copy and
+delete packs."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from snapferry.engine import Engine
+from snapferry.engine.gc import GcReport, collect
 from snapferry.engine.scrub import ScrubReport, scrub
 from snapferry.settings import CHUNK
 from snapferry.store import DelayingStore, LocalStore
@@ -44,3 +46,39 @@ def test_a_snapshot_and_writes_go_on_while_scrub_reads(tmp_path: Path) -> None:
         assert took < READ_DELAY, f"the snapshot waited {took:.2f} s for the scrub"
         assert done[0].clean and done[0].packs == 3
         assert engine.get_snapshot(snap.id).state == "ready"
+
+
+def test_a_snapshot_goes_on_while_gc_deletes_dead_packs(tmp_path: Path) -> None:
+    deleting = threading.Event()
+
+    def slow(seconds: float) -> None:
+        deleting.set()
+        time.sleep(seconds)
+
+    store = DelayingStore(LocalStore(tmp_path / "store"), READ_DELAY, ops=["delete"], sleep=slow)
+    with Engine.open(tmp_path, store=store) as engine:
+        rng = np.random.default_rng(4)
+        disk = engine.create_disk(8 * CHUNK).id
+        snaps = []
+        for _ in range(4):  # each snapshot rewrites chunk 0 into a pack of its own
+            engine.write(disk, 0, rng.bytes(CHUNK))
+            snaps.append(engine.create_snapshot(disk).id)
+        keep = engine.read(disk, 0, 8 * CHUNK)
+        for snap in snaps[:-1]:
+            engine.delete_snapshot(snap)  # folded into the last: their packs are unnamed
+        done: list[GcReport] = []
+        collecting = threading.Thread(
+            target=lambda: done.append(collect(engine, grace_seconds=0, repack_below=0))
+        )
+        collecting.start()
+        assert deleting.wait(10)
+        started = time.monotonic()
+        snap = engine.create_snapshot(disk)
+        took = time.monotonic() - started
+        still_collecting = collecting.is_alive()
+        collecting.join()
+        assert still_collecting, "gc ended before the snapshot could show anything"
+        assert took < READ_DELAY, f"the snapshot waited {took:.2f} s for gc"
+        assert done[0].deleted >= 1
+        assert engine.read_snapshot(snap.id, 0, 8 * CHUNK) == keep
+        assert engine.read_snapshot(snaps[-1], 0, 8 * CHUNK) == keep

@@ -67,6 +67,8 @@ class EngineBase:
         self._frozen: dict[str, Head] = {}
         self._disk_locks: dict[str, threading.Lock] = {}
         self._seal_locks: dict[str, threading.Lock] = {}
+        self.maintenance_lock = threading.Lock()
+        """GC runs one pass at a time (it holds the engine lock only in part)."""
         self._locks_guard = threading.Lock()
         self._lockfile: int | None = None
         self.trash = Trash(data_dir / "trash")

@@ -48,7 +48,19 @@ class GcReport:
 def collect(
     engine: Engine, grace_seconds: float = DEFAULT_GRACE, repack_below: float = 0.5
 ) -> GcReport:
-    """Run one collection. Safe to interrupt at any point and to repeat."""
+    """Run one collection. Safe to interrupt at any point and to repeat.
+
+    The engine lock is held only for metadata — to take the references and mark what nothing
+    names ``dead`` (or revive what something names again), and to commit a repack — while
+    frames are copied and dead packs deleted without it, so a serving region goes on. That is
+    safe because nothing ever comes to name a dead pack: commits name new (pinned) packs or
+    packs already named, and a copy reusing a stored frame checks, under the lock, that its
+    pack is still live."""
+    with engine.maintenance_lock:
+        return _collect(engine, grace_seconds, repack_below)
+
+
+def _collect(engine: Engine, grace_seconds: float, repack_below: float) -> GcReport:
     report = GcReport()
     with engine.lock:
         # metadata that points at packs only commits under engine.lock, so the references
@@ -66,13 +78,14 @@ def collect(
             and p.created_at + grace_seconds <= now
             and live[p.id] < repack_below * p.size_bytes
         ]
-        if sparse:
-            _repack(engine, refs, set(sparse), report)
-            refs = scan(engine.db)
-            live = refs.live_bytes()
-        _sweep(engine, live, grace_seconds, report)
-        report.live_bytes = sum(live.values())
-        engine.objects.forget()
+    if sparse:
+        _repack(engine, refs, set(sparse), report)
+    with engine.lock:
+        live = scan(engine.db).live_bytes()
+        expired = _mark(engine, live, grace_seconds, report)
+    _delete(engine, expired, report)
+    report.live_bytes = sum(live.values())
+    engine.objects.forget()
     return report
 
 
@@ -83,7 +96,10 @@ def _packs_and_pins(engine: Engine) -> tuple[Sequence[Row[Any]], frozenset[int]]
         return packs, engine.pins.snapshot()
 
 
-def _sweep(engine: Engine, live: dict[int, int], grace: float, report: GcReport) -> None:
+def _mark(engine: Engine, live: dict[int, int], grace: float, report: GcReport) -> list[Row[Any]]:
+    """Mark live packs nothing names dead and revive dead ones something names (under the
+    engine lock); the packs whose time is up: dead past the grace period, or ``pending`` (a
+    writer that never committed) older than it."""
     packs, pinned = _packs_and_pins(engine)
     now = engine.clock()
     with engine.db.begin() as conn:
@@ -96,14 +112,21 @@ def _sweep(engine: Engine, live: dict[int, int], grace: float, report: GcReport)
     report.marked_dead = len(newly_dead)
     dead_at = {p.id: p.dead_at for p in packs}
     dead_at.update(dict.fromkeys(newly_dead, now))
+    expired = []
     for p in packs:
         if p.id in live or p.id in pinned or p.id in revived:
             continue
-        expired = (p.state == "pending" and p.created_at + grace <= now) or (
+        if (p.state == "pending" and p.created_at + grace <= now) or (
             p.state != "pending" and (dead_at[p.id] or now) + grace <= now
-        )
-        if not expired:
-            continue
+        ):
+            expired.append(p)
+    return expired
+
+
+def _delete(engine: Engine, expired: list[Row[Any]], report: GcReport) -> None:
+    """Delete expired packs, object first, then row (a crash between the two only repeats the
+    delete); no lock needed: nothing names them, and nothing can come to."""
+    for p in expired:
         engine.store.delete(p.key)
         with engine.db.begin() as conn:
             catalog.delete_pack_row(conn, p.id)
@@ -128,20 +151,34 @@ def _repack(engine: Engine, refs: References, sparse: set[int], report: GcReport
             (new,) = writer.write_frames([frame])
             moved[(int(pack), int(offset))] = (new.pack, new.offset)
         sizes = writer.finish()
-        done = sparse - bad_packs
-        report.skipped_corrupt = len(bad_packs)
-        owners = sorted({int(o) for o in rows["owner"][np.isin(rows["pack"], list(done))]})
-        with engine.db.begin() as conn:
-            for owner in owners:
-                snapshot_id, segment = refs.owners[owner]
-                blob = dict(catalog.segments(conn, snapshot_id))[segment]
-                entries = blockmap.decode_segment(blob)
-                for i in np.flatnonzero(np.isin(entries["pack"], list(done))).tolist():
-                    pack, offset = moved[(int(entries["pack"][i]), int(entries["offset"][i]))]
-                    entries["pack"][i], entries["offset"][i] = pack, offset
-                catalog.put_segments(conn, snapshot_id, {segment: blockmap.encode_segment(entries)})
-                engine.maps.invalidate(snapshot_id)
-            writer.commit(conn)
-            catalog.mark_packs_dead(conn, done, engine.clock())
+        with engine.lock:  # the references as they are now, not as they were when we started
+            now = scan(engine.db)
+            named = now.rows[np.isin(now.rows["pack"], list(sparse - bad_packs))]
+            # a frame of a sparse pack named now that we did not copy (a copy came to reuse it
+            # meanwhile) keeps its pack live: only packs whose every named frame moved go dead
+            unmoved = {
+                int(pack)
+                for pack, offset in zip(
+                    named["pack"].tolist(), named["offset"].tolist(), strict=True
+                )
+                if (int(pack), int(offset)) not in moved
+            }
+            done = sparse - bad_packs - unmoved
+            report.skipped_corrupt = len(bad_packs)
+            owners = sorted({int(o) for o in named["owner"]})
+            with engine.db.begin() as conn:
+                for owner in owners:
+                    snapshot_id, segment = now.owners[owner]
+                    blob = dict(catalog.segments(conn, snapshot_id))[segment]
+                    entries = blockmap.decode_segment(blob)
+                    for i in np.flatnonzero(np.isin(entries["pack"], list(sparse))).tolist():
+                        where = (int(entries["pack"][i]), int(entries["offset"][i]))
+                        if where in moved:
+                            entries["pack"][i], entries["offset"][i] = moved[where]
+                    blobs = {segment: blockmap.encode_segment(entries)}
+                    catalog.put_segments(conn, snapshot_id, blobs)
+                    engine.maps.invalidate(snapshot_id)
+                writer.commit(conn)
+                catalog.mark_packs_dead(conn, done, engine.clock())
     report.repacked = len(done)
     report.repacked_bytes = sum(sizes.values())

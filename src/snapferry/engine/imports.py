@@ -389,7 +389,8 @@ class ImportOps(SnapshotOps):
                     )
                     blobs[seg] = blockmap.encode_segment(merged)
                 named = set(entries["pack"][entries["pack"] >= 0].tolist())
-                if len(catalog.pack_keys(conn, named)) != len(named):
+                if len(catalog.namable_packs(conn, named)) != len(named):
+                    # gone, or dead (GC deletes those without the lock): fetch them instead
                     raise IntegrityError("a version the import names is no longer stored here")
                 catalog.put_segments(conn, snapshot_id, blobs)
                 writer.commit(conn)

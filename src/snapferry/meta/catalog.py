@@ -235,6 +235,16 @@ def pack_keys(conn: Connection, pack_ids: Iterable[int]) -> dict[int, str]:
     return {int(r.id): str(r.key) for r in rows}
 
 
+def namable_packs(conn: Connection, pack_ids: Iterable[int]) -> set[int]:
+    """Which of the packs a commit may name: stored and not dead (GC deletes dead packs
+    without the engine lock, trusting that nothing comes to name them)."""
+    ids = list(pack_ids)
+    rows = conn.execute(
+        select(packs.c.id).where(packs.c.id.in_(ids), packs.c.state != "dead")
+    ).all()
+    return {int(r.id) for r in rows}
+
+
 def all_packs(conn: Connection) -> Sequence[Row[Any]]:
     return conn.execute(select(packs).order_by(packs.c.id)).all()
 
