@@ -1,6 +1,6 @@
 """Maintenance in a serving region: scrub holds the engine lock only to take and recheck
-references, GC only for metadata, so snapshots and writes go on while they read, copy and
-delete packs."""
+references, GC only for metadata, compaction only to commit each snapshot's new map, so
+snapshots and writes go on while they read, copy, write and delete packs."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from snapferry.engine import Engine
+from snapferry.engine.compact import CompactReport, compact
 from snapferry.engine.gc import GcReport, collect
 from snapferry.engine.scrub import ScrubReport, scrub
 from snapferry.settings import CHUNK
@@ -82,3 +83,40 @@ def test_a_snapshot_goes_on_while_gc_deletes_dead_packs(tmp_path: Path) -> None:
         assert done[0].deleted >= 1
         assert engine.read_snapshot(snap.id, 0, 8 * CHUNK) == keep
         assert engine.read_snapshot(snaps[-1], 0, 8 * CHUNK) == keep
+
+
+def test_a_snapshot_goes_on_while_compaction_reads_and_writes(tmp_path: Path) -> None:
+    armed, reading = threading.Event(), threading.Event()
+
+    def slow(seconds: float) -> None:  # the pass's first read is slow, the rest are not
+        if armed.is_set() and not reading.is_set():
+            reading.set()
+            time.sleep(2 * seconds)
+
+    store = DelayingStore(LocalStore(tmp_path / "store"), READ_DELAY, ops=["get"], sleep=slow)
+    with Engine.open(tmp_path, store=store) as engine:
+        rng = np.random.default_rng(6)
+        disk = engine.create_disk(8 * CHUNK).id
+        engine.write(disk, 0, rng.bytes(4 * CHUNK))
+        engine.create_snapshot(disk)
+        for n in range(3):  # a few pages of each chunk: patches over the first versions
+            engine.write_many(disk, [(c * CHUNK + n * 8192, rng.bytes(4096)) for c in range(4)])
+            engine.create_snapshot(disk)
+        engine.objects.forget()  # reads go to the store again
+        keep = engine.read(disk, 0, 8 * CHUNK)
+        done: list[CompactReport] = []
+        compacting = threading.Thread(
+            target=lambda: done.append(compact(engine, max_depth=0, coverage=1.0))
+        )
+        armed.set()
+        compacting.start()
+        assert reading.wait(10)
+        started = time.monotonic()
+        snap = engine.create_snapshot(disk)
+        took = time.monotonic() - started
+        still_compacting = compacting.is_alive()
+        compacting.join()
+        assert still_compacting, "compaction ended before the snapshot could show anything"
+        assert took < READ_DELAY, f"the snapshot waited {took:.2f} s for compaction"
+        assert done[0].compacted >= 1
+        assert engine.read_snapshot(snap.id, 0, 8 * CHUNK) == keep

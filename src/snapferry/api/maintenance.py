@@ -4,8 +4,8 @@ the engine's pass in a worker thread and streams JSON lines as it goes: ``{"prog
 total]}`` (scrub, at most twice a second), then ``{"result": {...}}`` (the pass's report) or
 ``{"error": {"code", "message"}}``. Behind the front door's key, like every region route.
 
-Scrub holds the engine lock only to take references and GC only for metadata; compaction holds
-it for its pass, so the region's snapshots, seals and copy commits wait for it meanwhile.
+Scrub, GC and compaction hold the engine lock only for metadata (``docs/engine.md``), so the
+region's writes, snapshots and copies go on while they run.
 """
 
 from __future__ import annotations

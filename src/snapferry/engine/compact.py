@@ -19,6 +19,7 @@ from snapferry.engine.maps import Node, chain_depth
 from snapferry.engine.objects import PackWriter
 from snapferry.engine.resolve import View
 from snapferry.engine.versions import write_full
+from snapferry.errors import NotFound
 from snapferry.meta import catalog
 from snapferry.settings import PAGES_PER_CHUNK
 
@@ -38,15 +39,23 @@ class CompactReport:
 def compact(
     engine: Engine, max_depth: int = DEFAULT_MAX_DEPTH, coverage: float = DEFAULT_COVERAGE
 ) -> CompactReport:
-    """One compaction pass over every snapshot. Safe to interrupt and repeat."""
+    """One compaction pass over every snapshot. Safe to interrupt and repeat.
+
+    The engine lock is held only to commit a snapshot's new map, so a serving region goes on
+    meanwhile: each snapshot's full versions are written without it, and committed only if the
+    snapshot's map is still the one they were made from (a fold or a repack that changed it
+    meanwhile leaves that snapshot to the next pass, and its new versions are deleted)."""
     report = CompactReport()
-    with engine.lock:
+    with engine.maintenance_lock:
         with engine.db.connect() as conn:
             rows = [
                 r for r in catalog.all_snapshots(conn) if r.state not in ("sealing", "importing")
             ]
         for row in rows:
-            node = engine.maps.node(row.id)
+            try:
+                node = engine.maps.node(row.id)
+            except NotFound:
+                continue  # folded away meanwhile
             if node.self_contained:
                 continue
             done = _compact_node(engine, node, max_depth, coverage)
@@ -77,17 +86,27 @@ def _compact_node(engine: Engine, node: Node, max_depth: int, coverage: float) -
                 fresh.append(entry)
             writer.finish()
             entries[todo] = np.concatenate(fresh)
-            _commit(engine, node, entries, writer)
-    elif changed:
+            return len(todo) if _commit(engine, node, entries, writer) else 0
+    if changed:
         _commit(engine, node, entries, None)
-    return len(todo)
+    return 0
 
 
 def _commit(
     engine: Engine, node: Node, entries: blockmap.Entries, writer: PackWriter | None
-) -> None:
-    with engine.db.begin() as conn:
-        catalog.put_segments(conn, node.id, segment_blobs(entries))
-        if writer is not None:
-            writer.commit(conn)
-    engine.maps.invalidate(node.id)
+) -> bool:
+    """Replace node's map with entries, under the engine lock, if its map is still the one
+    they were worked out from; whether it was."""
+    with engine.lock:
+        try:
+            current = engine.maps.node(node.id)
+        except NotFound:
+            return False
+        if current.state != node.state or not np.array_equal(current.map.entries, node.map.entries):
+            return False
+        with engine.db.begin() as conn:
+            catalog.put_segments(conn, node.id, segment_blobs(entries))
+            if writer is not None:
+                writer.commit(conn)
+        engine.maps.invalidate(node.id)
+    return True
