@@ -25,12 +25,15 @@ from snapferry.engine import Engine
 from snapferry.engine.compact import DEFAULT_COVERAGE, DEFAULT_MAX_DEPTH, compact
 from snapferry.engine.gc import DEFAULT_GRACE, collect
 from snapferry.engine.scrub import scrub
-from snapferry.errors import SnapferryError
+from snapferry.errors import InvalidInput, SnapferryError
 from snapferry.faults import storage_fault
 
 log = logging.getLogger("snapferry.api")
 PREFIX = "/snapferry/maintenance/v1"
 PROGRESS_EVERY = 0.5
+MIN_SERVING_GRACE = 60.0
+"""Seconds a serving region's GC keeps a dead pack at least: a read that took its view before
+a repack or a fold may still be reading it."""
 Progress = Callable[[int, int], None]
 
 
@@ -46,6 +49,12 @@ def maintenance_router(engine: Engine) -> APIRouter:
         grace: Annotated[float, Query(ge=0, le=10**9)] = DEFAULT_GRACE,
         repack_below: Annotated[float, Query(alias="repackBelow", ge=0, le=1)] = 0.5,
     ) -> StreamingResponse:
+        if grace < MIN_SERVING_GRACE:
+            raise InvalidInput(
+                f"a serving region keeps dead packs at least {MIN_SERVING_GRACE:.0f} s for the "
+                f"reads in flight that may still need them; pass --grace {MIN_SERVING_GRACE:.0f} "
+                "or more, or stop the cloud first"
+            )
         return _streamed(
             lambda _: collect(engine, grace_seconds=grace, repack_below=repack_below).to_dict()
         )

@@ -17,7 +17,7 @@ from typing import Any
 import requests
 
 from snapferry.engine import Engine
-from snapferry.errors import NotFound, PeerUnavailable, RegionBusy, SnapferryError
+from snapferry.errors import InvalidInput, NotFound, PeerUnavailable, RegionBusy, SnapferryError
 
 Progress = Callable[[int, int], None]
 KEY_HEADER = "x-snapferry-key"
@@ -92,6 +92,8 @@ def remote_pass(
         with requests.post(
             url, params=params, headers={KEY_HEADER: served.key}, stream=True, timeout=(10, None)
         ) as reply:
+            if reply.status_code == 400:
+                raise InvalidInput(_message(reply))
             if reply.status_code != 200:
                 raise PeerUnavailable(
                     f"the running region refused the {task} ({reply.status_code}): "
@@ -110,3 +112,11 @@ def remote_pass(
     except requests.RequestException as exc:
         raise PeerUnavailable(f"the running region did not answer the {task}: {exc}") from None
     raise PeerUnavailable(f"the running region stopped answering the {task} before its end")
+
+
+def _message(reply: requests.Response) -> str:
+    """The message of an ARM error envelope, or the body's start."""
+    try:
+        return str(reply.json()["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return reply.text[:300]
