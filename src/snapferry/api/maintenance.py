@@ -37,12 +37,13 @@ a repack or a fold may still be reading it."""
 Progress = Callable[[int, int], None]
 
 
-def maintenance_router(engine: Engine) -> APIRouter:
+def maintenance_router(region: Callable[[], Engine]) -> APIRouter:
+    """The routes, over the engine ``region()`` gives when a pass is asked for."""
     router = APIRouter(include_in_schema=False)
 
     @router.post(f"{PREFIX}/scrub")
     async def scrub_now() -> StreamingResponse:
-        return _streamed(lambda progress: scrub(engine, progress).to_dict())
+        return _streamed(lambda progress: scrub(region(), progress).to_dict())
 
     @router.post(f"{PREFIX}/gc")
     async def gc_now(
@@ -56,7 +57,7 @@ def maintenance_router(engine: Engine) -> APIRouter:
                 "or more, or stop the cloud first"
             )
         return _streamed(
-            lambda _: collect(engine, grace_seconds=grace, repack_below=repack_below).to_dict()
+            lambda _: collect(region(), grace_seconds=grace, repack_below=repack_below).to_dict()
         )
 
     @router.post(f"{PREFIX}/compact")
@@ -65,7 +66,7 @@ def maintenance_router(engine: Engine) -> APIRouter:
         coverage: Annotated[float, Query(ge=0, le=1)] = DEFAULT_COVERAGE,
     ) -> StreamingResponse:
         return _streamed(
-            lambda _: compact(engine, max_depth=max_depth, coverage=coverage).to_dict()
+            lambda _: compact(region(), max_depth=max_depth, coverage=coverage).to_dict()
         )
 
     return router

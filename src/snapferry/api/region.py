@@ -287,7 +287,7 @@ def region_app(
         check_subscription(subscription)
         return {"value": service.copies.events(subscription, target, after)}
 
-    app.include_router(maintenance_router(service.engine))
+    app.include_router(maintenance_router(lambda: service.engine))
     if peers is not None:
         app.include_router(peer_router(peers, peer_key))
     if metrics is not None:
