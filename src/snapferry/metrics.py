@@ -83,7 +83,7 @@ class DataPlaneMetrics:
 
 
 class ScrubMetrics:
-    """What a region's last scheduled scrub found (``control.scrubbing``)."""
+    """What a region's last scheduled scrub found (``control.schedules``)."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.problems = Gauge(

@@ -42,6 +42,8 @@ reserve_percent = 1.0                  # space kept free for deletions and recov
 reserve_mib = 256                      #   of the data directory's filesystem, at most this
 upkeep_seconds = 30                    # how often seals and folds the storage refused are retried
 scrub_hours = 168                      # a scrub of every stored version this often; 0: never
+gc_hours = 24                          # GC (dead packs go after an hour's grace); 0: never
+compact_hours = 24                     # compaction of long patch chains; 0: never
 ```
 """
 
@@ -59,6 +61,17 @@ from snapferry.settings import default_data_dir
 
 DEFAULT_PORT = 7780
 _NAME = re.compile(r"[a-z][a-z0-9]{1,31}")
+
+
+PASS_HOURS = {"scrub_hours": 168.0, "gc_hours": 24.0, "compact_hours": 24.0}
+"""How often a serving region runs each maintenance pass by default (0: never)."""
+
+
+def _hours(raw: dict[str, Any], region: str, key: str, default: float) -> float:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 8784:
+        raise InvalidInput(f"region {region}: {key} must be between 0 (never) and 8784 hours")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -83,6 +96,8 @@ class RegionConfig:
     reserve_mib: int = 256
     upkeep_seconds: float = 30.0
     scrub_hours: float = 168.0
+    gc_hours: float = 24.0
+    compact_hours: float = 24.0
 
     def directory(self, root: Path) -> Path:
         return self.data_dir if self.data_dir is not None else root / "regions" / self.name
@@ -193,11 +208,7 @@ def _region(raw: Any, root: Path) -> RegionConfig:
     upkeep = raw.get("upkeep_seconds", 30.0)
     if isinstance(upkeep, bool) or not isinstance(upkeep, int | float) or not 0.1 <= upkeep <= 3600:
         raise InvalidInput(f"region {name}: upkeep_seconds must be between 0.1 and 3600")
-    scrub_hours = raw.get("scrub_hours", 168.0)
-    if isinstance(scrub_hours, bool) or not isinstance(scrub_hours, int | float):
-        raise InvalidInput(f"region {name}: scrub_hours must be a number of hours (0: never)")
-    if not 0 <= scrub_hours <= 24 * 366:
-        raise InvalidInput(f"region {name}: scrub_hours must be between 0 (never) and 8784")
+    hours = {key: _hours(raw, name, key, default) for key, default in PASS_HOURS.items()}
     faults = raw.get("peer_faults", "")
     if not isinstance(faults, str):
         raise InvalidInput(f"region {name}: peer_faults must be a string like 'drop=0.1'")
@@ -213,7 +224,9 @@ def _region(raw: Any, root: Path) -> RegionConfig:
         reserve_percent=float(reserve_percent),
         reserve_mib=reserve_mib,
         upkeep_seconds=float(upkeep),
-        scrub_hours=float(scrub_hours),
+        scrub_hours=hours["scrub_hours"],
+        gc_hours=hours["gc_hours"],
+        compact_hours=hours["compact_hours"],
         operation_delay=float(delay),
         name=name,
         zones=tuple(zones),

@@ -42,7 +42,7 @@ from snapferry.control.access import Signer, load_key
 from snapferry.control.creation import Region
 from snapferry.control.dataplane import DataPlane
 from snapferry.control.peering import SYSTEM_KEY_FILE, PeerService
-from snapferry.control.scrubbing import ScheduledScrub
+from snapferry.control.schedules import scheduled_passes
 from snapferry.control.service import RegionService
 from snapferry.control.upkeep import Upkeep
 from snapferry.engine import Engine
@@ -214,12 +214,14 @@ def open_region(
     hosted.closers.append(service.close)
     registry.register(CopyStates(service.copies.counts))
     service.recover()
-    scrubs = (
-        ScheduledScrub(engine, config.scrub_hours * 3600, ScrubMetrics(registry))
-        if config.scrub_hours
-        else None
+    passes = scheduled_passes(
+        engine,
+        scrub_hours=config.scrub_hours,
+        gc_hours=config.gc_hours,
+        compact_hours=config.compact_hours,
+        scrub_metrics=ScrubMetrics(registry),
     )
-    upkeep = Upkeep(engine, service.drop_orphans, config.upkeep_seconds, scrubs)
+    upkeep = Upkeep(engine, service.drop_orphans, config.upkeep_seconds, passes)
     upkeep.start()
     hosted.closers.append(upkeep.stop)
     copier.start()  # claims nothing until started: see Hosted.starters

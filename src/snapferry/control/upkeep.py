@@ -1,7 +1,7 @@
 """A region's upkeep: a background thread that finishes what the region left for later — seals
 and folds the storage refused (no space, a read-only filesystem) and then the engine objects of
 creations that failed meanwhile — so that freeing space is all an operator has to do: no restart.
-It also runs the scheduled scrub (``control.scrubbing``).
+It also runs the scheduled maintenance passes (``control.schedules``).
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from snapferry.control.scrubbing import ScheduledScrub
+from snapferry.control.schedules import ScheduledPass
 from snapferry.engine import Engine
 
 log = logging.getLogger(__name__)
@@ -26,19 +26,19 @@ it: a creation makes its engine object a moment before its record names it."""
 class Upkeep:
     """Every ``every`` seconds: ``engine.finish_pending()``, then ``sweep(min_age)`` (the
     service's orphan sweep) when that finished something or ``SWEEP_SECONDS`` have passed, then
-    the scheduled scrub when it is due."""
+    each scheduled maintenance pass that is due."""
 
     def __init__(
         self,
         engine: Engine,
         sweep: Callable[[float], None],
         every: float = UPKEEP_SECONDS,
-        scrubs: ScheduledScrub | None = None,
+        passes: Sequence[ScheduledPass] = (),
     ) -> None:
         self.engine = engine
         self.sweep = sweep
         self.every = every
-        self.scrubs = scrubs
+        self.passes = passes
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pending: int | None = None
@@ -62,8 +62,8 @@ class Upkeep:
             self.sweep(YOUNGEST_ORPHAN)
             self._swept = now
         self._pending = pending
-        if self.scrubs is not None:
-            self.scrubs.run_if_due()
+        for scheduled in self.passes:
+            scheduled.run_if_due()
         return pending
 
     def _run(self) -> None:

@@ -1,9 +1,11 @@
-"""A serving region scrubs on its schedule (``scrub_hours``) while it serves: a clean region
-shows no problem in its metrics, and a byte flipped in a stored pack is found by the next
-scrub, named in the log and counted in ``snapferry_scrub_problems``."""
+"""A serving region runs its maintenance on schedule (``scrub_hours``, ``gc_hours``,
+``compact_hours``) while it serves: each pass records when it ended in ``<pass>.json``; a clean
+region shows no scrub problem in its metrics, and a byte flipped in a stored pack is found by
+the next scrub, named in the log and counted in ``snapferry_scrub_problems``."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -20,10 +22,14 @@ CONFIG = """
 name = "eastus"
 upkeep_seconds = 0.2
 scrub_hours = 0.0005
+gc_hours = 0.0005
+compact_hours = 0.0005
 
 [[regions]]
 name = "westus"
 scrub_hours = 0
+gc_hours = 0
+compact_hours = 0
 """
 
 
@@ -46,7 +52,7 @@ def wait_for_scrub(cloud: RunningCloud, after: float) -> dict[str, float]:
         time.sleep(0.2)
 
 
-def test_a_serving_region_scrubs_on_schedule_and_names_damage(tmp_path: Path) -> None:
+def test_a_serving_region_maintains_itself_on_schedule_and_names_damage(tmp_path: Path) -> None:
     cloud = RunningCloud.start(tmp_path / "cloud", config_text=CONFIG)
     try:
         connect(ResourceManagementClient, cloud.cloud).resource_groups.create_or_update(
@@ -73,6 +79,14 @@ def test_a_serving_region_scrubs_on_schedule_and_names_damage(tmp_path: Path) ->
         clean = wait_for_scrub(cloud, time.time())
         assert clean["snapferry_scrub_problems"] == 0
         assert clean["snapferry_scrub_bytes_read"] > 0
+        region = cloud.data_dir / "regions" / "eastus"
+        for name in ("gc", "compact"):
+            deadline = time.monotonic() + 30
+            while "lastEndedAt" not in (state := json.loads((region / f"{name}.json").read_text())):
+                assert time.monotonic() < deadline, state
+                time.sleep(0.1)
+            assert state["lastEndedAt"] >= state["lastStartedAt"], state
+        assert not (cloud.data_dir / "regions" / "westus" / "scrub.json").exists()  # 0: never
 
         (pack,) = [
             p for p in (cloud.data_dir / "regions" / "eastus" / "store").rglob("*") if p.is_file()
