@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import errno
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from snapferry.control.errors import AnotherOperationInProgress, OperationNotAll
 from snapferry.control.ids import ResourceId
 from snapferry.control.service import RegionService
 from snapferry.engine import Engine
-from snapferry.errors import StorageFull
+from snapferry.errors import StorageFull, TransientStoreError
 from snapferry.faults import storage_fault
 from snapferry.store.local import LocalStore
 from snapferry.store.wrappers import FailingStore, FaultSchedule
@@ -78,9 +79,27 @@ def test_a_disk_made_with_no_zones_round_trips(tmp_path: Path) -> None:
         svc.close()
 
 
-def test_a_failed_seal_shows_failed_and_deletes_to_nothing(tmp_path: Path) -> None:
+def io_error(message: str) -> OSError:
+    return OSError(errno.EIO, f"Input/output error ({message})")
+
+
+def no_space(message: str) -> OSError:
+    return OSError(errno.ENOSPC, f"No space left on device ({message})")
+
+
+@pytest.mark.parametrize(
+    ("fault", "code"),
+    [
+        (TransientStoreError, "StoreUnavailable"),
+        (io_error, "StorageIOError"),
+        (no_space, "StorageFull"),
+    ],
+)
+def test_a_failed_seal_shows_failed_and_deletes_to_nothing(
+    tmp_path: Path, fault: Callable[[str], Exception], code: str
+) -> None:
     schedule = FaultSchedule(ops=["put_if_absent"], every=1)
-    store = FailingStore(LocalStore(tmp_path / "store"), schedule)
+    store = FailingStore(LocalStore(tmp_path / "store"), schedule, fault)
     with Engine.open(tmp_path, store=store) as engine:
         svc = RegionService(Region("eastus"), engine, Signer(b"k" * 32))
         disk, _ = svc.put(ResourceId.of("sub", "rg", "disks", "d"), DISK)
@@ -100,7 +119,7 @@ def test_a_failed_seal_shows_failed_and_deletes_to_nothing(tmp_path: Path) -> No
         failed = svc.operation("sub", op.id)
         assert failed.status == "Failed"
         assert failed.error is not None
-        assert failed.error["code"] == "StoreUnavailable"
+        assert failed.error["code"] == code
         snap_id = ResourceId.of("sub", "rg", "snapshots", "s")
         shown = svc.get(snap_id)  # visible as Failed, not usable
         assert shown["properties"]["provisioningState"] == "Failed"
