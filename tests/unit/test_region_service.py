@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -177,3 +178,45 @@ def test_a_creation_whose_record_cannot_be_committed_leaves_nothing_running(
         svc.close()
         assert svc.operation("sub", op.id).status == "Succeeded"
         assert svc.get(rid)["properties"]["provisioningState"] == "Succeeded"
+
+
+def test_a_deletion_the_database_fails_leaves_the_resource_as_it_was(tmp_path: Path) -> None:
+    """A disk I/O error at the deletion's engine step: the operation fails StorageIOError, the
+    snapshot is Succeeded and readable as before, and a retried DELETE removes it."""
+    with Engine.open(tmp_path) as engine:
+        faults = FailingStatements(engine.db)
+        svc = RegionService(Region("eastus"), engine, Signer(b"k" * 32))
+        disk, _ = svc.put(ResourceId.of("sub", "rg", "disks", "d"), DISK)
+        snap = {
+            "location": "eastus",
+            "properties": {
+                "creationData": {"createOption": "Copy", "sourceResourceId": disk["id"]}
+            },
+        }
+        rid = ResourceId.of("sub", "rg", "snapshots", "s")
+        svc.put(rid, snap)
+
+        def marking_deleted(sql: str, params: Mapping[str, Any]) -> bool:
+            return sql.lstrip().upper().startswith("UPDATE SNAPSHOTS") and (
+                params.get("state") == "deleted"
+            )
+
+        deadline = time.monotonic() + 10
+        while svc.get(rid)["properties"]["provisioningState"] != "Succeeded":
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        faults.arm(marking_deleted, message=FailingStatements.IO_ERROR)
+        op = svc.delete(rid)
+        assert op is not None
+        deadline = time.monotonic() + 10
+        while not (done := svc.operation("sub", op.id)).done:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert faults.failed == 1
+        assert done.status == "Failed" and done.error is not None
+        assert done.error["code"] == "StorageIOError"
+        assert svc.get(rid)["properties"]["provisioningState"] == "Succeeded"
+        again = svc.delete(rid)
+        svc.close()
+        assert again is not None and svc.operation("sub", again.id).status == "Succeeded"
+        assert svc.location_of(rid) is None

@@ -1,5 +1,6 @@
-"""Fault injection on a real database: statements a test picks fail as a full disk makes them
-fail (SQLite's ``database or disk is full``), everything else runs as it would."""
+"""Fault injection on a real database: statements a test picks fail as a full or failing disk
+makes them fail (SQLite's ``database or disk is full`` or ``disk I/O error``), everything else
+runs as it would."""
 
 from __future__ import annotations
 
@@ -15,18 +16,22 @@ Pick = Callable[[str, Mapping[str, Any]], bool]
 
 class FailingStatements:
     """Hooks ``engine``: while a pick is armed, the next ``times`` statements it picks (by SQL
-    text and parameters) raise ``sqlite3.OperationalError('database or disk is full')``."""
+    text and parameters) raise ``sqlite3.OperationalError(message)``."""
+
+    FULL = "database or disk is full"
+    IO_ERROR = "disk I/O error"
 
     def __init__(self, engine: Engine) -> None:
         self._lock = threading.Lock()
         self._pick: Pick | None = None
         self._left = 0
+        self._message = self.FULL
         self.failed = 0
         event.listen(engine, "before_cursor_execute", self._check)
 
-    def arm(self, pick: Pick, times: int = 1) -> None:
+    def arm(self, pick: Pick, times: int = 1, message: str = FULL) -> None:
         with self._lock:
-            self._pick, self._left = pick, times
+            self._pick, self._left, self._message = pick, times, message
 
     def _check(
         self, conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool
@@ -39,4 +44,5 @@ class FailingStatements:
                 return
             self._left -= 1
             self.failed += 1
-        raise sqlite3.OperationalError("database or disk is full")
+            message = self._message
+        raise sqlite3.OperationalError(message)
