@@ -63,6 +63,22 @@ def storage_fault(exc: BaseException) -> StorageFault | None:
     return None
 
 
+def named(exc: BaseException) -> SnapferryError | None:
+    """What exc stands for at an edge: its storage fault (reported, once a minute per kind), or
+    itself when it is a snapferry error; None for an unexpected error (the caller logs it)."""
+    fault = storage_fault(exc)
+    if fault is not None:
+        report(fault, exc)
+        return fault
+    return exc if isinstance(exc, SnapferryError) else None
+
+
+def brief(exc: BaseException) -> str:
+    """exc in a few words for a log line: its storage fault's code, else its type and text."""
+    fault = storage_fault(exc)
+    return fault.code if fault is not None else f"{type(exc).__name__}: {exc}"
+
+
 def report(fault: StorageFault, cause: BaseException) -> None:
     """Log a fault once a minute per kind (how many more since), its cause in one line."""
     THROTTLED.warn(fault.code, "%s: %s", fault.code, _one_line(cause))

@@ -19,6 +19,7 @@ from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
 from snapferry.sdk import connect
+from snapferry.testing import arm
 from snapferry.testing.cloud import RunningCloud
 
 SIZE = 64 * 1024 * 1024
@@ -43,13 +44,7 @@ def compute_of(running: RunningCloud) -> ComputeManagementClient:
 
 def upload_disk(compute: ComputeManagementClient, name: str, size: int = SIZE) -> str:
     """A new upload disk and a Write SAS for it."""
-    body: Any = {
-        "location": "eastus",
-        "properties": {"creationData": {"createOption": "Upload", "uploadSizeBytes": size}},
-    }
-    compute.disks.begin_create_or_update("g", name, body).result()
-    grant: Any = {"access": "Write", "durationInSeconds": 3600}
-    return grant_sas(compute.disks, name, grant)
+    return arm.upload_disk(compute, "g", name, size)
 
 
 def grant_sas(ops: Any, name: str, grant: Any) -> str:

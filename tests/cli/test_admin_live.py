@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import requests
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
 from snapferry.sdk import connect
+from snapferry.testing.arm import disk_and_snapshot
 from snapferry.testing.cli import cli_env, run
 from snapferry.testing.cloud import RunningCloud
 
@@ -24,22 +23,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCloud]:
     connect(ResourceManagementClient, running.cloud).resource_groups.create_or_update(
         "g", {"location": "eastus"}
     )
-    compute = connect(ComputeManagementClient, running.cloud)
-    body: Any = {
-        "location": "eastus",
-        "properties": {"creationData": {"createOption": "Empty"}, "diskSizeGB": 1},
-    }
-    disk = compute.disks.begin_create_or_update("g", "d", body).result()
-    grant: Any = {"access": "Write", "durationInSeconds": 600}
-    sas = compute.disks.begin_grant_access("g", "d", grant).result().access_sas
-    headers = {"x-ms-range": "bytes=0-1048575", "x-ms-page-write": "update"}
-    assert requests.put(sas + "&comp=page", data=b"\x5a" * 2**20, headers=headers).ok
-    compute.disks.begin_revoke_access("g", "d").result()
-    snap: Any = {
-        "location": "eastus",
-        "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": disk.id}},
-    }
-    compute.snapshots.begin_create_or_update("g", "s", snap).result()
+    disk_and_snapshot(connect(ComputeManagementClient, running.cloud), "g", b"\x5a" * 2**20)
     try:
         yield running
     finally:

@@ -6,18 +6,41 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from snapferry.engine import Engine
-from snapferry.engine.compact import CompactReport, compact
-from snapferry.engine.gc import GcReport, collect
-from snapferry.engine.scrub import ScrubReport, scrub
+from snapferry.engine.compact import compact
+from snapferry.engine.gc import collect
+from snapferry.engine.scrub import scrub
 from snapferry.settings import CHUNK
 from snapferry.store import DelayingStore, LocalStore
 
 READ_DELAY = 0.4
+T = TypeVar("T")
+
+
+def meanwhile(
+    what: str, work: Callable[[], T], busy: threading.Event, step: Callable[[], None]
+) -> T:
+    """Run work in a thread; once ``busy`` says it is reading or deleting, run step here and
+    assert that step did not wait for work (it ended while work still ran, within
+    ``READ_DELAY``). What work returned."""
+    done: list[T] = []
+    running = threading.Thread(target=lambda: done.append(work()))
+    running.start()
+    assert busy.wait(10)
+    started = time.monotonic()
+    step()
+    took = time.monotonic() - started
+    still_running = running.is_alive()
+    running.join()
+    assert still_running, f"{what} ended before the step could show anything"
+    assert took < READ_DELAY, f"the step waited {took:.2f} s for {what}"
+    return done[0]
 
 
 def test_a_snapshot_and_writes_go_on_while_scrub_reads(tmp_path: Path) -> None:
@@ -29,24 +52,20 @@ def test_a_snapshot_and_writes_go_on_while_scrub_reads(tmp_path: Path) -> None:
             engine.write(disk, round_ * CHUNK, rng.bytes(CHUNK))
             engine.create_snapshot(disk)
         reading = threading.Event()
-        done: list[ScrubReport] = []
+        snaps: list[str] = []
 
-        def run() -> None:
-            done.append(scrub(engine, progress=lambda n, total: reading.set()))
+        def write_and_snapshot() -> None:
+            engine.write(disk, 5 * CHUNK, rng.bytes(CHUNK))
+            snaps.append(engine.create_snapshot(disk).id)
 
-        scrubbing = threading.Thread(target=run)
-        scrubbing.start()
-        assert reading.wait(10)
-        started = time.monotonic()
-        engine.write(disk, 5 * CHUNK, rng.bytes(CHUNK))
-        snap = engine.create_snapshot(disk)
-        took = time.monotonic() - started
-        still_scrubbing = scrubbing.is_alive()
-        scrubbing.join()
-        assert still_scrubbing, "the scrub ended before the snapshot could show anything"
-        assert took < READ_DELAY, f"the snapshot waited {took:.2f} s for the scrub"
-        assert done[0].clean and done[0].packs == 3
-        assert engine.get_snapshot(snap.id).state == "ready"
+        report = meanwhile(
+            "the scrub",
+            lambda: scrub(engine, progress=lambda n, total: reading.set()),
+            reading,
+            write_and_snapshot,
+        )
+        assert report.clean and report.packs == 3
+        assert engine.get_snapshot(snaps[0]).state == "ready"
 
 
 def test_a_snapshot_goes_on_while_gc_deletes_dead_packs(tmp_path: Path) -> None:
@@ -67,21 +86,15 @@ def test_a_snapshot_goes_on_while_gc_deletes_dead_packs(tmp_path: Path) -> None:
         keep = engine.read(disk, 0, 8 * CHUNK)
         for snap in snaps[:-1]:
             engine.delete_snapshot(snap)  # folded into the last: their packs are unnamed
-        done: list[GcReport] = []
-        collecting = threading.Thread(
-            target=lambda: done.append(collect(engine, grace_seconds=0, repack_below=0))
+        made: list[str] = []
+        report = meanwhile(
+            "gc",
+            lambda: collect(engine, grace_seconds=0, repack_below=0),
+            deleting,
+            lambda: made.append(engine.create_snapshot(disk).id),
         )
-        collecting.start()
-        assert deleting.wait(10)
-        started = time.monotonic()
-        snap = engine.create_snapshot(disk)
-        took = time.monotonic() - started
-        still_collecting = collecting.is_alive()
-        collecting.join()
-        assert still_collecting, "gc ended before the snapshot could show anything"
-        assert took < READ_DELAY, f"the snapshot waited {took:.2f} s for gc"
-        assert done[0].deleted >= 1
-        assert engine.read_snapshot(snap.id, 0, 8 * CHUNK) == keep
+        assert report.deleted >= 1
+        assert engine.read_snapshot(made[0], 0, 8 * CHUNK) == keep
         assert engine.read_snapshot(snaps[-1], 0, 8 * CHUNK) == keep
 
 
@@ -104,19 +117,13 @@ def test_a_snapshot_goes_on_while_compaction_reads_and_writes(tmp_path: Path) ->
             engine.create_snapshot(disk)
         engine.objects.forget()  # reads go to the store again
         keep = engine.read(disk, 0, 8 * CHUNK)
-        done: list[CompactReport] = []
-        compacting = threading.Thread(
-            target=lambda: done.append(compact(engine, max_depth=0, coverage=1.0))
-        )
+        made: list[str] = []
         armed.set()
-        compacting.start()
-        assert reading.wait(10)
-        started = time.monotonic()
-        snap = engine.create_snapshot(disk)
-        took = time.monotonic() - started
-        still_compacting = compacting.is_alive()
-        compacting.join()
-        assert still_compacting, "compaction ended before the snapshot could show anything"
-        assert took < READ_DELAY, f"the snapshot waited {took:.2f} s for compaction"
-        assert done[0].compacted >= 1
-        assert engine.read_snapshot(snap.id, 0, 8 * CHUNK) == keep
+        report = meanwhile(
+            "compaction",
+            lambda: compact(engine, max_depth=0, coverage=1.0),
+            reading,
+            lambda: made.append(engine.create_snapshot(disk).id),
+        )
+        assert report.compacted >= 1
+        assert engine.read_snapshot(made[0], 0, 8 * CHUNK) == keep

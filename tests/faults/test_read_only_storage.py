@@ -4,7 +4,6 @@ writes are refused by name, and resume by themselves once it is writable again."
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
@@ -12,6 +11,7 @@ from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
 from snapferry.sdk import connect
+from snapferry.testing.arm import upload_disk
 from snapferry.testing.cloud import RunningCloud
 from snapferry.testing.filesystems import can_mount, remount, small_filesystem
 
@@ -49,15 +49,7 @@ name = "westus"
                 "g", {"location": "eastus"}
             )
             compute = connect(ComputeManagementClient, cloud.cloud, retry_total=0)
-            body: Any = {
-                "location": "eastus",
-                "properties": {
-                    "creationData": {"createOption": "Upload", "uploadSizeBytes": 32 * 1024**2}
-                },
-            }
-            compute.disks.begin_create_or_update("g", "d", body).result()
-            grant: Any = {"access": "Write", "durationInSeconds": 3600}
-            sas = str(compute.disks.begin_grant_access("g", "d", grant).result().access_sas)
+            sas = upload_disk(compute, "g", "d", 32 * 1024**2)
             assert put(sas, 0, b"\x01" * PAGE).status_code == 201
 
             remount(root, read_only=True)

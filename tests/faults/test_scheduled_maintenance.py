@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 import requests
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
 from snapferry.sdk import connect
+from snapferry.testing.arm import disk_and_snapshot
 from snapferry.testing.cloud import RunningCloud
 
 CONFIG = """
@@ -59,22 +59,7 @@ def test_a_serving_region_maintains_itself_on_schedule_and_names_damage(tmp_path
             "g", {"location": "eastus"}
         )
         compute = connect(ComputeManagementClient, cloud.cloud)
-        body: Any = {
-            "location": "eastus",
-            "properties": {"creationData": {"createOption": "Empty"}, "diskSizeGB": 1},
-        }
-        disk = compute.disks.begin_create_or_update("g", "d", body).result()
-        grant: Any = {"access": "Write", "durationInSeconds": 600}
-        sas = compute.disks.begin_grant_access("g", "d", grant).result().access_sas
-        headers = {"x-ms-range": "bytes=0-65535", "x-ms-page-write": "update"}
-        put = requests.put(sas + "&comp=page", data=bytes(range(256)) * 256, headers=headers)
-        assert put.status_code == 201
-        compute.disks.begin_revoke_access("g", "d").result()
-        snap: Any = {
-            "location": "eastus",
-            "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": disk.id}},
-        }
-        compute.snapshots.begin_create_or_update("g", "s", snap).result()
+        disk_and_snapshot(compute, "g", bytes(range(256)) * 256)
 
         clean = wait_for_scrub(cloud, time.time())
         assert clean["snapferry_scrub_problems"] == 0

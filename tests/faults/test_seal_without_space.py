@@ -19,6 +19,7 @@ from azure.mgmt.resource.resources import ResourceManagementClient
 
 from snapferry.engine import Engine
 from snapferry.sdk import connect
+from snapferry.testing.arm import snapshot_body, upload_disk
 from snapferry.testing.cli import cli_env, run
 from snapferry.testing.cloud import RunningCloud
 from snapferry.testing.filesystems import can_mount, free_bytes, small_filesystem
@@ -64,15 +65,7 @@ def test_a_seal_that_runs_out_of_space_wedges_nothing(tmp_path: Path) -> None:
                 "g", {"location": "eastus"}
             )
             compute = connect(ComputeManagementClient, cloud.cloud, retry_total=0)
-            body: Any = {
-                "location": "eastus",
-                "properties": {
-                    "creationData": {"createOption": "Upload", "uploadSizeBytes": 2 * DATA}
-                },
-            }
-            compute.disks.begin_create_or_update("g", "d", body).result()
-            grant: Any = {"access": "Write", "durationInSeconds": 3600}
-            sas = str(compute.disks.begin_grant_access("g", "d", grant).result().access_sas)
+            sas = upload_disk(compute, "g", "d", 2 * DATA)
             for at in range(0, DATA, 4 * MiB):
                 headers = {
                     "x-ms-range": f"bytes={at}-{at + 4 * MiB - 1}",
@@ -83,13 +76,7 @@ def test_a_seal_that_runs_out_of_space_wedges_nothing(tmp_path: Path) -> None:
                 )
                 assert put.status_code == 201, put.text
             compute.disks.begin_revoke_access("g", "d").result()
-            disk_id = compute.disks.get("g", "d").id
-            snap: Any = {
-                "location": "eastus",
-                "properties": {
-                    "creationData": {"createOption": "Copy", "sourceResourceId": disk_id}
-                },
-            }
+            snap = snapshot_body(compute.disks.get("g", "d").id)
             poller = compute.snapshots.begin_create_or_update("g", "s", snap)
             # the point in time is taken; while its seal waits, the filesystem fills
             ballast = root / "ballast"

@@ -18,6 +18,7 @@ from azure.mgmt.resource.resources import ResourceManagementClient
 from azure.storage.blob import BlobClient
 
 from snapferry.sdk import connect
+from snapferry.testing import arm
 from snapferry.testing.cloud import RunningCloud
 from snapferry.testing.filesystems import can_mount, small_filesystem
 
@@ -56,14 +57,7 @@ def compute(cloud: RunningCloud) -> Any:
 
 
 def upload_disk(cloud: RunningCloud, name: str, size: int) -> str:
-    body: Any = {
-        "location": "eastus",
-        "properties": {"creationData": {"createOption": "Upload", "uploadSizeBytes": size}},
-    }
-    client = compute(cloud)
-    client.disks.begin_create_or_update("g", name, body).result()
-    grant: Any = {"access": "Write", "durationInSeconds": 3600}
-    return str(client.disks.begin_grant_access("g", name, grant).result().access_sas)
+    return arm.upload_disk(compute(cloud), "g", name, size)
 
 
 def block(n: int) -> bytes:

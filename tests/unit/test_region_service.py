@@ -21,6 +21,7 @@ from snapferry.errors import StorageFull, TransientStoreError
 from snapferry.faults import storage_fault
 from snapferry.store.local import LocalStore
 from snapferry.store.wrappers import FailingStore, FaultSchedule
+from snapferry.testing.arm import snapshot_body
 from snapferry.testing.db_faults import FailingStatements
 
 DISK = {
@@ -34,12 +35,7 @@ def test_a_retried_put_joins_the_running_creation(tmp_path: Path) -> None:
         svc = RegionService(Region("eastus"), engine, Signer(b"k" * 32), operation_delay=0.5)
         disk_id = ResourceId.of("sub", "rg", "disks", "d")
         disk, _ = svc.put(disk_id, DISK)
-        snap = {
-            "location": "eastus",
-            "properties": {
-                "creationData": {"createOption": "Copy", "sourceResourceId": disk["id"]}
-            },
-        }
+        snap = snapshot_body(disk["id"])
         snap_id = ResourceId.of("sub", "rg", "snapshots", "s")
         first, op = svc.put(snap_id, snap)
         assert first["properties"]["provisioningState"] == "Updating"
@@ -57,12 +53,7 @@ def test_a_retry_asking_for_something_else_is_refused(tmp_path: Path) -> None:
     with Engine.open(tmp_path) as engine:
         svc = RegionService(Region("eastus"), engine, Signer(b"k" * 32), operation_delay=0.5)
         disk, _ = svc.put(ResourceId.of("sub", "rg", "disks", "d"), DISK)
-        snap = {
-            "location": "eastus",
-            "properties": {
-                "creationData": {"createOption": "Copy", "sourceResourceId": disk["id"]}
-            },
-        }
+        snap = snapshot_body(disk["id"])
         snap_id = ResourceId.of("sub", "rg", "snapshots", "s")
         svc.put(snap_id, snap)
         with pytest.raises(AnotherOperationInProgress):
@@ -109,12 +100,7 @@ def test_a_failed_seal_shows_failed_and_deletes_to_nothing(
         assert rec is not None
         assert rec.engine_id is not None
         engine.write(rec.engine_id, 0, b"\x07" * 65536)
-        snap = {
-            "location": "eastus",
-            "properties": {
-                "creationData": {"createOption": "Copy", "sourceResourceId": disk["id"]}
-            },
-        }
+        snap = snapshot_body(disk["id"])
         _, op = svc.put(ResourceId.of("sub", "rg", "snapshots", "s"), snap)
         svc.close()
         failed = svc.operation("sub", op.id)
@@ -147,12 +133,7 @@ def test_a_creation_whose_record_cannot_be_committed_leaves_nothing_running(
         faults = FailingStatements(engine.db)
         svc = RegionService(Region("eastus"), engine, Signer(b"k" * 32))
         disk, _ = svc.put(ResourceId.of("sub", "rg", "disks", "d"), DISK)
-        snap = {
-            "location": "eastus",
-            "properties": {
-                "creationData": {"createOption": "Copy", "sourceResourceId": disk["id"]}
-            },
-        }
+        snap = snapshot_body(disk["id"])
         rid = ResourceId.of("sub", "rg", "snapshots", "s")
 
         def record_of_made_snapshot(sql: str, params: Mapping[str, Any]) -> bool:
@@ -187,12 +168,7 @@ def test_a_deletion_the_database_fails_leaves_the_resource_as_it_was(tmp_path: P
         faults = FailingStatements(engine.db)
         svc = RegionService(Region("eastus"), engine, Signer(b"k" * 32))
         disk, _ = svc.put(ResourceId.of("sub", "rg", "disks", "d"), DISK)
-        snap = {
-            "location": "eastus",
-            "properties": {
-                "creationData": {"createOption": "Copy", "sourceResourceId": disk["id"]}
-            },
-        }
+        snap = snapshot_body(disk["id"])
         rid = ResourceId.of("sub", "rg", "snapshots", "s")
         svc.put(rid, snap)
 

@@ -58,7 +58,7 @@ from snapferry.errors import (
     StorageFault,
     StorageIOError,
 )
-from snapferry.faults import report, storage_fault
+from snapferry.faults import named
 from snapferry.metrics import DataPlaneMetrics, new_registry
 
 log = logging.getLogger("snapferry.blob")
@@ -306,15 +306,11 @@ class BlobApp:
         try:
             await self._dispatch(req, receive, send)
         except Exception as exc:
-            fault = storage_fault(exc)
-            if fault is not None:
-                report(fault, exc)
-                await self._error(req, send, fault)
-            elif isinstance(exc, SnapferryError):
-                await self._error(req, send, exc)
-            else:
+            typed = named(exc)
+            if typed is None:
                 log.exception("data plane %s %s failed", req.method, "/".join(req.segments[:2]))
-                await self._error(req, send, err.BlobError("the server failed to answer"))
+                typed = err.BlobError("the server failed to answer")
+            await self._error(req, send, typed)
 
     async def _error(self, req: Request, send: Send, exc: SnapferryError) -> None:
         status, code, body = error_parts(exc)

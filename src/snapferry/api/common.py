@@ -28,7 +28,7 @@ from snapferry.errors import (
     StorageIOError,
     TransientStoreError,
 )
-from snapferry.faults import report, storage_fault
+from snapferry.faults import named
 
 log = logging.getLogger("snapferry.api")
 
@@ -82,19 +82,17 @@ def error_response(exc: Exception) -> JSONResponse:
     """The ARM error envelope for a typed error, or for any error its storage raised (named:
     ``snapferry.faults``, logged once a minute). Never carries Retry-After on a 4xx: azure-core
     would retry it."""
-    fault = storage_fault(exc)
-    if fault is not None:
-        report(fault, exc)
-        exc = fault
-    elif not isinstance(exc, SnapferryError):
+    typed = named(exc)
+    if typed is None:
         log.error("unexpected error", exc_info=exc)
         return JSONResponse(
             error_body("InternalServerError", "the server failed to handle the request"), 500
         )
+    exc = typed
     status = _status(exc)
     target = exc.details.get("target")
     code = exc.code if status != 404 or exc.code != "NotFound" else "ResourceNotFound"
-    if fault is None:
+    if not isinstance(exc, StorageFault):  # a storage fault was logged once a minute
         log.log(
             logging.ERROR if status >= 500 else logging.INFO,
             "answered %d %s: %s",

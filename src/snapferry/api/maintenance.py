@@ -26,7 +26,7 @@ from snapferry.engine.compact import DEFAULT_COVERAGE, DEFAULT_MAX_DEPTH, compac
 from snapferry.engine.gc import DEFAULT_GRACE, collect
 from snapferry.engine.scrub import scrub
 from snapferry.errors import InvalidInput, SnapferryError
-from snapferry.faults import storage_fault
+from snapferry.faults import named
 
 log = logging.getLogger("snapferry.api")
 PREFIX = "/snapferry/maintenance/v1"
@@ -93,12 +93,11 @@ async def _lines(task: Callable[[Progress], dict[str, Any]]) -> AsyncIterator[by
         try:
             line: dict[str, Any] = {"result": task(progress)}
         except Exception as exc:
-            named = storage_fault(exc) or exc
-            if isinstance(named, SnapferryError):
-                line = {"error": {"code": named.code, "message": named.message}}
-            else:
+            typed = named(exc)
+            if typed is None:
                 log.exception("maintenance failed")
-                line = {"error": {"code": "InternalError", "message": "the pass failed"}}
+                typed = SnapferryError("the pass failed")
+            line = {"error": {"code": typed.code, "message": typed.message}}
         loop.call_soon_threadsafe(queue.put_nowait, line)
 
     threading.Thread(target=run, name="snapferry-maintenance", daemon=True).start()

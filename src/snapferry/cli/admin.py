@@ -23,7 +23,7 @@ from rich.console import RenderableType
 from snapferry.cli import demo
 from snapferry.cli import output as out
 from snapferry.cli.output import ExitCode
-from snapferry.cli.passes import run_pass
+from snapferry.cli.passes import DATA_DIR_ENV, run_pass
 from snapferry.engine import Engine
 from snapferry.engine.compact import DEFAULT_COVERAGE, DEFAULT_MAX_DEPTH, CompactReport, compact
 from snapferry.engine.gc import DEFAULT_GRACE, GcReport, collect
@@ -32,7 +32,6 @@ from snapferry.engine.scrub import scrub as run_scrub
 from snapferry.errors import InvalidInput, NotFound
 from snapferry.settings import default_data_dir as settings_data_dir
 
-DATA_DIR_ENV = "SNAPFERRY_DATA_DIR"
 _REGION_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -16,12 +16,14 @@ from typing import Any
 
 import requests
 
+from snapferry.api.common import KEY_HEADER
+from snapferry.cloud.config import CloudConfig
 from snapferry.engine import Engine
 from snapferry.errors import InvalidInput, NotFound, PeerUnavailable, RegionBusy, SnapferryError
+from snapferry.sdk import load_cloud
 
 Progress = Callable[[int, int], None]
-KEY_HEADER = "x-snapferry-key"
-KEY_FILE = "frontdoor-key"
+DATA_DIR_ENV = "SNAPFERRY_DATA_DIR"
 
 
 @dataclass(frozen=True)
@@ -58,8 +60,7 @@ def open_region(data_dir: Path) -> Iterator[Engine]:
     (never creates one) and RegionBusy if another process holds it."""
     if not (data_dir / "meta.db").is_file():
         raise NotFound(
-            f"no region at {data_dir} (no meta.db there); pass --data-dir or set "
-            "SNAPFERRY_DATA_DIR",
+            f"no region at {data_dir} (no meta.db there); pass --data-dir or set {DATA_DIR_ENV}",
             data_dir=str(data_dir),
         )
     engine = Engine.open(data_dir)
@@ -75,10 +76,9 @@ def serving_region(path: Path) -> ServingRegion | None:
         return None
     home = path.parent.parent
     try:
-        cloud = json.loads((home / "cloud.json").read_text())
-        metrics = str(cloud["metrics"][path.name])
-        key = (home / KEY_FILE).read_text().strip()
-    except (OSError, ValueError, KeyError, TypeError):
+        metrics = str(load_cloud(home / "cloud.json")["metrics"][path.name])
+        key = CloudConfig(data_dir=home).frontdoor_key_file.read_text().strip()
+    except (SnapferryError, OSError, KeyError, TypeError):
         return None
     return ServingRegion(metrics.removesuffix("/metrics"), key)
 

@@ -198,9 +198,8 @@ def _region(raw: Any, root: Path) -> RegionConfig:
     if isinstance(read_buffer, bool) or not isinstance(read_buffer, int) or not read_buffer >= 8:
         raise InvalidInput(f"region {name}: read_buffer_mib must be 8 or more")
     reserve_percent = raw.get("reserve_percent", 1.0)
-    if isinstance(reserve_percent, bool) or not isinstance(reserve_percent, int | float):
-        raise InvalidInput(f"region {name}: reserve_percent must be a number from 0 to 50")
-    if not 0 <= reserve_percent <= 50:
+    numeric = isinstance(reserve_percent, int | float) and not isinstance(reserve_percent, bool)
+    if not numeric or not 0 <= reserve_percent <= 50:
         raise InvalidInput(f"region {name}: reserve_percent must be a number from 0 to 50")
     reserve_mib = raw.get("reserve_mib", 256)
     if isinstance(reserve_mib, bool) or not isinstance(reserve_mib, int) or reserve_mib < 0:

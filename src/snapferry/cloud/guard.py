@@ -29,7 +29,6 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from snapferry.throttled import Throttled
 
 log = logging.getLogger("snapferry.cloud")
-"""Seconds between two lines about the same kind of exhaustion."""
 RESERVED_FILES = 256
 """File descriptors kept for databases, stored packs and calls to other regions."""
 

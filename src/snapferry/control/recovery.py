@@ -18,8 +18,8 @@ from snapferry.control.copies import CopyTargets
 from snapferry.control.creation import size_props
 from snapferry.control.records import Record
 from snapferry.engine import Engine
-from snapferry.errors import NotFound, SnapferryError
-from snapferry.faults import storage_fault
+from snapferry.errors import NotFound
+from snapferry.faults import named
 
 log = logging.getLogger(__name__)
 
@@ -150,8 +150,8 @@ class Recovery:
 
 def error_of(exc: Exception) -> dict[str, str]:
     """The operation error for exc: its storage fault, its own code, or an internal error."""
-    named = storage_fault(exc) or exc
-    if isinstance(named, SnapferryError):
-        return {"code": named.code, "message": named.message}
-    log.error("unexpected error", exc_info=exc)
-    return {"code": "InternalError", "message": "the operation failed unexpectedly"}
+    typed = named(exc)
+    if typed is None:
+        log.error("unexpected error", exc_info=exc)
+        return {"code": "InternalError", "message": "the operation failed unexpectedly"}
+    return {"code": typed.code, "message": typed.message}

@@ -30,7 +30,7 @@ from snapferry.engine.objects import Buffers, ObjectReader, PackWriter, Pins
 from snapferry.engine.resolve import ChunkReader, View
 from snapferry.engine.space import Reserve
 from snapferry.errors import NotFound, NotReady
-from snapferry.faults import THROTTLED, storage_fault
+from snapferry.faults import THROTTLED, brief
 from snapferry.meta import catalog
 from snapferry.store.base import ChunkStore
 
@@ -68,7 +68,7 @@ class EngineBase:
         self._disk_locks: dict[str, threading.Lock] = {}
         self._seal_locks: dict[str, threading.Lock] = {}
         self.maintenance_lock = threading.Lock()
-        """GC runs one pass at a time (it holds the engine lock only in part)."""
+        """GC and compaction run one pass at a time (each holds the engine lock only in part)."""
         self._locks_guard = threading.Lock()
         self._lockfile: int | None = None
         self.trash = Trash(data_dir / "trash")
@@ -116,9 +116,9 @@ class EngineBase:
     @staticmethod
     def postponed(what: str, exc: Exception) -> None:
         """One line a minute for work left for later (a traceback helps nobody here)."""
-        fault = storage_fault(exc)
-        why = fault.code if fault is not None else f"{type(exc).__name__}: {exc}"
-        THROTTLED.warn("postponed", "%s is postponed (%s); it is tried again later", what, why)
+        THROTTLED.warn(
+            "postponed", "%s is postponed (%s); it is tried again later", what, brief(exc)
+        )
 
     def frozen_head(self, node: Node) -> Head:
         """The head generation a sealing snapshot froze (loaded on first use: a seal that could

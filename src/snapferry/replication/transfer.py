@@ -40,7 +40,7 @@ from snapferry.errors import (
     SourceNotFound,
     StorageFault,
 )
-from snapferry.faults import report, storage_fault
+from snapferry.faults import named
 from snapferry.meta import jobs as store
 from snapferry.metrics import CopyMetrics, new_registry
 from snapferry.replication.jobs import (
@@ -146,16 +146,11 @@ async def run_copy(ctx: CopyContext, job_id: str) -> None:
         await _settle(ctx, job, began, FAILED, exc)
     except asyncio.CancelledError:
         raise
-    except Exception as exc:
-        fault = storage_fault(exc)
-        if fault is not None:  # the target region's storage: paused until it takes data again
-            report(fault, exc)
-            await _settle(ctx, job, began, QUEUED, fault)
-        elif isinstance(exc, SnapferryError):
-            await _settle(ctx, job, began, QUEUED, exc)
-        else:
+    except Exception as exc:  # a storage fault of this region pauses the copy (see _settle)
+        typed = named(exc)
+        if typed is None:
             log.exception("copy %s: attempt failed unexpectedly", job.id)
-            await _settle(ctx, job, began, QUEUED, exc)
+        await _settle(ctx, job, began, QUEUED, typed or exc)
 
 
 class CopyTargetNotFound(NotFound):

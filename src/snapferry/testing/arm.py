@@ -58,3 +58,40 @@ def set_role(cloud: dict[str, Any], principal_id: str, subscription: str, role: 
         timeout=30,
     )
     reply.raise_for_status()
+
+
+def upload_disk(compute: Any, group: str, name: str, size: int, location: str = "eastus") -> str:
+    """A new ``Upload`` disk of size bytes made through ``compute`` (an azure-mgmt-compute
+    client), granted Write: its SAS URL."""
+    body = {
+        "location": location,
+        "properties": {"creationData": {"createOption": "Upload", "uploadSizeBytes": size}},
+    }
+    compute.disks.begin_create_or_update(group, name, body).result()
+    grant = {"access": "Write", "durationInSeconds": 3600}
+    return str(compute.disks.begin_grant_access(group, name, grant).result().access_sas)
+
+
+def snapshot_body(source_id: str, location: str = "eastus") -> dict[str, Any]:
+    """The PUT body of a snapshot copying ``source_id`` (a disk or a full snapshot)."""
+    return {
+        "location": location,
+        "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": source_id}},
+    }
+
+
+def disk_and_snapshot(compute: Any, group: str, data: bytes, location: str = "eastus") -> None:
+    """Disk ``d`` (1 GiB, Empty) holding data at offset 0, written through a Write SAS, and
+    snapshot ``s`` of it."""
+    body = {
+        "location": location,
+        "properties": {"creationData": {"createOption": "Empty"}, "diskSizeGB": 1},
+    }
+    disk = compute.disks.begin_create_or_update(group, "d", body).result()
+    grant = {"access": "Write", "durationInSeconds": 600}
+    sas = compute.disks.begin_grant_access(group, "d", grant).result().access_sas
+    headers = {"x-ms-range": f"bytes=0-{len(data) - 1}", "x-ms-page-write": "update"}
+    requests.put(sas + "&comp=page", data=data, headers=headers, timeout=60).raise_for_status()
+    compute.disks.begin_revoke_access(group, "d").result()
+    snapshot = snapshot_body(disk.id, location)
+    compute.snapshots.begin_create_or_update(group, "s", snapshot).result()

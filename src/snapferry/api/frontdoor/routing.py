@@ -21,7 +21,7 @@ from snapferry.control.errors import (
     LocationNotAvailable,
 )
 from snapferry.control.ids import normalize_location
-from snapferry.faults import THROTTLED, storage_fault
+from snapferry.faults import THROTTLED, brief
 from snapferry.meta import routes
 
 ITEM = re.compile(
@@ -73,10 +73,8 @@ class Index:
             with self.db.begin() as conn:
                 change(conn)
         except Exception as exc:
-            fault = storage_fault(exc)
-            why = fault.code if fault is not None else f"{type(exc).__name__}: {exc}"
             THROTTLED.warn(
-                "index", "the resource index was not updated (%s); lookups repair it", why
+                "index", "the resource index was not updated (%s); lookups repair it", brief(exc)
             )
 
 
