@@ -1,7 +1,8 @@
 """Copies queued while every copy worker slot of the target region is busy (westus runs one copy
-at a time, slowed down on purpose: the first takes about six seconds): the later copy is Queued
-behind the running one, diagnosed ``queued`` with how many are ahead, and runs by itself when
-the slot frees; ``copy wait`` draws a bar on a terminal and writes plain lines to a pipe."""
+at a time, held at a gate until the test has looked, then slowed down on purpose: about six
+seconds): the later copy is Queued behind the running one, diagnosed ``queued`` with how many are
+ahead, and runs by itself when the slot frees; ``copy wait`` draws a bar on a terminal and writes
+plain lines to a pipe."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import itertools
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,20 +27,31 @@ from snapferry.testing.terminal import in_a_terminal
 
 pytestmark = pytest.mark.slow
 CLI = (sys.executable, "-m", "snapferry.cli.main")
-ONE_AT_A_TIME = 'copy_jobs = 1\ncopy_streams = 1\npeer_faults = "delay=1.0,delay_seconds=0.6"'
+ONE_AT_A_TIME = (
+    'copy_jobs = 1\ncopy_streams = 1\npeer_faults = "delay=1.0,delay_seconds=0.6,gate={}"'
+)
 
 
 @pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCloud]:
-    with cloud_running(tmp_path_factory.mktemp("cloud"), westus_extra=ONE_AT_A_TIME) as cloud:
+def gate(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """While this file exists, westus's copies wait before each call to their source."""
+    held = tmp_path_factory.mktemp("gate") / "hold"
+    held.touch()
+    return held
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory, gate: Path) -> Iterator[RunningCloud]:
+    extra = ONE_AT_A_TIME.format(gate)
+    with cloud_running(tmp_path_factory.mktemp("cloud"), westus_extra=extra) as cloud:
         yield cloud
 
 
 def test_a_copy_waits_for_a_free_worker_and_says_so(
     running: RunningCloud,
+    gate: Path,
     compute: ComputeManagementClient,
     groups: ResourceManagementClient,
-    tmp_path: object,
 ) -> None:
     groups.resource_groups.create_or_update("queue", {"location": "eastus"})
     sources = []
@@ -69,14 +83,30 @@ def test_a_copy_waits_for_a_free_worker_and_says_so(
     plain = snapferry(running, env, f"copy diagnose {second}")
     assert plain.returncode == 0 and "waiting for a copy worker" in plain.stdout
 
-    # both waited for, the first on a terminal (a live bar), the second piped (plain lines)
+    # both waited for, the first on a terminal (a live bar), the second piped (plain lines); the
+    # gate opens once both have said where their copy stands
     first = str(compute.snapshots.get("queue", "first-west").id)
-    on_tty = in_a_terminal(env, ["copy", "wait", first, "--timeout", "120"])
-    piped = snapferry(running, env, f"copy wait {second} --timeout 120")
-    assert piped.returncode == 0, piped.stderr
-    lines = piped.stderr.splitlines()
-    assert lines[-1] == "copy succeeded: 100 %" and "\x1b" not in piped.stderr
-    assert lines[0].startswith(("copy queued: 0 %", "copy copying: "))
+    drawn = threading.Event()
+    on_tty = in_a_terminal(env, ["copy", "wait", first, "--timeout", "120"], drawn=drawn)
+    piped = subprocess.Popen(
+        [*CLI, "copy", "wait", second, "--timeout", "120"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert piped.stderr is not None
+        lines = [piped.stderr.readline().rstrip("\n")]
+        assert drawn.wait(60)
+        gate.unlink()
+        lines += piped.stderr.read().splitlines()
+        assert piped.wait(timeout=150) == 0, lines
+    finally:
+        piped.kill()
+        piped.communicate()
+    assert lines[-1] == "copy succeeded: 100 %" and "\x1b" not in "".join(lines)
+    assert lines[0].startswith("copy queued: 0 %"), lines
     status, screen = on_tty.result(timeout=200)
     assert status == 0, screen
     assert "copying" in screen and "%" in screen and "\x1b[" in screen  # a drawn, redrawn bar
@@ -85,6 +115,7 @@ def test_a_copy_waits_for_a_free_worker_and_says_so(
         out, err = following.communicate(timeout=60)
     finally:
         following.kill()
+        following.communicate()
     assert following.returncode == 0, err
     events = [json.loads(line) for line in out.splitlines()]
     kinds = [e["kind"] for e in events]

@@ -3,7 +3,8 @@
 Faults are drawn from a seeded generator, so a run repeats. A drop raises ``PeerUnavailable``
 before the call reaches the peer (or after, for ``drop_after``: the peer did the work, the
 answer was lost); a delay sleeps first; a corruption flips one byte of a page frame's payload
-or of one stored frame (which the caller's verification must catch).
+or of one stored frame (which the caller's verification must catch). A gate (a file path) holds
+each plan and page call while that file exists, so a test decides when a copy may move on.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from snapferry.engine.delta import ChunkDelta, CopyPlan
 from snapferry.errors import PeerUnavailable
@@ -28,6 +30,7 @@ class Faults:
     delay: float = 0.0
     delay_seconds: float = 0.05
     seed: int = 0
+    gate: Path | None = None
     rng: random.Random = field(init=False)
     injected: dict[str, int] = field(default_factory=dict)
 
@@ -36,10 +39,14 @@ class Faults:
 
     @classmethod
     def parse(cls, spec: str) -> Faults:
-        """``"drop=0.1,corrupt=0.05,delay=0.2,delay_seconds=0.1,seed=3"``."""
+        """``"drop=0.1,corrupt=0.05,delay=0.2,delay_seconds=0.1,seed=3,gate=/tmp/hold"``."""
         values: dict[str, float] = {}
+        gate: Path | None = None
         for part in filter(None, (p.strip() for p in spec.split(","))):
             name, _, value = part.partition("=")
+            if name == "gate":
+                gate = Path(value)
+                continue
             if name not in ("drop", "drop_after", "corrupt", "delay", "delay_seconds", "seed"):
                 raise ValueError(f"unknown peer fault {name!r}")
             values[name] = float(value)
@@ -51,6 +58,7 @@ class Faults:
             delay=values.get("delay", 0.0),
             delay_seconds=values.get("delay_seconds", 0.05),
             seed=seed,
+            gate=gate,
         )
 
     def hit(self, kind: str) -> bool:
@@ -78,6 +86,11 @@ class FaultyPeer:
         if self.faults.hit("drop"):
             raise PeerUnavailable(f"injected fault: {what} dropped")
 
+    async def _gated(self, what: str) -> None:
+        while self.faults.gate is not None and self.faults.gate.exists():
+            await asyncio.sleep(0.05)
+        await self._before(what)
+
     def _after(self, what: str) -> None:
         if self.faults.hit("drop_after"):
             raise PeerUnavailable(f"injected fault: the answer to {what} was lost")
@@ -100,13 +113,13 @@ class FaultyPeer:
     async def plan(
         self, region: str, engine_id: str, sas: str, candidates: list[str], full: bool
     ) -> tuple[str | None, CopyPlan]:
-        await self._before("plan")
+        await self._gated("plan")
         planned = await self.inner.plan(region, engine_id, sas, candidates, full)
         self._after("plan")
         return planned
 
     async def pages(self, region: str, engine_id: str, sas: str, piece: ChunkDelta) -> PageFrame:
-        await self._before("pages")
+        await self._gated("pages")
         frame = await self.inner.pages(region, engine_id, sas, piece)
         self._after("pages")
         if frame.payload and self.faults.hit("corrupt"):
@@ -118,7 +131,7 @@ class FaultyPeer:
     async def frames(
         self, region: str, engine_id: str, sas: str, oids: list[bytes]
     ) -> Sequence[bytes | memoryview]:
-        await self._before("frames")
+        await self._gated("frames")
         got = await self.inner.frames(region, engine_id, sas, oids)
         self._after("frames")
         if got and self.faults.hit("corrupt"):

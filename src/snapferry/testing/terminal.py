@@ -14,10 +14,15 @@ from concurrent.futures import Future
 
 
 def in_a_terminal(
-    env: dict[str, str], args: list[str], *, timeout: float = 180.0
+    env: dict[str, str],
+    args: list[str],
+    *,
+    timeout: float = 180.0,
+    drawn: threading.Event | None = None,
 ) -> Future[tuple[int, str]]:
     """Start ``snapferry ARGS`` with a pseudo-terminal as its stdin, stdout and stderr; its exit
-    status and everything it wrote there, once it ends (killed after ``timeout``)."""
+    status and everything it wrote there, once it ends (killed after ``timeout``). ``drawn`` is
+    set once it has written anything."""
     leader, follower = pty.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-m", "snapferry.cli.main", *args],
@@ -43,6 +48,8 @@ def in_a_terminal(
             if not chunk:
                 break
             screen += chunk
+            if drawn is not None:
+                drawn.set()
         os.close(leader)
         try:
             status = proc.wait(max(0.0, deadline - time.monotonic()))
