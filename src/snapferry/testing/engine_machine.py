@@ -7,6 +7,14 @@ content after any operation that could disturb it (writes, snapshots, deletes, G
 reopening), and every diff must equal the model's: the pages written between the two snapshots,
 split by whether the newer content is non-zero (changed) or zero (cleared).
 
+Maintenance also runs in the background, as on a serving region: GC and compaction passes back
+to back in a thread of their own while the rules go on writing, snapshotting, folding and
+reading. That thread takes the engine's lock only when a rule gives it a turn (``TurnLock``), so
+the rules decide what happens between its holds — which is where a pass works from what it saw
+and commits later — and a failing run repeats. The engine's clock is the machine's own and moves
+ten seconds between rules, never during one, so GC's grace (five seconds) outlasts every
+operation in flight: it stands for a grace longer than any read, without making the test wait.
+
 Requires the ``dev`` extra (hypothesis). Run it with ``EngineMachine.TestCase`` from pytest.
 """
 
@@ -14,8 +22,10 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 
 import numpy as np
 import pytest
@@ -29,6 +39,74 @@ from snapferry.errors import InvalidInput
 from snapferry.settings import CHUNK, PAGE, SECTOR
 
 SIZES = [CHUNK + SECTOR, 2 * CHUNK + PAGE + SECTOR, 3 * CHUNK]
+TICK = 10.0  # seconds of the engine's clock between two rules
+GRACE = 5.0  # GC's grace in the background: more than no time, less than a tick
+
+
+class TurnLock:
+    """The engine's lock, which one thread (``stepped``) takes only when given a turn.
+
+    Every other thread takes it as usual. ``turn()`` lets the stepped thread take it once (its
+    outermost hold: an RLock nests) and returns when that hold has ended, or when the thread has
+    ended without taking it; ``free()`` lets it take the lock as it likes from then on."""
+
+    def __init__(self, inner: threading.RLock) -> None:
+        self.inner = inner
+        self.stepped: threading.Thread | None = None
+        self.changed = threading.Condition()
+        self.granted = 0
+        self.ended = 0
+        self.freed = False
+        self.depth = threading.local()
+
+    def step(self, thread: threading.Thread) -> None:
+        with self.changed:
+            self.stepped, self.granted, self.ended, self.freed = thread, 0, 0, False
+
+    def turn(self, timeout: float = 60.0) -> None:
+        with self.changed:
+            if self.stepped is None:
+                return
+            target = self.ended + 1
+            self.granted += 1
+            self.changed.notify_all()
+            if not self.changed.wait_for(
+                lambda: self.ended >= target or not self.stepped or not self.stepped.is_alive(),
+                timeout,
+            ):
+                raise AssertionError("background maintenance held the engine lock for a minute")
+            self.granted = 0  # a turn the thread ended without taking is not kept
+
+    def free(self) -> None:
+        with self.changed:
+            self.freed = True
+            self.changed.notify_all()
+
+    def _outermost(self) -> bool:
+        return threading.current_thread() is self.stepped and not getattr(self.depth, "n", 0)
+
+    def __enter__(self) -> None:
+        if self._outermost():
+            with self.changed:
+                if not self.changed.wait_for(lambda: self.freed or self.granted > 0, 60.0):
+                    raise AssertionError("background maintenance waited a minute for a turn")
+                if not self.freed:
+                    self.granted -= 1
+        self.inner.acquire()
+        self.depth.n = getattr(self.depth, "n", 0) + 1
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.depth.n -= 1
+        self.inner.release()
+        if self._outermost():
+            with self.changed:
+                self.ended += 1
+                self.changed.notify_all()
 
 
 @dataclass
@@ -90,15 +168,40 @@ class EngineMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.dir = Path(tempfile.mkdtemp(prefix="snapferry-model-"))
-        self.engine = Engine.open(self.dir)
+        self.now = 1_000_000_000.0
+        self.engine = self._open()
         self.disks: dict[str, ModelDisk] = {}
         self.snaps: dict[str, ModelSnapshot] = {}
         self.seq = 0
         self.stale: set[str] = set()
+        self.background: threading.Thread | None = None
+        self.stop_background = threading.Event()
+        self.background_errors: list[BaseException] = []
+
+    def _open(self) -> Engine:
+        engine = Engine.open(self.dir, clock=lambda: self.now)
+        self.turns = TurnLock(engine.lock)
+        engine.lock = self.turns  # type: ignore[assignment]
+        return engine
 
     def teardown(self) -> None:
-        self.engine.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        try:
+            self._join_background()
+        finally:
+            self.engine.close()
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _join_background(self) -> None:
+        """Stop background maintenance (after its current pass) and raise what it raised."""
+        if self.background is None:
+            return
+        self.stop_background.set()
+        self.turns.free()
+        self.background.join()
+        self.background = None
+        errors, self.background_errors = self.background_errors, []
+        if errors:
+            raise errors[0]
 
     def _live_snaps(self) -> list[str]:
         return [s for s, m in self.snaps.items() if not m.deleted]
@@ -232,13 +335,57 @@ class EngineMachine(RuleBasedStateMachine):
 
     @rule(task=st.sampled_from(["gc", "compact", "reopen"]), max_depth=st.integers(0, 3))
     def maintain(self, task: str, max_depth: int) -> None:
+        self._join_background()
         if task == "gc":
             collect(self.engine, grace_seconds=0)
         elif task == "compact":
             compact(self.engine, max_depth=max_depth)
         else:
             self.engine.close()
-            self.engine = Engine.open(self.dir)
+            self.engine = self._open()
+        self._after_maintenance()
+
+    @precondition(lambda self: self.background is None)
+    @rule(
+        max_depth=st.integers(0, 2),
+        coverage=st.sampled_from([0.0, 0.25]),
+        repack_below=st.sampled_from([0.5, 0.9]),
+    )
+    def start_background_maintenance(
+        self, max_depth: int, coverage: float, repack_below: float
+    ) -> None:
+        """GC and compaction passes back to back while the next rules run, taking the engine's
+        lock only on the turns the rules give them."""
+        engine, stop, errors = self.engine, self.stop_background, self.background_errors
+        stop.clear()
+
+        def passes() -> None:
+            try:
+                while not stop.is_set():
+                    collect(engine, grace_seconds=GRACE, repack_below=repack_below)
+                    compact(engine, max_depth=max_depth, coverage=coverage)
+            except BaseException as exc:  # raised in the rules' thread by _join_background
+                errors.append(exc)
+
+        self.background = threading.Thread(target=passes, name="background-maintenance")
+        self.turns.step(self.background)
+        self.background.start()
+
+    @precondition(lambda self: self.background is not None)
+    @rule(turns=st.integers(1, 4))
+    def background_turns(self, turns: int) -> None:
+        """Let background maintenance take the engine's lock a few times (commit what it
+        worked out, take references, mark packs dead…)."""
+        for _ in range(turns):
+            self.turns.turn()
+
+    @precondition(lambda self: self.background is not None)
+    @rule()
+    def finish_background_maintenance(self) -> None:
+        self._join_background()
+        self._after_maintenance()
+
+    def _after_maintenance(self) -> None:
         self._everything_stale()
         for family in dict.fromkeys(m.family for m in self.snaps.values()):
             self._check_family(family)
@@ -272,6 +419,12 @@ class EngineMachine(RuleBasedStateMachine):
                 self._check_diff(a, b)
 
     # --- invariants ----------------------------------------------------------------------------
+    @invariant()
+    def time_passes(self) -> None:
+        """Between two rules, so that no operation of the rules is in flight as it moves."""
+        self.now += TICK
+        assert not self.background_errors, self.background_errors
+
     @invariant()
     def contents_match(self) -> None:
         for name in sorted(self.stale):
