@@ -84,20 +84,8 @@ def up(
     config = load(config_file, data_dir=data_dir, port=port)
     hosted = host.Hosted()
     try:
-        front = host.bind(config.listen)  # first: a busy port must not leave regions behind
-        key = host.frontdoor_key(config)
-        peering = host.Peering({}, host.peer_key(config))
-        regions = {
-            r.name: host.open_region(r, config.data_dir, key, hosted, peering)
-            for r in config.regions
-        }
-        endpoint, registry = host.open_frontdoor(config, regions, key, hosted, front)
-
-        def ready() -> None:
-            cloud = host.write_cloud_json(config, endpoint, registry, regions)
-            _announce(config, cloud)
-
-        asyncio.run(host.serve(hosted, ready, config.http))
+        write_cloud_json = host.open_cloud(config, hosted)
+        asyncio.run(host.serve(hosted, lambda: _announce(config, write_cloud_json()), config.http))
     finally:
         hosted.close()
     _say("snapferry stopped; every acknowledged change is on disk")

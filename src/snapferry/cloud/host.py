@@ -16,6 +16,7 @@ import logging
 import secrets
 import signal
 import socket
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -163,6 +164,8 @@ class Hosted:
     closers: list[Callable[[], None]] = field(default_factory=list)
     starters: list[Callable[[], None]] = field(default_factory=list)
     """Run once every app serves (copy workers: their peers must be reachable)."""
+    stop: Callable[[], None] = lambda: None
+    """Asks ``serve`` to shut down gracefully, from any thread (set once it runs)."""
 
     def close(self) -> None:
         for close in reversed(self.closers):
@@ -273,6 +276,20 @@ def open_frontdoor(
     return public or url, registry
 
 
+def open_cloud(config: CloudConfig, hosted: Hosted) -> Callable[[], dict[str, Any]]:
+    """Open every region of ``config`` and the front door over them into ``hosted`` (one
+    process: ``snapferry up``), the front door's port first (a busy port must not leave regions
+    behind); returns what writes cloud.json, to run once they serve."""
+    front = bind(config.listen)
+    key = frontdoor_key(config)
+    peering = Peering({}, peer_key(config))
+    regions = {
+        r.name: open_region(r, config.data_dir, key, hosted, peering) for r in config.regions
+    }
+    endpoint, registry = open_frontdoor(config, regions, key, hosted, front)
+    return lambda: write_cloud_json(config, endpoint, registry, regions)
+
+
 def write_cloud_json(
     config: CloudConfig, endpoint: str, registry: Registry, regions: dict[str, str]
 ) -> dict[str, Any]:
@@ -308,8 +325,9 @@ def write_cloud_json(
 async def serve(
     hosted: Hosted, ready: Callable[[], None] | None = None, limits: Limits | None = None
 ) -> None:
-    """Serve every app until SIGINT or SIGTERM, then shut down gracefully; each listener
-    under ``limits`` (``cloud.guard``)."""
+    """Serve every app until SIGINT or SIGTERM (when run in the main thread) or
+    ``hosted.stop()``, then shut down gracefully; each listener under ``limits``
+    (``cloud.guard``)."""
     limits = limits or Limits()
     files = raise_file_limit()
     cap = limits.max_connections or connection_budget(len(hosted.apps), files)
@@ -337,8 +355,14 @@ async def serve(
 
     loop = asyncio.get_running_loop()
     quiet_exhaustion(loop)
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop_all)
+
+    def stop_from_anywhere() -> None:
+        loop.call_soon_threadsafe(stop_all)
+
+    hosted.stop = stop_from_anywhere
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop_all)
     tasks = [
         asyncio.create_task(server.serve(sockets=[app[1]]))
         for server, app in zip(servers, hosted.apps, strict=True)

@@ -24,8 +24,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from snapferry.control import records, render
 from snapferry.control.access import Signer, sas_path
 from snapferry.control.copies import CopyTargets, is_copy_start
@@ -508,7 +506,7 @@ class RegionService(Recovery):
                     change(conn)
                     records.finish_operation(conn, op.id, status, self.clock(), error=error)
                 return
-            except SQLAlchemyError:
+            except Exception:  # the database's error, or what a storage fault was wrapped in
                 log.warning("operation %s: commit failed (try %d of %d)", op.id, attempt + 1, tries)
                 time.sleep(0.2 * 2**attempt)
         log.error("operation %s: outcome not recorded; the next start settles it", op.id)
