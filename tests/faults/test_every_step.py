@@ -7,7 +7,8 @@ the region's database or the front door's); then, for each of them, a fresh inst
 operation runs with exactly that statement failing. Whatever the step, the client is told
 success or a named storage error (never ``InternalError``), no operation stays InProgress, the
 front door and the region agree on every resource of the group, a retry succeeds, and every
-snapshot made reads back what its disk held then. A scrub at the end finds nothing wrong."""
+snapshot made reads back what its disk held then. At the end the cloud passes its audit
+(``snapferry.testing.audit``: the same for every resource, and a clean scrub)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -25,12 +27,12 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
-from snapferry.cli.passes import remote_pass, serving_region
 from snapferry.control import records
 from snapferry.control.render import PROVISIONING
 from snapferry.meta.db import open_database, sqlite_url
 from snapferry.sdk import connect
 from snapferry.testing.arm import snapshot_body
+from snapferry.testing.audit import audit
 from snapferry.testing.db_faults import FailingStatements
 from snapferry.testing.inprocess import cloud_in_this_process
 
@@ -55,7 +57,8 @@ class Cloud:
     groups: ResourceManagementClient
     faults: FailingStatements
     region_db: sqlalchemy.Engine
-    region_dir: Path
+    doc: dict[str, Any]  # cloud.json
+    data_dir: Path
     subscription: str
     disk_id: str
     disk: bytearray  # what disk d holds (its first len(DATA) bytes; the rest is zero)
@@ -89,14 +92,14 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
                 "properties": {"creationData": {"createOption": "Empty"}, "diskSizeGB": 1},
             }
             disk = compute.disks.begin_create_or_update(GROUP, "d", body).result()
-            region_dir = data_dir / "regions" / "eastus"
-            region_db = open_database(sqlite_url(region_dir / "meta.db"))
+            region_db = open_database(sqlite_url(data_dir / "regions" / "eastus" / "meta.db"))
             c = Cloud(
                 compute,
                 groups,
                 faults,
                 region_db,
-                region_dir,
+                doc,
+                data_dir,
                 doc["subscription"],
                 str(disk.id),
                 bytearray(len(DATA)),
@@ -278,12 +281,9 @@ def read_snapshot(c: Cloud, name: str) -> bytes:
         c.compute.snapshots.begin_revoke_access(GROUP, name).result()
 
 
-def test_afterwards_every_snapshot_reads_back_and_a_scrub_finds_nothing_wrong(
+def test_afterwards_every_snapshot_reads_back_and_the_cloud_passes_its_audit(
     cloud: Cloud,
 ) -> None:
     for name in cloud.verified:
         assert read_snapshot(cloud, name) == cloud.expected[name], name
-    served = serving_region(cloud.region_dir)
-    assert served is not None
-    report = remote_pass(served, "scrub", {}, None)
-    assert report["clean"], report["problems"]
+    audit(cloud.doc, cloud.data_dir)

@@ -20,6 +20,7 @@ from azure.mgmt.resource.resources import ResourceManagementClient
 from snapferry.engine import Engine
 from snapferry.sdk import connect
 from snapferry.testing.arm import snapshot_body, upload_disk
+from snapferry.testing.audit import audit
 from snapferry.testing.cli import cli_env, run
 from snapferry.testing.cloud import RunningCloud
 from snapferry.testing.filesystems import can_mount, free_bytes, small_filesystem
@@ -113,6 +114,7 @@ def test_a_seal_that_runs_out_of_space_wedges_nothing(tmp_path: Path) -> None:
             compute.snapshots.begin_create_or_update("g", "s", snap).result()
             sas = str(compute.snapshots.begin_grant_access("g", "s", read).result().access_sas)
             assert requests.get(sas, timeout=60).content == data + bytes(DATA)
+            audit(cloud.cloud, root)
             log = (root / "up.log").read_text(errors="replace")
             assert "Traceback" not in log
         finally:

@@ -19,6 +19,7 @@ from azure.storage.blob import BlobClient
 
 from snapferry.sdk import connect
 from snapferry.testing import arm
+from snapferry.testing.audit import audit
 from snapferry.testing.cloud import RunningCloud
 from snapferry.testing.filesystems import can_mount, small_filesystem
 
@@ -133,6 +134,7 @@ def test_a_full_region_refuses_new_data_by_name_and_frees_room_on_delete(
 
     writer.conn.close()
     again.conn.close()
+    audit(cloud.cloud, cloud.data_dir)
     log = (cloud.data_dir / "up.log").read_text(errors="replace")
     assert "Traceback" not in log
     assert log.count("StorageFull") <= 2, "a storage fault logs once a minute, not per request"

@@ -1,0 +1,66 @@
+"""What must hold after any fault scenario, checked from outside a running cloud: no region
+operation left InProgress, the front door agreeing with every region on every resource, and
+every region's scrub clean."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from snapferry.cli.passes import remote_pass, serving_region
+from snapferry.control import records
+from snapferry.control.records import Record
+from snapferry.control.render import PROVISIONING
+from snapferry.meta.db import open_database, sqlite_url
+
+API = "api-version=2024-03-02"
+
+
+def audit(cloud: dict[str, Any], data_dir: Path, *, settle_seconds: float = 10.0) -> None:
+    """Raise AssertionError unless, for each region of the cloud whose cloud.json is ``cloud``
+    and data directory ``data_dir``: no operation stays InProgress (within ``settle_seconds``);
+    the front door lists exactly the disks and snapshots the region holds of the cloud's
+    subscription and GETs each in the region's state; a scrub finds nothing wrong."""
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {cloud['token']}"
+    held: list[Record] = []
+    for region in cloud["regions"]:
+        directory = data_dir / "regions" / region
+        held += _settled_records(directory, cloud["subscription"], settle_seconds)
+        served = serving_region(directory)
+        assert served is not None, f"{region}: not served"
+        report = remote_pass(served, "scrub", {}, None)
+        assert report["clean"], f"{region}: scrub found {report['problems']}"
+    base = f"{cloud['endpoint']}/subscriptions/{cloud['subscription']}"
+    for rtype in ("disks", "snapshots"):
+        reply = session.get(f"{base}/providers/Microsoft.Compute/{rtype}?{API}", timeout=30)
+        assert reply.status_code == 200, reply.text
+        listed = {r["id"].lower() for r in reply.json()["value"]}
+        holding = {r.id.lower() for r in held if r.rtype == rtype}
+        assert listed == holding, f"{rtype}: front door lists {listed}, regions hold {holding}"
+    for rec in held:
+        reply = session.get(f"{cloud['endpoint']}{rec.id}?{API}", timeout=30)
+        assert reply.status_code == 200, f"{rec.id}: {reply.status_code} {reply.text[:200]}"
+        props = reply.json()["properties"]
+        state = props["provisioningState"]
+        failed_copy = state == "Failed" and "copyCompletionError" in props
+        assert state == PROVISIONING[rec.state] or failed_copy, f"{rec.id}: {state}, {rec.state}"
+
+
+def _settled_records(directory: Path, subscription: str, settle_seconds: float) -> list[Record]:
+    db = open_database(sqlite_url(directory / "meta.db"))
+    try:
+        deadline = time.monotonic() + settle_seconds
+        while True:
+            with db.connect() as conn:
+                running = records.running_operations(conn)
+                held = records.all_records(conn, subscription=subscription)
+            if not running:
+                return held
+            assert time.monotonic() < deadline, f"{directory.name}: InProgress: {running}"
+            time.sleep(0.05)
+    finally:
+        db.dispose()
