@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from snapferry.api.common import KEY_HEADER, route_template
+from snapferry.api.common import route_template
 from snapferry.api.observe import PASSED_ID_HEADER, REQUEST_ID, Observed
 from snapferry.cloud import logs
+from snapferry.control.access import KEY_HEADER
 from snapferry.metrics import HttpMetrics, exposition, new_registry
 
 PASSED = "0b6c2a52-57a3-4bb0-9d3b-7d3c0c0e2f11"

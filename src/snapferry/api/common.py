@@ -32,8 +32,6 @@ from snapferry.faults import named
 
 log = logging.getLogger("snapferry.api")
 
-KEY_HEADER = "x-snapferry-key"
-"""Carries the key a region expects from its front door."""
 MIN_API_VERSION = "2020-12-01"
 MAX_BODY_BYTES = 1024 * 1024
 _API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}(-preview)?")

@@ -23,7 +23,6 @@ from fastapi.responses import Response
 from prometheus_client import CollectorRegistry
 
 from snapferry.api.common import (
-    KEY_HEADER,
     ASGIApp,
     Message,
     Receive,
@@ -31,6 +30,7 @@ from snapferry.api.common import (
     Send,
     route_template,
 )
+from snapferry.control.access import KEY_HEADER
 from snapferry.metrics import CONTENT_TYPE, HttpMetrics, exposition
 
 log = logging.getLogger("snapferry.requests")

@@ -19,7 +19,6 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry
 
 from snapferry.api.common import (
-    KEY_HEADER,
     ArmMiddleware,
     ASGIApp,
     Receive,
@@ -33,7 +32,7 @@ from snapferry.api.maintenance import maintenance_router
 from snapferry.api.observe import add_metrics_route
 from snapferry.api.peer import peer_router
 from snapferry.control import render
-from snapferry.control.access import BLOB_NAME
+from snapferry.control.access import BLOB_NAME, KEY_HEADER
 from snapferry.control.errors import BadRequest, Unauthenticated
 from snapferry.control.ids import ResourceId, check_group, check_subscription
 from snapferry.control.models import BODY_MODELS, GrantAccess

@@ -25,6 +25,8 @@ from urllib.parse import urlencode
 from snapferry.errors import SnapferryError
 from snapferry.files import read_or_create
 
+KEY_HEADER = "x-snapferry-key"
+"""Carries the key a region expects from its front door (and from maintenance asked of it)."""
 KEY_FILE = "sas-key"
 SAS_VERSION = "2018-03-28"
 """The ``sv`` of a managed-disk access SAS."""

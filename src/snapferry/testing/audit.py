@@ -10,7 +10,8 @@ from typing import Any
 
 import requests
 
-from snapferry.cli.passes import remote_pass, serving_region
+from snapferry.client.maintenance import ServingRegion, remote_pass
+from snapferry.cloud.config import CloudConfig
 from snapferry.control import records
 from snapferry.control.records import Record
 from snapferry.control.render import PROVISIONING
@@ -27,11 +28,11 @@ def audit(cloud: dict[str, Any], data_dir: Path, *, settle_seconds: float = 10.0
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {cloud['token']}"
     held: list[Record] = []
+    key = CloudConfig(data_dir=data_dir).frontdoor_key_file.read_text().strip()
     for region in cloud["regions"]:
         directory = data_dir / "regions" / region
         held += _settled_records(directory, cloud["subscription"], settle_seconds)
-        served = serving_region(directory)
-        assert served is not None, f"{region}: not served"
+        served = ServingRegion(cloud["metrics"][region].removesuffix("/metrics"), key)
         report = remote_pass(served, "scrub", {}, None)
         assert report["clean"], f"{region}: scrub found {report['problems']}"
     base = f"{cloud['endpoint']}/subscriptions/{cloud['subscription']}"

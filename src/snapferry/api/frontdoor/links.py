@@ -9,9 +9,9 @@ from typing import Any
 
 import aiohttp
 
-from snapferry.api.common import KEY_HEADER
 from snapferry.api.observe import PASSED_ID_HEADER, REQUEST_ID
 from snapferry.api.region import BASE_HEADER
+from snapferry.control.access import KEY_HEADER
 from snapferry.control.errors import RegionUnavailable
 from snapferry.metrics import PeerMetrics, new_registry
 
