@@ -254,5 +254,4 @@ def demo_command(ctx: click.Context, data_dir: Path | None, output: str) -> None
     ctx.exit(ExitCode.OK if result.passed else ExitCode.PROBLEMS)
 
 
-COMMANDS = (scrub_command, gc_command, compact_command, demo_command)
 """Every admin command, for the group to register."""

@@ -1,5 +1,9 @@
 """The ``snapferry`` console script: the command group, ``--version`` and error translation.
 
+Commands are imported when named (``LAZY``): ``snapferry disk list`` loads the client, not the
+engine or the web servers, so a command talking to a running cloud starts in a fraction of the
+time ``up`` needs to load.
+
 Every error becomes one line on stderr, ``error: <message> (<code>)``, plus an exit status (see
 ``output.ExitCode``); with ``--output json`` stdout also gets ``{"error": {...}}``. No traceback is
 shown for a snapferry error; an unexpected exception shows one only when ``SNAPFERRY_DEBUG=1``.
@@ -7,20 +11,16 @@ shown for a snapferry error; an unexpected exception shows one only when ``SNAPF
 
 from __future__ import annotations
 
+import importlib
 import os
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 import click
 
 from snapferry.cli import output as out
-from snapferry.cli.admin import COMMANDS
-from snapferry.cli.copies import copy_command, snapshot_copy
 from snapferry.cli.output import ExitCode
-from snapferry.cli.resources import COMMANDS as RESOURCE_COMMANDS
-from snapferry.cli.resources import disk_command, snapshot_command
-from snapferry.cli.servers import COMMANDS as SERVER_COMMANDS
-from snapferry.cli.transfer import DISK_COMMANDS, SNAPSHOT_COMMANDS
 from snapferry.errors import Conflict, InvalidInput, NotFound, RegionBusy, SnapferryError
 
 DEBUG_ENV = "SNAPFERRY_DEBUG"
@@ -53,8 +53,62 @@ def _os_message(exc: OSError) -> str:
     return f"{exc.strerror or type(exc).__name__}{where}"
 
 
+def _found(where: str) -> click.Command:
+    module, _, name = where.partition(":")
+    command = getattr(importlib.import_module(module), name)
+    assert isinstance(command, click.Command), where
+    return command
+
+
+def _with(group: str, *more: str) -> Callable[[], click.Command]:
+    """The group at ``group`` with the commands at ``more`` added (defined elsewhere)."""
+
+    def load() -> click.Command:
+        found = _found(group)
+        assert isinstance(found, click.Group), group
+        for where in more:
+            found.add_command(_found(where))
+        return found
+
+    return load
+
+
+LAZY: dict[str, Callable[[], click.Command]] = {
+    "up": lambda: _found("snapferry.cli.servers:up"),
+    "serve": lambda: _found("snapferry.cli.servers:serve"),
+    "group": lambda: _found("snapferry.cli.groups:group_command"),
+    "disk": _with(
+        "snapferry.cli.resources:disk_command",
+        "snapferry.cli.transfer:disk_import",
+        "snapferry.cli.transfer:disk_export",
+    ),
+    "snapshot": _with(
+        "snapferry.cli.resources:snapshot_command",
+        "snapferry.cli.transfer:snapshot_export",
+        "snapferry.cli.transfer:snapshot_diff",
+        "snapferry.cli.copies:snapshot_copy",
+    ),
+    "copy": lambda: _found("snapferry.cli.copies:copy_command"),
+    "token": lambda: _found("snapferry.cli.tokens:token_command"),
+    "scrub": lambda: _found("snapferry.cli.admin:scrub_command"),
+    "gc": lambda: _found("snapferry.cli.admin:gc_command"),
+    "compact": lambda: _found("snapferry.cli.admin:compact_command"),
+    "demo": lambda: _found("snapferry.cli.admin:demo_command"),
+}
+"""Every command of ``snapferry``, by name: what imports it."""
+
+
 class AdminGroup(click.Group):
-    """A click group that turns every error of its commands into a message and an exit status."""
+    """A click group that turns every error of its commands into a message and an exit status,
+    its commands imported only when named (``LAZY``)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*LAZY, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in LAZY:
+            self.add_command(LAZY[cmd_name](), cmd_name)
+        return self.commands.get(cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -109,15 +163,6 @@ def cli() -> None:
     Exit status: 0 done, 1 problems found, 2 bad request or nothing there,
     3 another process holds the region, 4 could not finish.
     """
-
-
-for _command in [*COMMANDS, *SERVER_COMMANDS, *RESOURCE_COMMANDS]:
-    cli.add_command(_command)
-for _command in DISK_COMMANDS:
-    disk_command.add_command(_command)
-for _command in [*SNAPSHOT_COMMANDS, snapshot_copy]:
-    snapshot_command.add_command(_command)
-cli.add_command(copy_command)
 
 
 def main() -> None:

@@ -15,9 +15,7 @@ import click
 
 from snapferry.cli import output as out
 from snapferry.cli import views
-from snapferry.cli.groups import group_command
 from snapferry.cli.remote import GROUP, NAME, TAGS, YES, Remote, confirm, remote_command
-from snapferry.cli.tokens import token_command
 from snapferry.client import Client, ResourceMissing, Resources, disk_body, snapshot_body
 
 LOCATION = click.option(
@@ -254,5 +252,5 @@ def _add_access(parent: click.Group, kind: str) -> None:
 _add_common(disk_command, "disks")
 _add_common(snapshot_command, "snapshots")
 
-COMMANDS = (disk_command, snapshot_command, group_command, token_command)
+
 """The command groups that talk to a running cloud, for the ``snapferry`` group to register."""

@@ -171,6 +171,3 @@ def serve_frontdoor(
         asyncio.run(host.serve(hosted, ready, config.http))
     finally:
         hosted.close()
-
-
-COMMANDS = [up, serve]

@@ -288,7 +288,5 @@ def _diff_view(older: str, newer: str, diff: Any) -> list[Any]:
     return [out.grid_table("pages", ("offset", "length", "kind"), rows), summary]
 
 
-DISK_COMMANDS = (disk_import, _export_command("disks"))
-"""Commands of ``snapferry disk`` defined here."""
-SNAPSHOT_COMMANDS = (_export_command("snapshots"), snapshot_diff)
-"""Commands of ``snapferry snapshot`` defined here."""
+disk_export = _export_command("disks")
+snapshot_export = _export_command("snapshots")
