@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 
 from snapferry.engine import Engine
+from snapferry.engine import compact as compaction
 from snapferry.engine.compact import compact
 from snapferry.engine.gc import collect
 from snapferry.engine.scrub import scrub
@@ -81,3 +84,49 @@ def test_maintenance_racing_writes_snapshots_and_folds_loses_nothing(tmp_path: P
         assert final.clean, final.problems
         for snap, content in kept.items():
             assert engine.read_snapshot(snap, 0, CHUNKS * CHUNK) == content, snap
+
+
+def test_a_fold_between_compactions_work_and_its_commit_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Compaction works out snapshot C's new map, then — before it commits — C's parent B is
+    deleted and folds into C (C gains B's chunk). The commit must see the map changed and
+    leave C to the next pass: C keeps B's chunk, and the next pass compacts it."""
+    with Engine.open(tmp_path) as engine:
+        disk = engine.create_disk(3 * CHUNK).id
+        engine.write(disk, 0, b"\x01" * CHUNK * 3)
+        engine.create_snapshot(disk, incremental=False)
+        engine.write(disk, CHUNK, b"\x02" * PAGE)  # B changes chunk 1
+        older = engine.create_snapshot(disk, incremental=True).id
+        engine.write(disk, 2 * CHUNK, b"\x03" * PAGE)  # C changes chunk 2
+        newest = engine.create_snapshot(disk, incremental=True).id
+        want = engine.read_snapshot(newest, 0, 3 * CHUNK)
+
+        reached, go = threading.Event(), threading.Event()
+        commit = compaction._commit
+
+        def parked(engine: Engine, node: Any, entries: Any, writer: Any) -> bool:
+            if node.id == newest:
+                reached.set()
+                assert go.wait(30)
+            return commit(engine, node, entries, writer)
+
+        monkeypatch.setattr(compaction, "_commit", parked)
+        reports: list[Any] = []
+        worker = threading.Thread(
+            target=lambda: reports.append(compact(engine, max_depth=0, coverage=0.0))
+        )
+        worker.start()
+        try:
+            assert reached.wait(30), "compaction never reached the newest snapshot"
+            engine.delete_snapshot(older)  # folds into the newest, under compaction's feet
+        finally:
+            go.set()
+            worker.join()
+        assert engine.read_snapshot(newest, 0, 3 * CHUNK) == want
+        monkeypatch.setattr(compaction, "_commit", commit)
+        assert compact(engine, max_depth=0, coverage=0.0).compacted  # the next pass does it
+        assert engine.read_snapshot(newest, 0, 3 * CHUNK) == want
+        collect(engine, grace_seconds=0)
+        assert scrub(engine).clean
+        assert engine.read_snapshot(newest, 0, 3 * CHUNK) == want
