@@ -252,6 +252,3 @@ def demo_command(ctx: click.Context, data_dir: Path | None, output: str) -> None
         result = demo.run(engine, path)
     out.emit(output, result.to_dict(), lambda: demo.view(result))
     ctx.exit(ExitCode.OK if result.passed else ExitCode.PROBLEMS)
-
-
-"""Every admin command, for the group to register."""

@@ -251,6 +251,3 @@ def _add_access(parent: click.Group, kind: str) -> None:
 
 _add_common(disk_command, "disks")
 _add_common(snapshot_command, "snapshots")
-
-
-"""The command groups that talk to a running cloud, for the ``snapferry`` group to register."""

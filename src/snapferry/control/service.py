@@ -24,6 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from snapferry.control import records, render
 from snapferry.control.access import Signer, sas_path
 from snapferry.control.copies import CopyTargets, is_copy_start
@@ -49,7 +51,8 @@ from snapferry.control.models import BODY_MODELS, DiskUpdate, GrantAccess, Snaps
 from snapferry.control.records import Operation, Record
 from snapferry.control.recovery import Recovery, error_of
 from snapferry.engine import Engine
-from snapferry.errors import NotFound
+from snapferry.errors import NotFound, StorageFault
+from snapferry.faults import storage_fault
 from snapferry.ids import new_id
 from snapferry.replication.worker import CopyWorker
 
@@ -506,8 +509,12 @@ class RegionService(Recovery):
                     change(conn)
                     records.finish_operation(conn, op.id, status, self.clock(), error=error)
                 return
-            except Exception:  # the database's error, or what a storage fault was wrapped in
-                log.warning("operation %s: commit failed (try %d of %d)", op.id, attempt + 1, tries)
+            except (SQLAlchemyError, StorageFault, OSError) as exc:
+                fault = storage_fault(exc)  # not the error's text: it holds the statement
+                why = fault.code if fault is not None else type(exc).__name__
+                log.warning(
+                    "operation %s: commit failed (try %d of %d): %s", op.id, attempt + 1, tries, why
+                )
                 time.sleep(0.2 * 2**attempt)
         log.error("operation %s: outcome not recorded; the next start settles it", op.id)
 

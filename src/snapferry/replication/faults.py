@@ -4,7 +4,7 @@ Faults are drawn from a seeded generator, so a run repeats. A drop raises ``Peer
 before the call reaches the peer (or after, for ``drop_after``: the peer did the work, the
 answer was lost); a delay sleeps first; a corruption flips one byte of a page frame's payload
 or of one stored frame (which the caller's verification must catch). A gate (a file path) holds
-each plan and page call while that file exists, so a test decides when a copy may move on.
+each plan, pages and frames call while that file exists, so a test decides when a copy may move on.
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ class Faults:
         for part in filter(None, (p.strip() for p in spec.split(","))):
             name, _, value = part.partition("=")
             if name == "gate":
+                if not value.strip():
+                    raise ValueError("peer fault gate needs a file path")
                 gate = Path(value)
                 continue
             if name not in ("drop", "drop_after", "corrupt", "delay", "delay_seconds", "seed"):

@@ -37,9 +37,14 @@ def audit(cloud: dict[str, Any], data_dir: Path, *, settle_seconds: float = 10.0
         assert report["clean"], f"{region}: scrub found {report['problems']}"
     base = f"{cloud['endpoint']}/subscriptions/{cloud['subscription']}"
     for rtype in ("disks", "snapshots"):
-        reply = session.get(f"{base}/providers/Microsoft.Compute/{rtype}?{API}", timeout=30)
-        assert reply.status_code == 200, reply.text
-        listed = {r["id"].lower() for r in reply.json()["value"]}
+        listed: set[str] = set()
+        url: str | None = f"{base}/providers/Microsoft.Compute/{rtype}?{API}"
+        while url:
+            reply = session.get(url, timeout=30)
+            assert reply.status_code == 200, reply.text
+            page = reply.json()
+            listed |= {r["id"].lower() for r in page["value"]}
+            url = page.get("nextLink")
         holding = {r.id.lower() for r in held if r.rtype == rtype}
         assert listed == holding, f"{rtype}: front door lists {listed}, regions hold {holding}"
     for rec in held:

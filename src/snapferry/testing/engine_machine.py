@@ -8,12 +8,12 @@ reopening), and every diff must equal the model's: the pages written between the
 split by whether the newer content is non-zero (changed) or zero (cleared).
 
 Maintenance also runs in the background, as on a serving region: GC and compaction passes back
-to back in a thread of their own while the rules go on writing, snapshotting, folding and
-reading. That thread takes the engine's lock only when a rule gives it a turn (``TurnLock``), so
-the rules decide what happens between its holds — which is where a pass works from what it saw
-and commits later — and a failing run repeats. The engine's clock is the machine's own and moves
-ten seconds between rules, never during one, so GC's grace (five seconds) outlasts every
-operation in flight: it stands for a grace longer than any read, without making the test wait.
+to back in a thread of their own, started by one rule and finished by another, while the rules
+between go on writing, snapshotting, folding and reading. That thread moves only on the turns
+rules give it (``TurnLock``: one hold of the engine's lock and the work up to its next), so the
+rules decide what lands between a pass's reading and its commit, and a failing run repeats. The
+engine's clock is the machine's own and moves ten seconds between rules, never during one, so
+GC's grace (five seconds) outlasts every operation in flight.
 
 Requires the ``dev`` extra (hypothesis). Run it with ``EngineMachine.TestCase`` from pytest.
 """
@@ -47,8 +47,9 @@ class TurnLock:
     """The engine's lock, which one thread (``stepped``) takes only when given a turn.
 
     Every other thread takes it as usual. ``turn()`` lets the stepped thread take it once (its
-    outermost hold: an RLock nests) and returns when that hold has ended, or when the thread has
-    ended without taking it; ``free()`` lets it take the lock as it likes from then on."""
+    outermost hold: an RLock nests) and returns once that hold has ended and the thread waits
+    for its next turn, or has ended: what it does without the lock happens within a turn too,
+    never beside the rules. ``free()`` lets it take the lock as it likes from then on."""
 
     def __init__(self, inner: threading.RLock) -> None:
         self.inner = inner
@@ -56,25 +57,28 @@ class TurnLock:
         self.changed = threading.Condition()
         self.granted = 0
         self.ended = 0
+        self.parked = False
         self.freed = False
         self.depth = threading.local()
 
     def step(self, thread: threading.Thread) -> None:
         with self.changed:
-            self.stepped, self.granted, self.ended, self.freed = thread, 0, 0, False
+            self.stepped, self.granted, self.ended = thread, 0, 0
+            self.parked = self.freed = False
 
-    def turn(self, timeout: float = 60.0) -> None:
+    def turn(self, timeout: float = 120.0) -> None:
         with self.changed:
             if self.stepped is None:
                 return
             target = self.ended + 1
             self.granted += 1
             self.changed.notify_all()
+            stepped = self.stepped
             if not self.changed.wait_for(
-                lambda: self.ended >= target or not self.stepped or not self.stepped.is_alive(),
+                lambda: (self.ended >= target and self.parked) or not stepped.is_alive(),
                 timeout,
             ):
-                raise AssertionError("background maintenance held the engine lock for a minute")
+                raise AssertionError("background maintenance took two minutes over one turn")
             self.granted = 0  # a turn the thread ended without taking is not kept
 
     def free(self) -> None:
@@ -88,8 +92,11 @@ class TurnLock:
     def __enter__(self) -> None:
         if self._outermost():
             with self.changed:
-                if not self.changed.wait_for(lambda: self.freed or self.granted > 0, 60.0):
-                    raise AssertionError("background maintenance waited a minute for a turn")
+                self.parked = True
+                self.changed.notify_all()
+                if not self.changed.wait_for(lambda: self.freed or self.granted > 0, 600.0):
+                    raise AssertionError("background maintenance waited ten minutes for a turn")
+                self.parked = False
                 if not self.freed:
                     self.granted -= 1
         self.inner.acquire()

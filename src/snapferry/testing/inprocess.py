@@ -26,25 +26,31 @@ def cloud_in_this_process(data_dir: Path, config_text: str) -> Iterator[dict[str
     hosted = host.Hosted()
     cloud: dict[str, Any] = {}
     serving = threading.Event()
-    try:
-        write_cloud_json = host.open_cloud(config, hosted)
+    failed: list[BaseException] = []
 
-        def ready() -> None:
-            cloud.update(write_cloud_json())
+    def run() -> None:
+        try:
+            asyncio.run(host.serve(hosted, ready, config.http))
+        except BaseException as exc:  # told to the test's thread
+            failed.append(exc)
+        finally:
             serving.set()
 
-        thread = threading.Thread(
-            target=lambda: asyncio.run(host.serve(hosted, ready, config.http)),
-            name="cloud-in-this-process",
-            daemon=True,
-        )
+    def ready() -> None:
+        cloud.update(write_cloud_json())
+        serving.set()
+
+    thread = threading.Thread(target=run, name="cloud-in-this-process", daemon=True)
+    try:
+        write_cloud_json = host.open_cloud(config, hosted)
         thread.start()
-        if not serving.wait(60):
-            raise RuntimeError("the cloud did not start serving within a minute")
-        try:
-            yield cloud
-        finally:
+        if not serving.wait(60) or failed or not cloud:
+            raise RuntimeError("the cloud did not start serving") from next(iter(failed), None)
+        yield cloud
+    finally:
+        if thread.is_alive():
             hosted.stop()
             thread.join(60)
-    finally:
+        if thread.is_alive():
+            raise RuntimeError("the cloud did not stop within a minute")  # left running
         hosted.close()
