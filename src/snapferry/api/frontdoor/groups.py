@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, delete, insert, select, update
+from sqlalchemy import Engine, Row
 from sqlalchemy.exc import IntegrityError
 
 from snapferry.control.errors import BadRequest, GroupLocationNotAvailable, ResourceGroupNotFound
 from snapferry.control.ids import check_group, group_key, normalize_location
-from snapferry.meta.schema import resource_groups
-
-_GROUP = select(resource_groups).where(resource_groups.c.key == bindparam("key"))
+from snapferry.meta import groups as rows
 
 
 @dataclass(frozen=True)
@@ -35,6 +32,10 @@ class Group:
         if self.tags:
             body["tags"] = self.tags
         return body
+
+    @classmethod
+    def of(cls, row: Row[Any]) -> Group:
+        return cls(row.subscription, row.name, row.location, rows.tags_of(row))
 
 
 def _tags(raw: object) -> dict[str, str]:
@@ -57,10 +58,10 @@ class Groups:
     def get(self, subscription: str, name: str) -> Group:
         check_group(name)
         with self.db.connect() as conn:
-            row = conn.execute(_GROUP, {"key": group_key(subscription, name)}).first()
+            row = rows.get(conn, group_key(subscription, name))
         if row is None:
             raise ResourceGroupNotFound(f"resource group {name!r} could not be found", target=name)
-        return Group(row.subscription, row.name, row.location, json.loads(row.tags))
+        return Group.of(row)
 
     def exists(self, subscription: str, name: str) -> bool:
         try:
@@ -94,18 +95,16 @@ class Groups:
         tags = _tags(body.get("tags"))
         key = group_key(subscription, name)
         with self.db.begin() as conn:
-            row = conn.execute(select(resource_groups).where(resource_groups.c.key == key)).first()
+            row = rows.get(conn, key)
             if row is None:
-                conn.execute(
-                    insert(resource_groups),
-                    {
-                        "key": key,
-                        "subscription": subscription,
-                        "name": name,
-                        "location": location,
-                        "tags": json.dumps(tags),
-                        "created_at": time.time(),
-                    },
+                rows.add(
+                    conn,
+                    key,
+                    subscription=subscription,
+                    name=name,
+                    location=location,
+                    tags=tags,
+                    created_at=time.time(),
                 )
                 return Group(subscription, name, location, tags), True
             if row.location != location:
@@ -113,10 +112,7 @@ class Groups:
                     f"resource group {row.name!r} already exists in location {row.location}",
                     target="location",
                 )
-            conn.execute(
-                update(resource_groups).where(resource_groups.c.key == key),
-                {"tags": json.dumps(tags)},
-            )
+            rows.set_tags(conn, key, tags)
             return Group(row.subscription, row.name, row.location, tags), False
 
     def patch(self, subscription: str, name: str, body: object) -> Group:
@@ -125,28 +121,13 @@ class Groups:
             raise BadRequest("the request body must be a JSON object")
         tags = _tags(body.get("tags")) if "tags" in body else group.tags
         with self.db.begin() as conn:
-            conn.execute(
-                update(resource_groups).where(
-                    resource_groups.c.key == group_key(subscription, name)
-                ),
-                {"tags": json.dumps(tags)},
-            )
+            rows.set_tags(conn, group_key(subscription, name), tags)
         return Group(group.subscription, group.name, group.location, tags)
 
     def delete(self, subscription: str, name: str) -> None:
         with self.db.begin() as conn:
-            conn.execute(
-                delete(resource_groups).where(
-                    resource_groups.c.key == group_key(subscription, name)
-                )
-            )
+            rows.drop(conn, group_key(subscription, name))
 
     def list(self, subscription: str) -> list[Group]:
-        c = resource_groups.c
         with self.db.connect() as conn:
-            rows = conn.execute(
-                select(resource_groups)
-                .where(c.key.startswith(subscription.lower() + "/", autoescape=True))
-                .order_by(c.key)
-            )
-            return [Group(r.subscription, r.name, r.location, json.loads(r.tags)) for r in rows]
+            return [Group.of(row) for row in rows.of_subscription(conn, subscription)]
