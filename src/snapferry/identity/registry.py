@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, Connection, Engine, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Engine
 
 from snapferry.errors import Conflict, InvalidInput, NotFound
 from snapferry.identity.keys import (
@@ -25,15 +25,10 @@ from snapferry.identity.principals import (
     validate_name,
 )
 from snapferry.identity.tokens import TokenSigner
-from snapferry.meta.schema import principals, role_assignments
+from snapferry.meta import principals as rows
+from snapferry.meta.principals import WithRoles
 
 MAX_LIFETIME_SECONDS = 366 * 24 * 3600
-
-# Built once: authenticate runs on every request.
-_PRINCIPAL = select(principals).where(principals.c.id == bindparam("pid"))
-_ROLES = select(role_assignments.c.subscription, role_assignments.c.role).where(
-    role_assignments.c.principal_id == bindparam("pid")
-)
 
 
 class Registry:
@@ -91,24 +86,15 @@ class Registry:
         canonical = canonical_roles(roles)
         principal_id = str(uuid.uuid4())
         with self._db.begin() as conn:
-            conn.execute(
-                insert(principals).values(
-                    id=principal_id,
-                    tenant=self.tenant,
-                    name=name,
-                    enabled=True,
-                    admin=bool(admin),
-                    created_at=self._clock(),
-                )
+            rows.add(
+                conn,
+                principal_id,
+                tenant=self.tenant,
+                name=name,
+                admin=bool(admin),
+                created_at=self._clock(),
+                roles=canonical,
             )
-            if canonical:
-                conn.execute(
-                    insert(role_assignments),
-                    [
-                        {"principal_id": principal_id, "subscription": s, "role": r}
-                        for s, r in canonical.items()
-                    ],
-                )
             return _load_one(conn, principal_id)
 
     def get(self, principal_id: str) -> Principal:
@@ -119,7 +105,7 @@ class Registry:
     def list(self) -> list[Principal]:
         """Every principal, oldest first."""
         with self._db.connect() as conn:
-            return _load(conn)
+            return [_principal(found) for found in rows.every(conn)]
 
     def enable(self, principal_id: str) -> Principal:
         """Let the principal's tokens authenticate again. Safe to repeat; NotFound if unknown."""
@@ -138,18 +124,7 @@ class Registry:
         canonical = canonical_role(role) if role is not None else None
         with self._db.begin() as conn:
             _load_one(conn, principal_id)
-            conn.execute(
-                delete(role_assignments).where(
-                    role_assignments.c.principal_id == principal_id,
-                    role_assignments.c.subscription == key,
-                )
-            )
-            if canonical is not None:
-                conn.execute(
-                    insert(role_assignments).values(
-                        principal_id=principal_id, subscription=key, role=canonical
-                    )
-                )
+            rows.set_role(conn, principal_id, key, canonical)
             return _load_one(conn, principal_id)
 
     def ensure_admin(self, name: str = "admin", *, subscription: str) -> Principal:
@@ -159,14 +134,9 @@ class Registry:
         Safe to repeat. Concurrent first calls from two processes may both create one.
         """
         with self._db.connect() as conn:
-            existing = conn.execute(
-                select(principals.c.id)
-                .where(principals.c.admin.is_(True))
-                .order_by(principals.c.enabled.desc(), principals.c.created_at, principals.c.id)
-                .limit(1)
-            ).scalar()
+            existing = rows.oldest_admin(conn)
             if existing is not None:
-                return _load_one(conn, str(existing))
+                return _load_one(conn, existing)
         return self.create_principal(name, {subscription: OWNER}, admin=True)
 
     def mint(self, principal_id: str, lifetime_seconds: int) -> tuple[str, float]:
@@ -201,18 +171,10 @@ class Registry:
         """
         claims = self._signer.verify(token)
         with self._db.connect() as conn:
-            row = conn.execute(_PRINCIPAL, {"pid": claims.object_id}).first()
-            if row is None:
-                raise AuthenticationFailed("The principal of the access token does not exist.")
-            roles = {str(s): str(r) for s, r in conn.execute(_ROLES, {"pid": claims.object_id})}
-        principal = Principal(
-            id=str(row.id),
-            tenant=str(row.tenant),
-            name=str(row.name),
-            enabled=bool(row.enabled),
-            admin=bool(row.admin),
-            roles=roles,
-        )
+            found = rows.one(conn, claims.object_id)
+        if found is None:
+            raise AuthenticationFailed("The principal of the access token does not exist.")
+        principal = _principal(found)
         if principal.tenant != claims.tenant:
             raise AuthenticationFailed("The principal of the access token is in another tenant.")
         if not principal.enabled:
@@ -221,39 +183,24 @@ class Registry:
 
     def _set_enabled(self, principal_id: str, enabled: bool) -> Principal:
         with self._db.begin() as conn:
-            conn.execute(
-                update(principals).where(principals.c.id == principal_id).values(enabled=enabled)
-            )
+            rows.set_enabled(conn, principal_id, enabled)
             return _load_one(conn, principal_id)
 
 
 def _load_one(conn: Connection, principal_id: str) -> Principal:
-    found = _load(conn, principals.c.id == principal_id)
+    found = rows.every(conn, principal_id)
     if not found:
         raise NotFound(f"no principal {principal_id!r}", principal=principal_id)
-    return found[0]
+    return _principal(found[0])
 
 
-def _load(conn: Connection, where: ColumnElement[bool] | None = None) -> list[Principal]:
-    """The principals matching where (all if None), oldest first, each with its roles."""
-    query = select(principals).order_by(principals.c.created_at, principals.c.id)
-    assigned = select(
-        role_assignments.c.principal_id, role_assignments.c.subscription, role_assignments.c.role
-    ).select_from(role_assignments.join(principals))
-    if where is not None:
-        query, assigned = query.where(where), assigned.where(where)
-    rows = conn.execute(query).all()
-    roles: dict[str, dict[str, str]] = {str(row.id): {} for row in rows}
-    for principal_id, subscription, role in conn.execute(assigned):
-        roles.setdefault(str(principal_id), {})[str(subscription)] = str(role)
-    return [
-        Principal(
-            id=str(row.id),
-            tenant=str(row.tenant),
-            name=str(row.name),
-            enabled=bool(row.enabled),
-            admin=bool(row.admin),
-            roles=roles[str(row.id)],
-        )
-        for row in rows
-    ]
+def _principal(found: WithRoles) -> Principal:
+    row, roles = found
+    return Principal(
+        id=str(row.id),
+        tenant=str(row.tenant),
+        name=str(row.name),
+        enabled=bool(row.enabled),
+        admin=bool(row.admin),
+        roles=roles,
+    )
