@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from azure.mgmt.compute import ComputeManagementClient
 
-from snapferry.control import records
 from snapferry.engine import Engine
+from snapferry.meta import records
 from snapferry.sdk import connect
 from snapferry.testing.arm import Raw
 from snapferry.testing.cloud import RunningCloud

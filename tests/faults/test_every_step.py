@@ -27,8 +27,8 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
-from snapferry.control import records
 from snapferry.control.render import PROVISIONING
+from snapferry.meta import records
 from snapferry.meta.db import open_database, sqlite_url
 from snapferry.sdk import connect
 from snapferry.testing.arm import snapshot_body

@@ -18,10 +18,10 @@ import pytest
 from sqlalchemy import select
 
 from snapferry.client.diagnose import diagnose
-from snapferry.control import records
 from snapferry.engine.delta import ChunkDelta
 from snapferry.errors import PeerUnavailable
 from snapferry.ids import new_id
+from snapferry.meta import records
 from snapferry.meta.schema import copy_events
 from snapferry.replication.faults import Faults, FaultyPeer
 from snapferry.replication.peers import PageFrame, PeerClient

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from snapferry.control import records
 from snapferry.control.access import Signer
 from snapferry.control.creation import Region
 from snapferry.control.ids import ResourceId
 from snapferry.control.service import RegionService
 from snapferry.engine import Engine
+from snapferry.meta import records
 
 DISK = {
     "location": "eastus",

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from snapferry.control import records
 from snapferry.control.access import Signer
 from snapferry.control.creation import Region
 from snapferry.control.errors import AnotherOperationInProgress, OperationNotAllowed
@@ -19,6 +18,7 @@ from snapferry.control.service import RegionService
 from snapferry.engine import Engine
 from snapferry.errors import StorageFull, TransientStoreError
 from snapferry.faults import storage_fault
+from snapferry.meta import records
 from snapferry.store.local import LocalStore
 from snapferry.store.wrappers import FailingStore, FaultSchedule
 from snapferry.testing.arm import snapshot_body

@@ -37,8 +37,8 @@ from snapferry.control.errors import BadRequest, Unauthenticated
 from snapferry.control.ids import ResourceId, check_group, check_subscription
 from snapferry.control.models import BODY_MODELS, GrantAccess
 from snapferry.control.peering import PeerService
-from snapferry.control.records import Operation
 from snapferry.control.service import RegionService
+from snapferry.meta.records import Operation
 from snapferry.replication.http import PREFIX as PEER_PREFIX
 
 BASE_HEADER = "x-snapferry-base"

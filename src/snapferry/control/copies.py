@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from snapferry.control import records, render
+from snapferry.control import render
 from snapferry.control.creation import (
     Region,
     _with_defaults,
@@ -38,12 +38,12 @@ from snapferry.control.creation import (
 from snapferry.control.errors import InvalidParameter, OperationNotAllowed, ResourceNotFound
 from snapferry.control.ids import ResourceId
 from snapferry.control.models import SnapshotBody
-from snapferry.control.records import Operation, Record
 from snapferry.engine import Engine
 from snapferry.errors import PeerUnavailable
 from snapferry.ids import new_id
 from snapferry.meta import events as copy_events
-from snapferry.meta import jobs
+from snapferry.meta import jobs, records
+from snapferry.meta.records import Operation, Record
 from snapferry.replication.jobs import (
     COPYING,
     FAILED,

@@ -20,8 +20,8 @@ from typing import Any
 from snapferry.control.errors import InvalidParameter, OperationNotAllowed, ResourceNotFound
 from snapferry.control.ids import ResourceId
 from snapferry.control.models import CreationData, DiskBody, SnapshotBody, _CommonProperties
-from snapferry.control.records import Record
 from snapferry.engine import Engine
+from snapferry.meta.records import Record
 from snapferry.settings import MAX_DISK_BYTES, SECTOR
 
 GiB = 1024**3

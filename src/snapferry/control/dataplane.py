@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from snapferry.control import blob_errors as err
-from snapferry.control import records
 from snapferry.control.access import BLOB_NAME, SasRefused, Signer
-from snapferry.control.records import Record
 from snapferry.engine import Engine
 from snapferry.errors import InvalidInput, NotFound, NotReady, SnapferryError
+from snapferry.meta import records
+from snapferry.meta.records import Record
 from snapferry.settings import SECTOR
 
 MAX_PAGE_WRITE = 4 * 1024 * 1024

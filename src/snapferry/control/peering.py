@@ -17,15 +17,14 @@ import blake3
 import zstandard
 
 from snapferry.codec import ID_SIZE
-from snapferry.control import records
 from snapferry.control.access import Signer
 from snapferry.control.errors import InvalidParameter
 from snapferry.control.ids import ResourceId
-from snapferry.control.records import Record
 from snapferry.engine import Engine
 from snapferry.engine.delta import MAX_FRAMES, ChunkDelta, CopyPlan
 from snapferry.errors import NotFound, SnapferryError, SourceNotFound
-from snapferry.meta import jobs
+from snapferry.meta import jobs, records
+from snapferry.meta.records import Record
 from snapferry.replication.jobs import SUCCEEDED
 from snapferry.replication.peers import GRANT_SECONDS, Grant, PageFrame, SourceInfo
 

@@ -13,13 +13,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 
-from snapferry.control import records
 from snapferry.control.copies import CopyTargets
 from snapferry.control.creation import size_props
-from snapferry.control.records import Record
 from snapferry.engine import Engine
 from snapferry.errors import NotFound
 from snapferry.faults import named
+from snapferry.meta import records
+from snapferry.meta.records import Record
 
 log = logging.getLogger(__name__)
 

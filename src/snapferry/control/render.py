@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from snapferry.control.ids import RESOURCE_TYPES
-from snapferry.control.records import Operation, Record
+from snapferry.meta.records import Operation, Record
 from snapferry.replication.jobs import FAILED, SUCCEEDED, CopyJob
 
 PROVISIONING = {

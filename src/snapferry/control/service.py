@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from snapferry.control import records, render
+from snapferry.control import render
 from snapferry.control.access import Signer, sas_path
 from snapferry.control.copies import CopyTargets, is_copy_start
 from snapferry.control.creation import (
@@ -48,12 +48,13 @@ from snapferry.control.errors import (
 )
 from snapferry.control.ids import ResourceId, normalize_location
 from snapferry.control.models import BODY_MODELS, DiskUpdate, GrantAccess, SnapshotUpdate, parse
-from snapferry.control.records import Operation, Record
 from snapferry.control.recovery import Recovery, error_of
 from snapferry.engine import Engine
 from snapferry.errors import NotFound, StorageFault
 from snapferry.faults import storage_fault
 from snapferry.ids import new_id
+from snapferry.meta import records
+from snapferry.meta.records import Operation, Record
 from snapferry.replication.worker import CopyWorker
 
 log = logging.getLogger(__name__)

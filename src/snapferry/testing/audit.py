@@ -12,10 +12,10 @@ import requests
 
 from snapferry.client.maintenance import ServingRegion, remote_pass
 from snapferry.cloud.config import CloudConfig
-from snapferry.control import records
-from snapferry.control.records import Record
 from snapferry.control.render import PROVISIONING
+from snapferry.meta import records
 from snapferry.meta.db import open_database, sqlite_url
+from snapferry.meta.records import Record
 
 API = "api-version=2024-03-02"
 

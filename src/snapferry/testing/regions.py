@@ -10,13 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from snapferry.control import records
 from snapferry.control.access import Signer
 from snapferry.control.creation import Region
 from snapferry.control.ids import ResourceId
 from snapferry.control.peering import PeerService
 from snapferry.control.service import RegionService
 from snapferry.engine import Engine
+from snapferry.meta import records
 from snapferry.replication.local import LocalPeers, PeerSource
 from snapferry.replication.peers import PeerClient
 from snapferry.replication.worker import CopyWorker

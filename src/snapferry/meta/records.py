@@ -5,15 +5,29 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
-from snapferry.control.ids import ResourceId
 from snapferry.meta.schema import arm_operations, arm_resources
 
 BUSY_STATES = ("creating", "updating", "deleting")
 """Resource states during which another change is refused (AnotherOperationInProgress)."""
+
+
+class Addressed(Protocol):
+    """What names an ARM resource (``control.ids.ResourceId``)."""
+
+    @property
+    def subscription(self) -> str: ...
+    @property
+    def resource_group(self) -> str: ...
+    @property
+    def rtype(self) -> str: ...
+    @property
+    def id(self) -> str: ...
+    @property
+    def key(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -35,7 +49,7 @@ class Record:
     @classmethod
     def new(
         cls,
-        rid: ResourceId,
+        rid: Addressed,
         location: str,
         engine_id: str | None,
         state: str,
