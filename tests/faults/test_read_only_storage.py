@@ -12,6 +12,7 @@ from azure.mgmt.resource.resources import ResourceManagementClient
 
 from snapferry.sdk import connect
 from snapferry.testing.arm import upload_disk
+from snapferry.testing.audit import audit
 from snapferry.testing.cloud import RunningCloud
 from snapferry.testing.filesystems import can_mount, remount, small_filesystem
 
@@ -67,6 +68,8 @@ name = "westus"
             assert put(sas, PAGE, b"\x02" * PAGE).status_code == 201
             got = requests.get(sas, headers={"x-ms-range": f"bytes=0-{2 * PAGE - 1}"})
             assert got.content == b"\x01" * PAGE + b"\x02" * PAGE
+            eastus = f"sqlite+pysqlite:///{tmp_path / 'eastus.db'}"
+            audit(cloud.cloud, tmp_path / "cloud", databases={"eastus": eastus})
             assert "Traceback" not in (tmp_path / "cloud" / "up.log").read_text(errors="replace")
         finally:
             cloud.kill()

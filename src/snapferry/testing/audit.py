@@ -5,6 +5,7 @@ every region's scrub clean."""
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +21,26 @@ from snapferry.meta.records import Record
 API = "api-version=2024-03-02"
 
 
-def audit(cloud: dict[str, Any], data_dir: Path, *, settle_seconds: float = 10.0) -> None:
+def audit(
+    cloud: dict[str, Any],
+    data_dir: Path,
+    *,
+    databases: Mapping[str, str] | None = None,
+    settle_seconds: float = 10.0,
+) -> None:
     """Raise AssertionError unless, for each region of the cloud whose cloud.json is ``cloud``
     and data directory ``data_dir``: no operation stays InProgress (within ``settle_seconds``);
     the front door lists exactly the disks and snapshots the region holds of the cloud's
-    subscription and GETs each in the region's state; a scrub finds nothing wrong."""
+    subscription and GETs each in the region's state; a scrub finds nothing wrong.
+    ``databases``: the database URL of a region configured with its own ``db_url``."""
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {cloud['token']}"
     held: list[Record] = []
     key = CloudConfig(data_dir=data_dir).frontdoor_key_file.read_text().strip()
     for region in cloud["regions"]:
-        directory = data_dir / "regions" / region
-        held += _settled_records(directory, cloud["subscription"], settle_seconds)
+        db_url = (databases or {}).get(region)
+        db_url = db_url or sqlite_url(data_dir / "regions" / region / "meta.db")
+        held += _settled_records(region, db_url, cloud["subscription"], settle_seconds)
         served = ServingRegion(cloud["metrics"][region].removesuffix("/metrics"), key)
         report = remote_pass(served, "scrub", {}, None)
         assert report["clean"], f"{region}: scrub found {report['problems']}"
@@ -56,8 +65,10 @@ def audit(cloud: dict[str, Any], data_dir: Path, *, settle_seconds: float = 10.0
         assert state == PROVISIONING[rec.state] or failed_copy, f"{rec.id}: {state}, {rec.state}"
 
 
-def _settled_records(directory: Path, subscription: str, settle_seconds: float) -> list[Record]:
-    db = open_database(sqlite_url(directory / "meta.db"))
+def _settled_records(
+    region: str, url: str, subscription: str, settle_seconds: float
+) -> list[Record]:
+    db = open_database(url)
     try:
         deadline = time.monotonic() + settle_seconds
         while True:
@@ -66,7 +77,7 @@ def _settled_records(directory: Path, subscription: str, settle_seconds: float) 
                 held = records.all_records(conn, subscription=subscription)
             if not running:
                 return held
-            assert time.monotonic() < deadline, f"{directory.name}: InProgress: {running}"
+            assert time.monotonic() < deadline, f"{region}: InProgress: {running}"
             time.sleep(0.05)
     finally:
         db.dispose()
