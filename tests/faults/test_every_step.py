@@ -31,8 +31,8 @@ from snapferry.control.render import PROVISIONING
 from snapferry.meta import records
 from snapferry.meta.db import open_database, sqlite_url
 from snapferry.sdk import connect
-from snapferry.testing.arm import snapshot_body
-from snapferry.testing.audit import audit
+from snapferry.testing.arm import snapshot_body, write_pages
+from snapferry.testing.audit import audit, settled
 from snapferry.testing.db_faults import FailingStatements
 from snapferry.testing.inprocess import cloud_in_this_process
 
@@ -75,11 +75,7 @@ def write_disk(c: Cloud, name: str = "") -> None:
     """Change 64 KiB of disk d somewhere (through a Write SAS, as a customer does)."""
     offset = int(RNG.integers(0, (len(DATA) - CHANGE) // 512)) * 512
     data = RNG.bytes(CHANGE)
-    grant = {"access": "Write", "durationInSeconds": 600}
-    sas = c.compute.disks.begin_grant_access(GROUP, "d", grant).result().access_sas
-    headers = {"x-ms-range": f"bytes={offset}-{offset + CHANGE - 1}", "x-ms-page-write": "update"}
-    requests.put(sas + "&comp=page", data=data, headers=headers, timeout=60).raise_for_status()
-    c.compute.disks.begin_revoke_access(GROUP, "d").result()
+    write_pages(c.compute, GROUP, "d", offset, data)
     c.disk[offset : offset + CHANGE] = data
 
 
@@ -111,11 +107,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
                 {},
                 set(),
             )
-            grant = {"access": "Write", "durationInSeconds": 600}
-            sas = compute.disks.begin_grant_access(GROUP, "d", grant).result().access_sas
-            headers = {"x-ms-range": f"bytes=0-{len(DATA) - 1}", "x-ms-page-write": "update"}
-            requests.put(sas + "&comp=page", data=DATA, headers=headers, timeout=60)
-            compute.disks.begin_revoke_access(GROUP, "d").result()
+            write_pages(compute, GROUP, "d", 0, DATA)
             c.disk[:] = DATA
             try:
                 yield c
@@ -242,23 +234,11 @@ def test_each_write_of_an_operation_failing_leaves_nothing_stuck_or_contradictor
         assert cloud.faults.failed == 1, f"{where}: the fault never fired"
         assert failing == [statement], f"{where}: {failing} failed instead"  # not a bystander
         assert told == "success" or told in NAMED, where
-        settled(cloud, where)
+        settled(cloud.region_db, cloud.subscription, where)
         agreeing(cloud, where, name)
         operation(cloud, name)  # a retry succeeds, whatever the failure left
-        settled(cloud, where)
+        settled(cloud.region_db, cloud.subscription, where)
         agreeing(cloud, where, name)
-
-
-def settled(c: Cloud, where: str) -> None:
-    """No operation of the region stays InProgress (within a few seconds)."""
-    deadline = time.monotonic() + 10
-    while True:
-        with c.region_db.connect() as conn:
-            running = records.running_operations(conn)
-        if not running:
-            return
-        assert time.monotonic() < deadline, f"{where}: still InProgress: {running}"
-        time.sleep(0.05)
 
 
 def agreeing(c: Cloud, where: str, name: str) -> None:

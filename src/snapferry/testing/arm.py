@@ -80,6 +80,19 @@ def snapshot_body(source_id: str, location: str = "eastus") -> dict[str, Any]:
     }
 
 
+def write_pages(compute: Any, group: str, disk: str, offset: int, data: bytes) -> None:
+    """Write data at offset into a disk through a Write SAS granted and revoked around it, as
+    a customer does."""
+    grant = {"access": "Write", "durationInSeconds": 600}
+    sas = compute.disks.begin_grant_access(group, disk, grant).result().access_sas
+    headers = {
+        "x-ms-range": f"bytes={offset}-{offset + len(data) - 1}",
+        "x-ms-page-write": "update",
+    }
+    requests.put(sas + "&comp=page", data=data, headers=headers, timeout=60).raise_for_status()
+    compute.disks.begin_revoke_access(group, disk).result()
+
+
 def disk_and_snapshot(compute: Any, group: str, data: bytes, location: str = "eastus") -> None:
     """Disk ``d`` (1 GiB, Empty) holding data at offset 0, written through a Write SAS, and
     snapshot ``s`` of it."""
@@ -88,10 +101,6 @@ def disk_and_snapshot(compute: Any, group: str, data: bytes, location: str = "ea
         "properties": {"creationData": {"createOption": "Empty"}, "diskSizeGB": 1},
     }
     disk = compute.disks.begin_create_or_update(group, "d", body).result()
-    grant = {"access": "Write", "durationInSeconds": 600}
-    sas = compute.disks.begin_grant_access(group, "d", grant).result().access_sas
-    headers = {"x-ms-range": f"bytes=0-{len(data) - 1}", "x-ms-page-write": "update"}
-    requests.put(sas + "&comp=page", data=data, headers=headers, timeout=60).raise_for_status()
-    compute.disks.begin_revoke_access(group, "d").result()
+    write_pages(compute, group, "d", 0, data)
     snapshot = snapshot_body(disk.id, location)
     compute.snapshots.begin_create_or_update(group, "s", snapshot).result()

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from sqlalchemy import Engine
 
 from snapferry.client.maintenance import ServingRegion, remote_pass
 from snapferry.cloud.config import CloudConfig
@@ -40,7 +41,11 @@ def audit(
     for region in cloud["regions"]:
         db_url = (databases or {}).get(region)
         db_url = db_url or sqlite_url(data_dir / "regions" / region / "meta.db")
-        held += _settled_records(region, db_url, cloud["subscription"], settle_seconds)
+        db = open_database(db_url)
+        try:
+            held += settled(db, cloud["subscription"], region, settle_seconds)
+        finally:
+            db.dispose()
         served = ServingRegion(cloud["metrics"][region].removesuffix("/metrics"), key)
         report = remote_pass(served, "scrub", {}, None)
         assert report["clean"], f"{region}: scrub found {report['problems']}"
@@ -65,19 +70,17 @@ def audit(
         assert state == PROVISIONING[rec.state] or failed_copy, f"{rec.id}: {state}, {rec.state}"
 
 
-def _settled_records(
-    region: str, url: str, subscription: str, settle_seconds: float
+def settled(
+    db: Engine, subscription: str, where: str, settle_seconds: float = 10.0
 ) -> list[Record]:
-    db = open_database(url)
-    try:
-        deadline = time.monotonic() + settle_seconds
-        while True:
-            with db.connect() as conn:
-                running = records.running_operations(conn)
-                held = records.all_records(conn, subscription=subscription)
-            if not running:
-                return held
-            assert time.monotonic() < deadline, f"{region}: InProgress: {running}"
-            time.sleep(0.05)
-    finally:
-        db.dispose()
+    """The subscription's records in the region database ``db`` once no operation there is
+    InProgress; AssertionError (naming ``where``) if one still is after ``settle_seconds``."""
+    deadline = time.monotonic() + settle_seconds
+    while True:
+        with db.connect() as conn:
+            running = records.running_operations(conn)
+            held = records.all_records(conn, subscription=subscription)
+        if not running:
+            return held
+        assert time.monotonic() < deadline, f"{where}: still InProgress: {running}"
+        time.sleep(0.05)
