@@ -12,6 +12,7 @@ from snapferry.store import (
     LocalStore,
     MemoryStore,
 )
+from snapferry.store.zoned import ZonedStore
 from snapferry.testing.store_contract import ChunkStoreContract
 
 
@@ -30,3 +31,16 @@ class TestWrappedLocalStore(ChunkStoreContract):
 
     def make_store(self, tmp_path: Path) -> ChunkStore:
         return CountingStore(FailingStore(LocalStore(tmp_path / "store"), FaultSchedule()))
+
+
+class TestZonedLocalStore(ChunkStoreContract):
+    def make_store(self, tmp_path: Path) -> ChunkStore:
+        return ZonedStore({z: LocalStore(tmp_path / "zones" / z) for z in ("1", "2", "3")})
+
+
+class TestZonedStoreWithAZoneDown(ChunkStoreContract):
+    """Two of three zones answering is invisible to a caller."""
+
+    def make_store(self, tmp_path: Path) -> ChunkStore:
+        down = FailingStore(MemoryStore(), FaultSchedule(every=1))
+        return ZonedStore({"1": down, "2": MemoryStore(), "3": MemoryStore()})

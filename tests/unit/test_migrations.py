@@ -24,5 +24,5 @@ def test_migrating_twice_changes_nothing(tmp_path: Path) -> None:
     open_database(url).dispose()
     engine = open_database(url)
     with engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0008"
+        assert MigrationContext.configure(conn).get_current_revision() == "0009"
     engine.dispose()

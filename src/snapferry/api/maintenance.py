@@ -1,8 +1,9 @@
-"""Maintenance of a serving region on demand — what ``snapferry scrub|gc|compact`` ask of a
-region that a running cloud holds: ``POST /snapferry/maintenance/v1/{scrub,gc,compact}`` runs
-the engine's pass in a worker thread and streams JSON lines as it goes: ``{"progress": [done,
-total]}`` (scrub, at most twice a second), then ``{"result": {...}}`` (the pass's report) or
-``{"error": {"code", "message"}}``. Behind the front door's key, like every region route.
+"""Maintenance of a serving region on demand — what ``snapferry scrub|gc|compact|repair`` ask of a
+region that a running cloud holds: ``POST /snapferry/maintenance/v1/{scrub,gc,compact,repair}``
+runs the engine's pass in a worker thread and streams JSON lines as it goes: ``{"progress": [done,
+total]}`` (scrub and zone repair, at most twice a second), then ``{"result": {...}}`` (the pass's
+report) or ``{"error": {"code", "message"}}``. Behind the front door's key, like every region
+route.
 
 Scrub, GC and compaction hold the engine lock only for metadata (``docs/engine.md``), so the
 region's writes, snapshots and copies go on while they run.
@@ -25,6 +26,7 @@ from snapferry.engine import Engine
 from snapferry.engine.compact import DEFAULT_COVERAGE, DEFAULT_MAX_DEPTH, compact
 from snapferry.engine.gc import DEFAULT_GRACE, collect
 from snapferry.engine.scrub import scrub
+from snapferry.engine.zones import repair
 from snapferry.errors import InvalidInput, SnapferryError
 from snapferry.faults import named
 
@@ -68,6 +70,10 @@ def maintenance_router(region: Callable[[], Engine]) -> APIRouter:
         return _streamed(
             lambda _: compact(region(), max_depth=max_depth, coverage=coverage).to_dict()
         )
+
+    @router.post(f"{PREFIX}/repair")
+    async def repair_now() -> StreamingResponse:
+        return _streamed(lambda progress: repair(region(), progress).to_dict())
 
     return router
 

@@ -1,12 +1,11 @@
-"""Admin commands over one local region: ``scrub``, ``gc``, ``compact`` and ``demo``.
+"""Admin commands over one local region: ``scrub``, ``gc``, ``compact``, ``repair`` and ``demo``.
 
-Each command resolves the region's data directory, runs one engine pass there — or has the
-running region that holds it run the pass (``passes``) — and renders the result (see
-``output``). ``scrub``, ``gc`` and ``compact`` never create a region: a
-directory without ``meta.db`` is an error. The data directory is, first match wins:
-``--data-dir``, then ``$SNAPFERRY_DATA_DIR``, then ``regions/<region>`` under the cloud's data
-directory (``$SNAPFERRY_HOME``, else ``$XDG_DATA_HOME/snapferry``) — without ``--region``, the
-only region there (several: the command asks which).
+Each command resolves the region's data directory, runs one engine pass there — or has the running
+region that holds it run the pass (``passes``) — and renders the result (see ``output``). None of
+them creates a region: a directory without ``meta.db`` is an error. The data directory is, first
+match wins: ``--data-dir``, then ``$SNAPFERRY_DATA_DIR``, then ``regions/<region>`` under the
+cloud's data directory (``$SNAPFERRY_HOME``, else ``$XDG_DATA_HOME/snapferry``) — without
+``--region``, the only region there (several: the command asks which).
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ from snapferry.engine.compact import DEFAULT_COVERAGE, DEFAULT_MAX_DEPTH, Compac
 from snapferry.engine.gc import DEFAULT_GRACE, GcReport, collect
 from snapferry.engine.scrub import Problem, ScrubReport
 from snapferry.engine.scrub import scrub as run_scrub
+from snapferry.engine.zones import ZoneRepairReport, repair
 from snapferry.errors import InvalidInput, NotFound
 from snapferry.settings import default_data_dir as settings_data_dir
 
@@ -124,6 +124,11 @@ def _scrub_view(path: Path, report: ScrubReport) -> Iterable[RenderableType]:
             ("objects verified", report.objects),
             ("bytes read", out.size(report.bytes_read)),
             ("problems", len(report.problems)),
+            *(
+                [("zone copies damaged (mended)", _per_zone(report.zone_damage))]
+                if report.zone_damage
+                else []
+            ),
         ],
     )
     if report.clean:
@@ -231,6 +236,53 @@ def _compact_table(path: Path, report: CompactReport) -> RenderableType:
             ("patches rewritten as full versions", report.compacted),
         ],
     )
+
+
+# --- repair --------------------------------------------------------------------------------
+@click.command("repair")
+@region_options
+@click.pass_context
+def repair_command(
+    ctx: click.Context, data_dir: Path | None, region: str | None, output: str
+) -> None:
+    """Bring a region's zones back to holding every pack: copy into each zone what it misses
+    (a lost or replaced zone), remove what it kept that nothing names. A region without zones
+    has nothing to repair.
+
+    Exit status 0 when every zone holds every pack, 1 when some could not be copied (a zone
+    still unreachable). A progress bar is drawn on stderr when stderr is a terminal."""
+    path = resolve_data_dir(data_dir, region)
+    with out.progress_bar("repair", sys.stderr.isatty()) as progress:
+        found = run_pass(path, "repair", {}, lambda e, p: repair(e, p).to_dict(), progress)
+    report = ZoneRepairReport(
+        **{k: found[k] for k in ("zones", "packs", "copied", "bytes_copied", "removed", "failed")}
+    )
+    doc = {"data_dir": str(path), **report.to_dict()}
+    out.emit(output, doc, lambda: [_repair_table(path, report)])
+    ctx.exit(ExitCode.OK if report.clean else ExitCode.PROBLEMS)
+
+
+def _repair_table(path: Path, report: ZoneRepairReport) -> RenderableType:
+    if not report.zones:
+        return out.kv_table(f"zone repair of {path}", [("zones", "none: nothing to repair")])
+    return out.kv_table(
+        f"zone repair of {path}",
+        [
+            ("zones", ", ".join(report.zones)),
+            ("live packs", report.packs),
+            ("packs copied", f"{_per_zone(report.copied)} ({out.size(report.bytes_copied)})"),
+            ("stray objects removed", _per_zone(report.removed)),
+            ("packs not copied", _per_zone(report.failed)),
+        ],
+    )
+
+
+def _per_zone(counts: dict[str, int]) -> str:
+    """``3 (zone 1: 2, zone 3: 1)``, or ``0``."""
+    total = sum(counts.values())
+    if not total:
+        return "0"
+    return f"{total} (" + ", ".join(f"zone {z}: {n}" for z, n in sorted(counts.items())) + ")"
 
 
 # --- demo ------------------------------------------------------------------------------------

@@ -93,6 +93,7 @@ LAZY: dict[str, Callable[[], click.Command]] = {
     "scrub": lambda: _found("snapferry.cli.admin:scrub_command"),
     "gc": lambda: _found("snapferry.cli.admin:gc_command"),
     "compact": lambda: _found("snapferry.cli.admin:compact_command"),
+    "repair": lambda: _found("snapferry.cli.admin:repair_command"),
     "demo": lambda: _found("snapferry.cli.admin:demo_command"),
 }
 """Every command of ``snapferry``, by name: what imports it."""

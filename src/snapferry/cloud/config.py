@@ -44,6 +44,7 @@ upkeep_seconds = 30                    # how often seals and folds the storage r
 scrub_hours = 168                      # a scrub of every stored version this often; 0: never
 gc_hours = 24                          # GC (dead packs go after an hour's grace); 0: never
 compact_hours = 24                     # compaction of long patch chains; 0: never
+repair_hours = 1                       # zone repair (copies what a lost zone misses); 0: never
 ```
 """
 
@@ -63,7 +64,7 @@ DEFAULT_PORT = 7780
 _NAME = re.compile(r"[a-z][a-z0-9]{1,31}")
 
 
-PASS_HOURS = {"scrub_hours": 168.0, "gc_hours": 24.0, "compact_hours": 24.0}
+PASS_HOURS = {"scrub_hours": 168.0, "gc_hours": 24.0, "compact_hours": 24.0, "repair_hours": 1.0}
 """How often a serving region runs each maintenance pass by default (0: never)."""
 
 
@@ -98,6 +99,7 @@ class RegionConfig:
     scrub_hours: float = 168.0
     gc_hours: float = 24.0
     compact_hours: float = 24.0
+    repair_hours: float = 1.0
 
     def directory(self, root: Path) -> Path:
         return self.data_dir if self.data_dir is not None else root / "regions" / self.name
@@ -226,6 +228,7 @@ def _region(raw: Any, root: Path) -> RegionConfig:
         scrub_hours=hours["scrub_hours"],
         gc_hours=hours["gc_hours"],
         compact_hours=hours["compact_hours"],
+        repair_hours=hours["repair_hours"],
         operation_delay=float(delay),
         name=name,
         zones=tuple(zones),

@@ -182,7 +182,7 @@ def open_region(
     entered in ``peering.urls``)."""
     directory = config.directory(root)
     reserve = Reserve(directory, config.reserve_percent, config.reserve_mib)
-    engine = Engine.open(directory, db_url=config.db_url, reserve=reserve)
+    engine = Engine.open(directory, db_url=config.db_url, reserve=reserve, zones=config.zones)
     hosted.closers.append(engine.close)
     sock = _bind_region(config.listen, directory)
     url = _url(sock)
@@ -222,6 +222,7 @@ def open_region(
         scrub_hours=config.scrub_hours,
         gc_hours=config.gc_hours,
         compact_hours=config.compact_hours,
+        repair_hours=config.repair_hours,
         scrub_metrics=ScrubMetrics(registry),
     )
     upkeep = Upkeep(engine, service.drop_orphans, config.upkeep_seconds, passes)

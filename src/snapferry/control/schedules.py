@@ -1,11 +1,12 @@
 """A serving region's scheduled maintenance, run by its upkeep thread: a scrub every
 ``scrub_hours`` (168), GC every ``gc_hours`` (24, with the default grace of an hour) and
-compaction every ``compact_hours`` (24). Each pass holds the engine lock only for metadata, so
-the region goes on serving. When each last ended is kept in ``<pass>.json`` in the region's
-directory (``scrub.json``, ``gc.json``, ``compact.json``), so a restart neither repeats nor
-skips one; the first is due one period after the region's first start. What a pass did is
-logged; a scrub's problems are logged one line each (the first 20) and shown in the
-``snapferry_scrub_*`` metrics.
+compaction every ``compact_hours`` (24), and in a region with zones a zone repair every
+``repair_hours`` (1: see ``snapferry.engine.zones``). Each pass holds the engine lock only for
+metadata, so the region goes on serving. When each last ended is kept in ``<pass>.json`` in the
+region's directory (``scrub.json``, ``gc.json``, ``compact.json``, ``repair.json``), so a
+restart neither repeats nor skips one; the first is due one period after the region's first
+start. What a pass did is logged; a scrub's problems are logged one line each (the first 20)
+and shown in the ``snapferry_scrub_*`` metrics.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from snapferry.engine import Engine
 from snapferry.engine.compact import compact
 from snapferry.engine.gc import collect
 from snapferry.engine.scrub import ScrubReport, scrub
+from snapferry.engine.zones import repair
 from snapferry.files import write_atomic
 from snapferry.metrics import ScrubMetrics
+from snapferry.store.zoned import ZonedStore
 
 log = logging.getLogger(__name__)
 LOGGED_PROBLEMS = 20
@@ -96,6 +99,7 @@ def scheduled_passes(
     gc_hours: float,
     compact_hours: float,
     scrub_metrics: ScrubMetrics,
+    repair_hours: float = 0.0,
 ) -> list[ScheduledPass]:
     """The region's scheduled passes (a period of 0 hours: that pass never runs by itself)."""
     passes = []
@@ -119,7 +123,18 @@ def scheduled_passes(
                 "compact", lambda: compact(engine).to_dict(), compact_hours * HOUR, engine.data_dir
             )
         )
+    if repair_hours and isinstance(engine.store, ZonedStore):
+        passes.append(
+            ScheduledPass("repair", lambda: _repair(engine), repair_hours * HOUR, engine.data_dir)
+        )
     return passes
+
+
+def _repair(engine: Engine) -> dict[str, Any]:
+    report = repair(engine)
+    if not report.clean:
+        log.warning("zone repair could not copy every pack: %s", report.failed)
+    return {k: v for k, v in report.to_dict().items() if isinstance(v, int)}
 
 
 def _scrub(engine: Engine) -> dict[str, Any]:

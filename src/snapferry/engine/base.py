@@ -59,7 +59,8 @@ class EngineBase:
         self.pins = Pins()
         self.buffers = Buffers()
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="snapferry-codec")
-        self.objects = ObjectReader(db, store, self.codec, cache_bytes)
+        self.trash = Trash(data_dir / "trash")
+        self.objects = ObjectReader(db, store, self.codec, cache_bytes, self.trash.later)
         self.chunks = ChunkReader(self.objects)
         self.maps = MapCache(db)
         self.lock = threading.RLock()
@@ -71,7 +72,6 @@ class EngineBase:
         """GC and compaction run one pass at a time (each holds the engine lock only in part)."""
         self._locks_guard = threading.Lock()
         self._lockfile: int | None = None
-        self.trash = Trash(data_dir / "trash")
 
     # --- locks and cached state --------------------------------------------------------------
     def _lock_of(self, table: dict[str, threading.Lock], key: str) -> threading.Lock:

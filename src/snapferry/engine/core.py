@@ -10,7 +10,7 @@ import fcntl
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +22,12 @@ from snapferry.engine.head import Overlay, head_root
 from snapferry.engine.imports import ImportOps
 from snapferry.engine.refs import scan
 from snapferry.engine.space import Reserve
+from snapferry.engine.zones import open_stores
 from snapferry.errors import IntegrityError, InvalidInput, RegionBusy
 from snapferry.faults import storage_fault
 from snapferry.meta import catalog
 from snapferry.meta.db import open_database, sqlite_url
 from snapferry.store.base import ChunkStore
-from snapferry.store.local import LocalStore
 
 
 class Engine(DiskOps, ImportOps):
@@ -44,11 +44,14 @@ class Engine(DiskOps, ImportOps):
         clock: Callable[[], float] = time.time,
         cache_bytes: int = CACHE_BYTES,
         reserve: Reserve | None = None,
+        zones: Sequence[str] | None = None,
     ) -> Engine:
         """Open (creating if needed) the region at data_dir, finishing any work a crash cut
         short: seals resume, deleted snapshots fold, orphaned head files go. Raises RegionBusy
         if another process has it open. ``reserve``: the space kept free for deletions and
-        recovery (default: 1 % of the filesystem, at most 256 MiB)."""
+        recovery (default: 1 % of the filesystem, at most 256 MiB). ``zones``: the region's zones
+        (recorded; None: those recorded before), each keeping every pack in a store of its own
+        (``engine.zones``); ignored when ``store`` is given."""
         root = Path(data_dir)
         try:
             root.mkdir(parents=True, exist_ok=True)
@@ -76,7 +79,7 @@ class Engine(DiskOps, ImportOps):
             engine = cls(
                 root,
                 db,
-                store if store is not None else LocalStore(root / "store"),
+                store if store is not None else open_stores(root, db, zones, clock()),
                 clock=clock,
                 cache_bytes=cache_bytes,
                 reserve=reserve or Reserve(root),

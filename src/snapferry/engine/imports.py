@@ -118,7 +118,7 @@ class ImportOps(SnapshotOps):
         for u in range(len(uniq)):
             entry = newest[rows[first[u]]]
             at = Location(b"", int(entry["pack"]), int(entry["offset"]), HEADER_SIZE)
-            plaintext = int(HEADER.unpack_from(self.objects.frame(at))[3])
+            plaintext = int(HEADER.unpack_from(self.objects.header(at))[3])
             if wanted[u] < SHIP_WHOLE * plaintext:
                 continue
             frame[rows[inverse == u]] = len(kept_oids)

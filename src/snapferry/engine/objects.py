@@ -23,13 +23,17 @@ from sqlalchemy import Connection, Engine
 from snapferry.buffers import run_of
 from snapferry.codec import Codec, Encoded, frame_id
 from snapferry.engine import bundles
-from snapferry.errors import IntegrityError, ObjectNotFound
+from snapferry.errors import IntegrityError, ObjectNotFound, StoreError
 from snapferry.ids import new_id
 from snapferry.meta import catalog
 from snapferry.settings import PACK_TARGET_BYTES
 from snapferry.store.base import ChunkStore
+from snapferry.store.zoned import ZonedStore, replicas
+from snapferry.throttled import Throttled
 
 log = logging.getLogger(__name__)
+_zone_trouble = Throttled(log)
+"""A zone lost or damaged shows on every read of every pack: one line a minute says so."""
 
 
 def pack_key(pack_uuid: str) -> str:
@@ -240,10 +244,23 @@ class PackWriter:
 
 
 class ObjectReader:
-    """Reads bundles by location, verifying each; keeps recently parsed bundles in memory."""
+    """Reads bundles by location, verifying each; keeps recently parsed bundles in memory.
 
-    def __init__(self, db: Engine, store: ChunkStore, codec: Codec, cache_bytes: int) -> None:
+    Over a zone-redundant store, a frame that is missing, unreadable or corrupt in one zone is
+    read from the next; the zones that failed have their copy of the pack replaced from the one
+    that verified, by ``later`` (a background thread: a mend is safe to skip, the zone repair
+    redoes it)."""
+
+    def __init__(
+        self,
+        db: Engine,
+        store: ChunkStore,
+        codec: Codec,
+        cache_bytes: int,
+        later: Callable[[Callable[[], None]], None] = lambda task: task(),
+    ) -> None:
         self._db, self._store, self._codec = db, store, codec
+        self._later = later
         self._keys: dict[int, str] = {}
         self._cache: OrderedDict[bytes, bundles.Bundle] = OrderedDict()
         self._cache_bytes = cache_bytes
@@ -261,7 +278,11 @@ class ObjectReader:
         return key
 
     def frame(self, loc: Location) -> bytes:
-        """The raw frame at loc (unverified), as stored."""
+        """The raw frame at loc, as stored: unverified where the store keeps one copy (the
+        receiver checks it), verified where it keeps several (so the copy handed on is one
+        that verifies)."""
+        if isinstance(self._store, ZonedStore):
+            return self._verified(loc)[0]
         try:
             frame = self._store.get(self.key_of(loc.pack), loc.offset, loc.length)
         except ObjectNotFound:
@@ -270,6 +291,10 @@ class ObjectReader:
             raise IntegrityError(f"pack {loc.pack} is truncated")
         return frame
 
+    def header(self, loc: Location) -> bytes:
+        """The first ``loc.length`` bytes of the frame at loc, unverified (a planning hint)."""
+        return self._store.get(self.key_of(loc.pack), loc.offset, loc.length)
+
     def bundle(self, loc: Location) -> bundles.Bundle:
         """The verified, parsed bundle at loc. Raises IntegrityError if missing or corrupt."""
         with self._lock:
@@ -277,8 +302,7 @@ class ObjectReader:
             if hit is not None:
                 self._cache.move_to_end(loc.oid)
                 return hit
-        content = self._codec.decode(self.frame(loc), loc.oid, what=f"object {loc.oid.hex()[:16]}")
-        parsed = bundles.parse(content)
+        parsed = bundles.parse(self._verified(loc)[1])
         with self._lock:
             self._cache[loc.oid] = parsed
             self._cached += parsed.nbytes
@@ -286,6 +310,43 @@ class ObjectReader:
                 _, old = self._cache.popitem(last=False)
                 self._cached -= old.nbytes
         return parsed
+
+    def _verified(self, loc: Location) -> tuple[bytes, bytes | memoryview]:
+        """The frame at loc and its decoded content, from the first copy that verifies; the
+        copies that did not are mended in the background."""
+        key = self.key_of(loc.pack)
+        what = f"object {loc.oid.hex()[:16]}"
+        damaged: list[str] = []
+        failure: Exception | None = None
+        for zone, got in replicas(self._store, key, loc.offset, loc.length):
+            if isinstance(got, ObjectNotFound):
+                failure = failure or IntegrityError(f"pack {loc.pack} is missing from the store")
+            elif isinstance(got, Exception):
+                failure = failure or got
+            elif len(got) != loc.length:
+                failure = failure or IntegrityError(f"pack {loc.pack} is truncated")
+            else:
+                try:
+                    content = self._codec.decode(got, loc.oid, what=what)
+                except IntegrityError as exc:
+                    failure = failure or exc
+                else:
+                    if damaged and isinstance(self._store, ZonedStore):
+                        self._mend(self._store, key, zone, damaged)
+                    return got, content
+            damaged.append(zone)
+        assert failure is not None
+        raise failure
+
+    def _mend(self, store: ZonedStore, key: str, good: str, damaged: list[str]) -> None:
+        def mend() -> None:
+            try:
+                store.mend(key, good, damaged)
+            except StoreError as exc:  # a lost zone: the zone repair revives and refills it
+                _zone_trouble.warn("mend", "could not mend %s in zone(s) %s: %s", key, damaged, exc)
+
+        _zone_trouble.warn("bad copy", "%s: zone(s) %s gave a bad copy; mending", key, damaged)
+        self._later(mend)
 
     def forget(self) -> None:
         """Drop cached bundles and pack keys (after repacks or deletions)."""

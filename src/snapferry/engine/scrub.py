@@ -1,5 +1,9 @@
 """Scrub: re-read every stored object the maps name and report what is corrupt or missing.
 
+In a region with zones every zone's copy is read: an object is a problem only when no zone
+holds a copy that verifies; a zone whose copy is damaged while another's verifies is counted
+(``zone_damage``) and its copy of the pack is replaced from a whole one (``mended``).
+
 Each problem is reported against every visible snapshot and disk whose content depends on the bad
 object, with the byte offset of the affected chunk — not just against the snapshot that wrote it,
 since later snapshots read through patches beneath them.
@@ -7,6 +11,7 @@ since later snapshots read through patches beneath them.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -19,9 +24,12 @@ from snapferry.engine import bundles
 from snapferry.engine.bitmaps import popcount
 from snapferry.engine.core import Engine
 from snapferry.engine.refs import References, scan
-from snapferry.errors import IntegrityError, ObjectNotFound
+from snapferry.errors import IntegrityError, ObjectNotFound, StoreError
 from snapferry.meta import catalog
 from snapferry.settings import CHUNK, PAGES_PER_CHUNK
+from snapferry.store.zoned import ZonedStore, replicas
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,11 @@ class ScrubReport:
     objects: int = 0
     bytes_read: int = 0
     problems: list[Problem] = field(default_factory=list)
+    zone_damage: dict[str, int] = field(default_factory=dict)
+    """Per zone, objects whose copy there was missing or corrupt while another zone's verified
+    (no problem for a reader; those packs were mended)."""
+    mended: int = 0
+    """Packs whose damaged zone copies were replaced from a whole one."""
 
     @property
     def clean(self) -> bool:
@@ -104,23 +117,54 @@ def _check_pack(
         return
     report.packs += 1
     key = str(pack.key)
-    try:
-        data = engine.store.get(key)
-    except ObjectNotFound:
-        for offset in uniq["offset"].tolist():
-            bad[(pack_id, offset)] = ("missing", f"pack {key} is missing from the store")
+    wanted = uniq.tolist()
+    good: dict[int, str] = {}  # offset → a zone whose copy verifies
+    kinds: dict[int, tuple[str, str]] = {}
+    damaged: dict[str, int] = {}
+    down: list[StoreError] = []
+    for zone, data in replicas(engine.store, key):
+        if isinstance(data, StoreError):
+            if not isinstance(data, ObjectNotFound):
+                down.append(data)
+            for offset, _, _ in wanted:
+                kinds.setdefault(offset, ("missing", f"pack {key} is missing from the store"))
+            damaged[zone] = len(wanted)
+            continue
+        report.bytes_read += len(data)
+        view = memoryview(data)
+        for offset, length, oid in wanted:
+            report.objects += 1
+            frame = view[offset : offset + length]
+            try:
+                if len(frame) != length:
+                    raise IntegrityError(f"pack {key} is truncated")
+                bundles.parse(engine.codec.decode(frame, bytes(oid), what=f"object in {key}"))
+                good.setdefault(offset, zone)
+            except IntegrityError as exc:
+                kinds[offset] = ("corrupt", exc.message)
+                damaged[zone] = damaged.get(zone, 0) + 1
+    if not good and down and len(down) == len(damaged):
+        raise down[0]  # no copy could be read at all: nothing to judge the pack by
+    for offset, _, _ in wanted:
+        if offset not in good:
+            bad[(pack_id, int(offset))] = kinds[offset]
+    if damaged and isinstance(engine.store, ZonedStore):
+        _mend_zones(engine.store, key, damaged, report)
+
+
+def _mend_zones(store: ZonedStore, key: str, damaged: dict[str, int], report: ScrubReport) -> None:
+    """Replace the damaged zones' copies of a pack from a zone whose copy is whole."""
+    for zone, count in damaged.items():
+        report.zone_damage[zone] = report.zone_damage.get(zone, 0) + count
+    whole = [z for z in store.zones if z not in damaged]
+    if not whole:
+        log.warning("scrub: no zone holds a whole copy of %s; it is left as it is", key)
         return
-    report.bytes_read += len(data)
-    view = memoryview(data)
-    for offset, length, oid in uniq.tolist():
-        report.objects += 1
-        frame = view[offset : offset + length]
-        try:
-            if len(frame) != length:
-                raise IntegrityError(f"pack {key} is truncated")
-            bundles.parse(engine.codec.decode(frame, bytes(oid), what=f"object in {key}"))
-        except IntegrityError as exc:
-            bad[(pack_id, int(offset))] = ("corrupt", exc.message)
+    try:
+        store.mend(key, whole[0], list(damaged))
+        report.mended += 1
+    except StoreError as exc:
+        log.warning("scrub: could not mend %s in zone(s) %s: %s", key, ", ".join(damaged), exc)
 
 
 def _affected(

@@ -19,6 +19,7 @@ from snapferry.meta.schema import (
     packs,
     snapshots,
     versions,
+    zones,
 )
 
 
@@ -243,6 +244,18 @@ def namable_packs(conn: Connection, pack_ids: Iterable[int]) -> set[int]:
         select(packs.c.id).where(packs.c.id.in_(ids), packs.c.state != "dead")
     ).all()
     return {int(r.id) for r in rows}
+
+
+def zone_names(conn: Connection) -> list[str]:
+    """The region's zones, in the order they were added."""
+    rows = conn.execute(select(zones.c.name).order_by(zones.c.added_at, zones.c.name)).all()
+    return [str(r.name) for r in rows]
+
+
+def add_zones(conn: Connection, names: Iterable[str], at: float) -> None:
+    """Record zones the region did not have (in order, one after another)."""
+    for i, name in enumerate(names):
+        conn.execute(insert(zones).values(name=name, added_at=at + i * 1e-6))
 
 
 def all_packs(conn: Connection) -> Sequence[Row[Any]]:

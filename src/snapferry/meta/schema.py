@@ -14,6 +14,9 @@ Tables and what their rows mean:
   copied from its journal file into the overlay (replayed at open).
 * ``packs`` — store objects holding version frames; ``pending`` until the metadata that points at
   them commits, ``dead`` once nothing references them (deleted after the GC grace period).
+* ``zones`` — the region's zones, each with a chunk store of its own that holds every pack
+  (none: the region has one store). Recorded at the first open that names them, so maintenance
+  run at rest finds every zone, a lost one included.
 * ``versions`` — the version index: where each stored frame lies (its BLAKE3 id → pack, offset,
   length), apart from the block maps, as restic's repository index. It answers "does this region
   already hold this version?"; rows go with their pack.
@@ -137,6 +140,13 @@ versions = Table(
     Column("offset", BigInteger, primary_key=True, autoincrement=False),
     Column("length", BigInteger, nullable=False),
     Index("ix_versions_pack", "pack"),
+)
+
+zones = Table(
+    "zones",
+    metadata,
+    Column("name", String(16), primary_key=True),
+    Column("added_at", Float, nullable=False),
 )
 
 

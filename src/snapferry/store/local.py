@@ -61,6 +61,21 @@ class LocalStore:
     def __repr__(self) -> str:
         return f"LocalStore({self._root!r})"
 
+    @classmethod
+    def lost(cls, root: Path | str) -> LocalStore:
+        """A store whose root directory is gone (a lost zone), made without creating it: reads
+        find nothing and writes fail until ``revive``."""
+        store = cls.__new__(cls)
+        store.root = Path(os.path.realpath(root))
+        store._root = str(store.root)
+        return store
+
+    def revive(self) -> None:
+        """Recreate the root directory if it was removed (a zone's replaced disk, say). Writes
+        into a store whose root is gone fail until then: a missing mount must not be filled."""
+        with _os_errors("revive", self._root):
+            os.makedirs(self._root, mode=0o700, exist_ok=True)
+
     def put_if_absent(self, key: str, data: bytes | memoryview) -> bool:
         """Store data under key unless present. True if written. Durable on return."""
         path = self._path(key)
