@@ -74,6 +74,13 @@ class TransientStoreError(StoreError):
     retryable = True
 
 
+class ZoneUnavailable(TransientStoreError):
+    """Data kept in one zone only (locally redundant) cannot be read: that zone's store is lost
+    or unreachable. Never answered with other bytes; works again when the zone returns."""
+
+    code = "ZoneUnavailable"
+
+
 class ObjectNotFound(StoreError):
     """The store holds no object under the key."""
 

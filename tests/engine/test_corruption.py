@@ -70,7 +70,7 @@ def _build(root: Path) -> Region:
         restored = engine.restore_disk(s2).id
         content[restored] = content[s2]
         (pack,) = {int(p) for p in engine.maps.node(s1).map.entries["pack"]}
-        key = engine.objects.key_of(pack)
+        key = engine.objects.place_of(pack)[0]
     return Region(root, disk, restored, s1, s2, s3, content, key)
 
 

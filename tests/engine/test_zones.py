@@ -17,7 +17,7 @@ import pytest
 from snapferry.engine import Engine
 from snapferry.engine.scrub import scrub
 from snapferry.engine.zones import repair, zone_root
-from snapferry.errors import InvalidInput, StoreError
+from snapferry.errors import InvalidInput, StoreError, ZoneUnavailable
 from snapferry.settings import CHUNK
 from snapferry.store import FailingStore, FaultSchedule, LocalStore, MemoryStore
 from snapferry.store.zoned import ZonedStore
@@ -210,3 +210,95 @@ def test_zones_cannot_be_dropped(region: Region) -> None:
         Engine.open(region.root, zones=("1", "2"))
     with Engine.open(region.root, zones=(*ZONES, "4")) as engine:  # added: filled by repair
         assert repair(engine).copied["4"] >= 1
+
+
+# --- locally redundant snapshots in a region with zones ------------------------------------
+def _lrs_region(root: Path) -> tuple[Region, str]:
+    """A region with zones whose disk has an LRS snapshot in zone 2 (the first of the family)
+    and then ZRS snapshots; the LRS snapshot's id."""
+    rng = random.Random(3)
+    with Engine.open(root, zones=ZONES) as engine:
+        disk = engine.create_disk(DISK).id
+        first = rng.randbytes(2 * CHUNK)
+        engine.write(disk, 0, first)
+        lrs = engine.create_snapshot(disk, zone="2").id
+        content = {lrs: first + bytes(DISK - 2 * CHUNK)}
+    return Region(root, disk, [lrs], content), lrs
+
+
+def test_an_lrs_snapshot_lives_in_its_zone_alone_and_is_unavailable_without_it(
+    tmp_path: Path,
+) -> None:
+    region, lrs = _lrs_region(tmp_path / "eastus")
+    assert (
+        _packs(region.root, "2") and not _packs(region.root, "1") and not _packs(region.root, "3")
+    )
+    saved = tmp_path / "zone-2-backup"
+    shutil.copytree(zone_root(region.root, "2"), saved)
+    shutil.rmtree(zone_root(region.root, "2"))
+
+    with Engine.open(region.root) as engine:
+        with pytest.raises(ZoneUnavailable, match="zone 2"):
+            engine.read_snapshot(lrs, 0, CHUNK)
+        with pytest.raises(ZoneUnavailable):
+            engine.read(engine.restore_disk(lrs).id, 0, CHUNK)
+        report = repair(engine)
+        lost = sum(1 for p in saved.rglob("*") if p.is_file())
+        assert not report.clean and report.lost == {"2": lost}
+    shutil.copytree(saved, zone_root(region.root, "2"), dirs_exist_ok=True)  # the zone is back
+    with Engine.open(region.root) as engine:
+        assert engine.read_snapshot(lrs, 0, DISK) == region.content[lrs]
+        assert repair(engine).clean
+
+
+def test_a_zrs_snapshot_hardens_the_lrs_data_it_reads_through(tmp_path: Path) -> None:
+    region, lrs = _lrs_region(tmp_path / "eastus")
+    with Engine.open(region.root) as engine:
+        engine.write(region.disk, 3 * CHUNK, b"\x11" * 8192)  # the ZRS child changes little
+        zrs = engine.create_snapshot(region.disk).id  # reads chunks 0 and 1 through the LRS one
+        expected = region.content[lrs][: 3 * CHUNK] + b"\x11" * 8192
+        expected += bytes(DISK - len(expected))
+    held = [_packs(region.root, z) for z in ZONES]
+    assert held[1] and held[0] == held[1] == held[2]  # the LRS snapshot's packs spread too
+    shutil.rmtree(zone_root(region.root, "2"))
+    with Engine.open(region.root) as engine:
+        assert engine.read_snapshot(zrs, 0, DISK) == expected
+        assert engine.read_snapshot(lrs, 0, DISK) == region.content[lrs]
+
+
+def test_copying_a_full_lrs_snapshot_to_zrs_hardens_it(tmp_path: Path) -> None:
+    root = tmp_path / "eastus"
+    with Engine.open(root, zones=ZONES) as engine:
+        disk = engine.create_disk(CHUNK).id
+        engine.write(disk, 0, b"\x33" * CHUNK)
+        full = engine.create_snapshot(disk, incremental=False, zone="3").id
+        assert not _packs(root, "1")
+        copy = engine.copy_snapshot(full).id
+        assert _packs(root, "1") == _packs(root, "2") == _packs(root, "3")
+    shutil.rmtree(zone_root(root, "3"))
+    with Engine.open(root) as engine:
+        assert engine.read_snapshot(copy, 0, CHUNK) == b"\x33" * CHUNK
+
+
+def test_a_zone_must_be_one_of_the_regions(tmp_path: Path) -> None:
+    with Engine.open(tmp_path / "eastus", zones=ZONES) as engine:
+        disk = engine.create_disk(CHUNK).id
+        with pytest.raises(InvalidInput, match="not one of this region's zones"):
+            engine.create_snapshot(disk, zone="9")
+        assert engine.list_snapshots() == []
+    with Engine.open(tmp_path / "westus") as engine:
+        disk = engine.create_disk(CHUNK).id
+        with pytest.raises(InvalidInput, match="it has none"):
+            engine.create_snapshot(disk, zone="1")
+
+
+def test_repair_removes_copies_of_an_lrs_pack_outside_its_zone(tmp_path: Path) -> None:
+    region, _ = _lrs_region(tmp_path / "eastus")
+    for key, data in _packs(region.root, "2").items():
+        stray = zone_root(region.root, "1") / key
+        stray.parent.mkdir(parents=True, exist_ok=True)
+        stray.write_bytes(data)
+    with Engine.open(region.root) as engine:
+        report = repair(engine)
+        assert report.removed == {"1": len(_packs(region.root, "2"))} and report.clean
+    assert not _packs(region.root, "1")

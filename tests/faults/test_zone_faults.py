@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from azure.core.exceptions import HttpResponseError
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 from azure.storage.blob import BlobClient
@@ -105,3 +106,65 @@ def test_a_lost_zone_changes_nothing_a_user_sees(family: Any, fault: str, tmp_pa
     assert zone_files(cloud, "2").keys() >= whole.keys()
     log = (cloud.data_dir / "up.log").read_text(errors="replace")
     assert "Traceback" not in log
+
+
+def download(compute: Any, name: str) -> bytes:
+    grant = {"access": "Read", "durationInSeconds": 600}
+    sas = compute.snapshots.begin_grant_access("g", name, grant).result().access_sas
+    try:
+        with BlobClient.from_blob_url(sas, retry_total=0) as blob:
+            return bytes(blob.download_blob().readall())
+    finally:
+        compute.snapshots.begin_revoke_access("g", name).result()
+
+
+def test_an_lrs_snapshot_needs_its_zone_until_an_in_region_copy_hardens_it(
+    tmp_path: Path,
+) -> None:
+    with cloud_running(tmp_path / "cloud") as cloud:
+        connect(ResourceManagementClient, cloud.cloud).resource_groups.create_or_update(
+            "g", {"location": "eastus"}
+        )
+        compute = connect(ComputeManagementClient, cloud.cloud)
+        creation = {"createOption": "Upload", "uploadSizeBytes": SIZE}
+        body: Any = {"location": "eastus", "zones": ["2"], "properties": {"creationData": creation}}
+        disk = compute.disks.begin_create_or_update("g", "zonal", body).result()
+        data = np.random.default_rng(9).bytes(4 * MiB)
+        grant = {"access": "Write", "durationInSeconds": 600}
+        sas = compute.disks.begin_grant_access("g", "zonal", grant).result().access_sas
+        with BlobClient.from_blob_url(sas) as blob:
+            blob.upload_page(data, offset=0, length=len(data))
+        compute.disks.begin_revoke_access("g", "zonal").result()
+        snap: Any = {
+            "location": "eastus",
+            "sku": {"name": "Standard_LRS"},
+            "properties": {
+                "creationData": {"createOption": "Copy", "sourceResourceId": disk.id},
+                "incremental": True,
+            },
+        }
+        lrs = compute.snapshots.begin_create_or_update("g", "lrs", snap).result()
+        assert zone_files(cloud, "2") and not zone_files(cloud, "1") and not zone_files(cloud, "3")
+        expected = data + bytes(SIZE - len(data))
+
+        zone2 = cloud.data_dir / "regions" / "eastus" / "zones" / "2"
+        zone2.rename(tmp_path / "zone-2-away")
+        with pytest.raises(HttpResponseError) as refused:
+            download(compute, "lrs")
+        assert refused.value.status_code == 503
+        assert refused.value.error_code == "ZoneUnavailable" and "zone 2" in str(refused.value)
+        (tmp_path / "zone-2-away").rename(zone2)  # the zone returns
+        assert download(compute, "lrs") == expected
+
+        compute.snapshots.begin_create_or_update(
+            "g", "zrs", copy_body(str(lrs.id), "eastus")
+        ).result()
+        assert wait_copied(compute, "g", "zrs")[-1] == 100
+        assert compute.snapshots.get("g", "zrs").sku.name == "Standard_ZRS"
+        spread = zone_files(cloud, "1")  # the copy's own packs, in every zone
+        assert spread and spread == zone_files(cloud, "3")
+        assert zone_files(cloud, "2").items() >= spread.items()
+        shutil.rmtree(zone2)
+        assert download(compute, "zrs") == expected  # the hardened copy needs no one zone
+        log = (cloud.data_dir / "up.log").read_text(errors="replace")
+        assert "Traceback" not in log

@@ -248,6 +248,8 @@ def _storage_form(exc: SnapferryError) -> SnapferryError:
         return err.OperationNotAllowed(exc.message)
     if isinstance(exc, InvalidInput):
         return err.InvalidHeaderValue(exc.message)
+    if exc.code == "ZoneUnavailable":
+        return err.ZoneUnavailable(exc.message)
     if exc.retryable:
         return err.ServerBusy(exc.message)
     log.error("data plane: %s (%s)", exc.code, exc.message)

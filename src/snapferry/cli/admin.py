@@ -250,12 +250,16 @@ def repair_command(
     has nothing to repair.
 
     Exit status 0 when every zone holds every pack, 1 when some could not be copied (a zone
-    still unreachable). A progress bar is drawn on stderr when stderr is a terminal."""
+    still unreachable) or a pack kept in one zone alone (LRS) is gone with it. A progress bar
+    is drawn on stderr when stderr is a terminal."""
     path = resolve_data_dir(data_dir, region)
     with out.progress_bar("repair", sys.stderr.isatty()) as progress:
         found = run_pass(path, "repair", {}, lambda e, p: repair(e, p).to_dict(), progress)
     report = ZoneRepairReport(
-        **{k: found[k] for k in ("zones", "packs", "copied", "bytes_copied", "removed", "failed")}
+        **{
+            k: found[k]
+            for k in ("zones", "packs", "copied", "bytes_copied", "removed", "failed", "lost")
+        }
     )
     doc = {"data_dir": str(path), **report.to_dict()}
     out.emit(output, doc, lambda: [_repair_table(path, report)])
@@ -273,6 +277,7 @@ def _repair_table(path: Path, report: ZoneRepairReport) -> RenderableType:
             ("packs copied", f"{_per_zone(report.copied)} ({out.size(report.bytes_copied)})"),
             ("stray objects removed", _per_zone(report.removed)),
             ("packs not copied", _per_zone(report.failed)),
+            ("LRS packs lost with their zone", _per_zone(report.lost)),
         ],
     )
 

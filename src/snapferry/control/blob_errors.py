@@ -89,3 +89,9 @@ NotImplementedHere = _error(
     "NotImplementedHere", "APINotImplemented", 501, "An operation snapferry does not support."
 )
 ServerBusy = _error("ServerBusy", "ServerBusy", 503, "The region is briefly unable to answer.")
+ZoneUnavailable = _error(
+    "ZoneUnavailable",
+    "ZoneUnavailable",
+    503,
+    "Data kept in one zone alone (locally redundant) while that zone is unavailable.",
+)

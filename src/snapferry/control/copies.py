@@ -229,7 +229,10 @@ class CopyTargets:
             family = None if full else source.family
             self.check_rules(conn, rid.subscription.lower(), family, source.created_at)
         target_id = self.engine.begin_import(
-            source.size_bytes, family_id=source.family, full=full
+            source.size_bytes,
+            family_id=source.family,
+            full=full,
+            zone=self.region.zone_for(str(record_body["sku"])),
         ).id
         body_out = {**record_body, "request": request}
         rec = Record.new(rid, self.region.name, target_id, "succeeded", body_out, now)

@@ -43,6 +43,14 @@ class Region:
         """The default snapshot sku: zone-redundant where the region has zones."""
         return "Standard_ZRS" if self.zones else "Standard_LRS"
 
+    def zone_for(self, sku: str, zones: list[str] | None = None) -> str | None:
+        """Where the engine keeps data of this sku: None (every zone: zone-redundant, or the
+        only store of a region without zones), or the one zone a locally redundant resource
+        lives in — its own (``zones``) if it has one, else the region's first."""
+        if not self.zones or sku.endswith("_ZRS"):
+            return None
+        return zones[0] if zones and zones[0] in self.zones else self.zones[0]
+
 
 @dataclass(frozen=True)
 class Made:
@@ -263,8 +271,10 @@ def plan_snapshot(
                 target="properties.incremental",
             )
 
+        zone = region.zone_for(sku, source.body.get("zones"))
+
         def make(engine: Engine) -> Made:
-            snap = engine.freeze_snapshot(engine_source, incremental=incremental)
+            snap = engine.freeze_snapshot(engine_source, incremental=incremental, zone=zone)
             props = _snapshot_props(snap.size_bytes, snap.family_id, incremental)
             return Made(snap.id, props, lambda e: e.seal_pending(engine_source))
 
@@ -281,8 +291,10 @@ def plan_snapshot(
                 target="properties.incremental",
             )
 
+        zone = region.zone_for(sku)
+
         def make(engine: Engine) -> Made:
-            snap = engine.copy_snapshot(engine_source)
+            snap = engine.copy_snapshot(engine_source, zone)
             return Made(snap.id, _snapshot_props(snap.size_bytes, snap.family_id, False))
 
     props["creationData"] = creation

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -29,10 +29,11 @@ from snapferry.engine.models import DiskInfo, SnapshotInfo
 from snapferry.engine.objects import Buffers, ObjectReader, PackWriter, Pins
 from snapferry.engine.resolve import ChunkReader, View
 from snapferry.engine.space import Reserve
-from snapferry.errors import NotFound, NotReady
+from snapferry.errors import InvalidInput, NotFound, NotReady, StoreError, ZoneUnavailable
 from snapferry.faults import THROTTLED, brief
 from snapferry.meta import catalog
 from snapferry.store.base import ChunkStore
+from snapferry.store.zoned import ZonedStore
 
 CACHE_BYTES = 256 * 1024 * 1024
 
@@ -177,11 +178,53 @@ class EngineBase:
         check_range(offset, length, view.size_bytes, "read")
         return self.chunks.iter_range(view, offset, length, refresh)
 
-    def writer(self) -> PackWriter:
-        """A pack writer for one operation (use as a context manager)."""
+    def writer(self, zone: str | None = None) -> PackWriter:
+        """A pack writer for one operation (use as a context manager), writing to ``zone``
+        alone, or (None) to every zone."""
         return PackWriter(
-            self.db, self.store, self.codec, self.pins, self.pool, self.buffers, self.clock
+            self.db, self.store, self.codec, self.pins, self.pool, self.buffers, self.clock, zone
         )
+
+    def check_zone(self, zone: str | None) -> None:
+        """InvalidInput unless zone is None or one of the region's zones."""
+        if zone is None:
+            return
+        zones = list(self.store.zones) if isinstance(self.store, ZonedStore) else []
+        if zone not in zones:
+            raise InvalidInput(
+                f"zone {zone[:16]!r} is not one of this region's zones "
+                f"({', '.join(zones) or 'it has none'})",
+                zone=zone[:16],
+            )
+
+    def harden(self, nodes: Sequence[Node], packs: Iterable[int] = ()) -> int:
+        """Make every pack the nodes' maps (and ``packs``) name zone-redundant: recorded as
+        every zone's first (so a crash leaves it to the zone repair, never under-counted), then
+        copied from its zone into the others. What a zone-redundant snapshot reads through must
+        be as redundant as it. ZoneUnavailable if a pack's zone cannot give it. How many packs
+        it spread."""
+        if not isinstance(self.store, ZonedStore):
+            return 0
+        ids = set(packs)
+        for node in nodes:
+            ids.update(np.unique(node.map.entries["pack"]).tolist())
+        with self.db.connect() as conn:
+            zonal = catalog.zonal_packs(conn, sorted(ids))
+        if not zonal:
+            return 0
+        with self.db.begin() as conn:
+            catalog.spread_packs(conn, list(zonal))
+        self.objects.forget()
+        for key, zone in zonal.values():
+            try:
+                data = self.store.zones[zone].get(key)
+            except StoreError as exc:
+                raise ZoneUnavailable(
+                    f"pack {key} is kept in zone {zone} alone, which is unavailable: {exc.message}",
+                    zone=zone,
+                ) from None
+            self.store.put_if_absent(key, data)
+        return len(zonal)
 
     @staticmethod
     def _info(row: Node | Row[Any]) -> SnapshotInfo:

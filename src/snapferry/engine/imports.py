@@ -166,11 +166,15 @@ class ImportOps(SnapshotOps):
         return out
 
     # --- target side ---------------------------------------------------------------------------
-    def begin_import(self, size_bytes: int, *, family_id: str | None, full: bool) -> SnapshotInfo:
+    def begin_import(
+        self, size_bytes: int, *, family_id: str | None, full: bool, zone: str | None = None
+    ) -> SnapshotInfo:
         """A new snapshot being imported: incremental in family_id, or full (self-contained, a
         family of its own). It reads as nothing until ``finish_import``. StorageFull when the
-        region is down to its space reserve."""
+        region is down to its space reserve. ``zone``: its data kept in that zone alone; None:
+        in every zone (what it reuses or builds on is made so by ``finish_import``)."""
         check_size(size_bytes)
+        self.check_zone(zone)
         self.reserve.check()
         sid = new_id()
         with self.lock, self.db.begin() as conn:
@@ -187,6 +191,7 @@ class ImportOps(SnapshotOps):
                 state="importing",
                 frozen_gen=None,
                 created_at=self.clock(),
+                zone=zone,
             )
         return self.get_snapshot(sid)
 
@@ -263,7 +268,7 @@ class ImportOps(SnapshotOps):
         else:
             data = np.zeros((len(rows), PAGE), dtype=np.uint8)
             data[is_changed] = pages
-        with self.writer() as writer:
+        with self.writer(row.zone) as writer:
             batch = ChunkBatch(delta.chunks, kinds, rows, cols, data)
             entries = submit_versions(writer, batch)()
             entries["written"] = touched
@@ -313,7 +318,7 @@ class ImportOps(SnapshotOps):
         gone or corrupt (fetch it instead); StorageFull (nothing stored) if they would eat into
         the space reserve."""
         self.reserve.check(sum(len(frame) for _, frame in frames if frame is not None))
-        self._import_row(snapshot_id)
+        zone = self._import_row(snapshot_id).zone
         held = self.held_frames([oid for oid, frame in frames if frame is None])
 
         def load(item: tuple[bytes, bytes | memoryview | None]) -> bundles.Bundle:
@@ -352,7 +357,7 @@ class ImportOps(SnapshotOps):
             picked.append(oid)
         if not np.array_equal(entries["present"], delta.changed):
             raise IntegrityError("frames from the source do not hold the pages the copy sets")
-        with self.writer() as writer:
+        with self.writer(zone) as writer:
             fetched = [(oid, frame) for oid, frame in frames if frame is not None]
             stored = dict(
                 zip(
@@ -397,7 +402,10 @@ class ImportOps(SnapshotOps):
             self.maps.invalidate(snapshot_id)
 
     def finish_import(self, snapshot_id: str, guard: Guard) -> SnapshotInfo:
-        """Make the import ready, in one transaction with ``guard``."""
+        """Make the import ready, in one transaction with ``guard`` — a zone-redundant one once
+        every pack it reads (reused frames and its base's included) is zone-redundant too."""
+        if self._import_row(snapshot_id).zone is None:
+            self.harden(self.maps.lineage(snapshot_id))
         with self.lock:
             row = self._import_row(snapshot_id)
             with self.db.begin() as conn:

@@ -35,6 +35,8 @@ class Node:
     frozen_gen: int | None
     created_at: float
     map: NodeMap
+    zone: str | None = None
+    """Where its seal or copy writes packs: None, every zone; a zone's name, that zone only."""
 
 
 class MapCache:
@@ -79,6 +81,7 @@ class MapCache:
             frozen_gen=row.frozen_gen,
             created_at=float(row.created_at),
             map=NodeMap(entries),
+            zone=row.zone,
         )
 
     def put(self, node: Node) -> None:

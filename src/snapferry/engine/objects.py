@@ -23,12 +23,12 @@ from sqlalchemy import Connection, Engine
 from snapferry.buffers import run_of
 from snapferry.codec import Codec, Encoded, frame_id
 from snapferry.engine import bundles
-from snapferry.errors import IntegrityError, ObjectNotFound, StoreError
+from snapferry.errors import IntegrityError, ObjectNotFound, StoreError, ZoneUnavailable
 from snapferry.ids import new_id
 from snapferry.meta import catalog
 from snapferry.settings import PACK_TARGET_BYTES
 from snapferry.store.base import ChunkStore
-from snapferry.store.zoned import ZonedStore, replicas
+from snapferry.store.zoned import ZonedStore, placed, replicas
 from snapferry.throttled import Throttled
 
 log = logging.getLogger(__name__)
@@ -122,6 +122,8 @@ class PackWriter:
     pool: ThreadPoolExecutor
     buffers: Buffers
     clock: Callable[[], float] = time.time
+    zone: str | None = None
+    """The zone its packs go to alone (an LRS snapshot's), or None: every zone."""
     sizes: dict[int, int] = field(default_factory=dict)
     frames: list[Location] = field(default_factory=list)
     _buf: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint8))
@@ -231,14 +233,14 @@ class PackWriter:
         self._key = pack_key(new_id())
         with self.pins.registering:
             with self.db.begin() as conn:
-                self._pack = catalog.insert_pack(conn, self._key, self.clock())
+                self._pack = catalog.insert_pack(conn, self._key, self.clock(), self.zone)
             self.pins.add(self._pack)
 
     def _flush(self, data: memoryview | None = None) -> None:
         """Store the open pack: the buffer's bytes, or data holding them already."""
         if data is None:
             data = memoryview(self._buf.data)[: self._fill]
-        self.store.put_if_absent(self._key, data)
+        placed(self.store, self.zone).put_if_absent(self._key, data)
         self.sizes[self._pack] = len(data)
         self._pack, self._fill = -1, 0
 
@@ -261,21 +263,22 @@ class ObjectReader:
     ) -> None:
         self._db, self._store, self._codec = db, store, codec
         self._later = later
-        self._keys: dict[int, str] = {}
+        self._places: dict[int, tuple[str, str | None]] = {}
         self._cache: OrderedDict[bytes, bundles.Bundle] = OrderedDict()
         self._cache_bytes = cache_bytes
         self._cached = 0
         self._lock = threading.Lock()
 
-    def key_of(self, pack: int) -> str:
-        key = self._keys.get(pack)
-        if key is None:
+    def place_of(self, pack: int) -> tuple[str, str | None]:
+        """A pack's store key and zone (None: every zone)."""
+        place = self._places.get(pack)
+        if place is None:
             with self._db.connect() as conn:
-                self._keys.update(catalog.pack_keys(conn, [pack]))
-            key = self._keys.get(pack)
-            if key is None:
+                self._places.update(catalog.pack_places(conn, [pack]))
+            place = self._places.get(pack)
+            if place is None:
                 raise IntegrityError(f"pack {pack} is not in the catalog")
-        return key
+        return place
 
     def frame(self, loc: Location) -> bytes:
         """The raw frame at loc, as stored: unverified where the store keeps one copy (the
@@ -284,7 +287,7 @@ class ObjectReader:
         if isinstance(self._store, ZonedStore):
             return self._verified(loc)[0]
         try:
-            frame = self._store.get(self.key_of(loc.pack), loc.offset, loc.length)
+            frame = self._store.get(self.place_of(loc.pack)[0], loc.offset, loc.length)
         except ObjectNotFound:
             raise IntegrityError(f"pack {loc.pack} is missing from the store") from None
         if len(frame) != loc.length:
@@ -293,7 +296,11 @@ class ObjectReader:
 
     def header(self, loc: Location) -> bytes:
         """The first ``loc.length`` bytes of the frame at loc, unverified (a planning hint)."""
-        return self._store.get(self.key_of(loc.pack), loc.offset, loc.length)
+        key, zone = self.place_of(loc.pack)
+        for _, got in replicas(self._store, key, loc.offset, loc.length, zone):
+            if not isinstance(got, StoreError):
+                return got
+        return self.frame(loc)  # no copy answers: say why as a verified read does
 
     def bundle(self, loc: Location) -> bundles.Bundle:
         """The verified, parsed bundle at loc. Raises IntegrityError if missing or corrupt."""
@@ -314,11 +321,17 @@ class ObjectReader:
     def _verified(self, loc: Location) -> tuple[bytes, bytes | memoryview]:
         """The frame at loc and its decoded content, from the first copy that verifies; the
         copies that did not are mended in the background."""
-        key = self.key_of(loc.pack)
+        key, placement = self.place_of(loc.pack)
         what = f"object {loc.oid.hex()[:16]}"
         damaged: list[str] = []
         failure: Exception | None = None
-        for zone, got in replicas(self._store, key, loc.offset, loc.length):
+        for zone, got in replicas(self._store, key, loc.offset, loc.length, placement):
+            if placement is not None and isinstance(got, StoreError):
+                raise ZoneUnavailable(
+                    f"{what} is kept in zone {placement} alone (locally redundant), which is "
+                    f"unavailable: {got.message}",
+                    zone=placement,
+                ) from None
             if isinstance(got, ObjectNotFound):
                 failure = failure or IntegrityError(f"pack {loc.pack} is missing from the store")
             elif isinstance(got, Exception):
@@ -353,7 +366,7 @@ class ObjectReader:
         with self._lock:
             self._cache.clear()
             self._cached = 0
-            self._keys.clear()
+            self._places.clear()
 
 
 def location_of(entry: np.void) -> Location:

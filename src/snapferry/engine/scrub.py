@@ -122,7 +122,7 @@ def _check_pack(
     kinds: dict[int, tuple[str, str]] = {}
     damaged: dict[str, int] = {}
     down: list[StoreError] = []
-    for zone, data in replicas(engine.store, key):
+    for zone, data in replicas(engine.store, key, zone=pack.zone):
         if isinstance(data, StoreError):
             if not isinstance(data, ObjectNotFound):
                 down.append(data)
@@ -148,7 +148,7 @@ def _check_pack(
     for offset, _, _ in wanted:
         if offset not in good:
             bad[(pack_id, int(offset))] = kinds[offset]
-    if damaged and isinstance(engine.store, ZonedStore):
+    if damaged and pack.zone is None and isinstance(engine.store, ZonedStore):
         _mend_zones(engine.store, key, damaged, report)
 
 

@@ -24,19 +24,26 @@ class SnapshotOps(EngineBase):
     """Snapshots: freeze and seal, read, delete (fold), restore, diff."""
 
     # --- snapshots -----------------------------------------------------------------------------
-    def create_snapshot(self, disk_id: str, *, incremental: bool = True) -> SnapshotInfo:
+    def create_snapshot(
+        self, disk_id: str, *, incremental: bool = True, zone: str | None = None
+    ) -> SnapshotInfo:
         """Snapshot a disk as it is when the call starts. Incremental snapshots store only the
         pages written since the previous one; full ones (``incremental=False``) are
-        self-contained."""
-        sid = self.freeze_snapshot(disk_id, incremental=incremental).id
+        self-contained. ``zone``: keep its data in that zone alone (locally redundant); None:
+        in every zone (zone-redundant, where the region has zones)."""
+        sid = self.freeze_snapshot(disk_id, incremental=incremental, zone=zone).id
         self.seal_pending(disk_id)
         return self.get_snapshot(sid)
 
-    def freeze_snapshot(self, disk_id: str, *, incremental: bool = True) -> SnapshotInfo:
+    def freeze_snapshot(
+        self, disk_id: str, *, incremental: bool = True, zone: str | None = None
+    ) -> SnapshotInfo:
         """Fix a snapshot's point in time now, cheaply (no page is read): the snapshot exists
         in state ``sealing`` and later writes go to a new head. ``seal_pending`` stores its
         pages; if the process dies first, ``Engine.open`` seals it. StorageFull (nothing made)
-        unless the pages written since the last snapshot fit above the space reserve."""
+        unless the pages written since the last snapshot fit above the space reserve; ``zone``
+        as ``create_snapshot``."""
+        self.check_zone(zone)
         with self.disk_lock(disk_id):
             size, family, base, gen, _ = self._disk_row(disk_id)
             head = self.head(disk_id)
@@ -57,6 +64,7 @@ class SnapshotOps(EngineBase):
                         state="sealing",
                         frozen_gen=gen,
                         created_at=self.clock(),
+                        zone=zone,
                     )
                     catalog.update_disk(conn, disk_id, base_id=sid, head_gen=gen + 1)
                 self._frozen[sid] = head
@@ -82,7 +90,9 @@ class SnapshotOps(EngineBase):
         disk_id, gen = node.disk_id, node.frozen_gen
         head = self.frozen_head(node)
         parent = self.maps.lineage(node.parent_id)
-        with self.writer() as writer:
+        if node.zone is None:  # zone-redundant: so must be what it reads through
+            self.harden(parent)
+        with self.writer(node.zone) as writer:
             if node.incremental:
                 entries = seal.seal_incremental(writer, head, parent)
             else:
@@ -105,7 +115,7 @@ class SnapshotOps(EngineBase):
         self.trash.later(lambda: self._drop_head_gen(disk_id, gen))
         self.collapse(node.parent_id)
 
-    def copy_snapshot(self, snapshot_id: str) -> SnapshotInfo:
+    def copy_snapshot(self, snapshot_id: str, zone: str | None = None) -> SnapshotInfo:
         """A new full, self-contained snapshot with the same content as snapshot_id, which must
         be a ready full snapshot (an incremental one raises InvalidInput: those are copied to
         another region with CopyStart). The copy starts a family of its own (no disk, no
@@ -114,7 +124,12 @@ class SnapshotOps(EngineBase):
         It stores no bytes: its map names the source's (immutable, content-addressed) versions,
         which GC keeps while any map names them and repacking repoints in every map alike. One
         transaction writes the copy's row, ready, and its map, so a crash leaves either no copy
-        or a whole one. Cost: O(allocated chunks) of metadata, under the engine lock."""
+        or a whole one. Cost: O(allocated chunks) of metadata, under the engine lock. ``zone``
+        None (zone-redundant) first spreads the source's packs kept in one zone to every zone:
+        copying an LRS snapshot to a ZRS one hardens it."""
+        self.check_zone(zone)
+        if zone is None:
+            self.harden([self._ready(snapshot_id)])
         with self.lock:  # no fold, repack or delete can change the source's map meanwhile
             source = self._ready(snapshot_id)
             if source.incremental:
@@ -140,6 +155,7 @@ class SnapshotOps(EngineBase):
                     state="ready",
                     frozen_gen=None,
                     created_at=self.clock(),
+                    zone=zone,
                 )
                 catalog.put_segments(conn, sid, segment_blobs(entries))
         return self.get_snapshot(sid)
@@ -197,6 +213,8 @@ class SnapshotOps(EngineBase):
                 kids = [self.maps.node(r.id, conn) for r in catalog.children(conn, node.id)]
             if any(k.state in ("sealing", "importing") for k in kids):
                 return
+            if self._zone_redundant_readers(kids):  # they will read the node's parents
+                self.harden(self.maps.lineage(node.parent_id))
             with self.writer() as writer:
                 folded = {k.id: fold_into(writer, self.objects, node, k) for k in kids}
                 writer.finish()
@@ -210,6 +228,19 @@ class SnapshotOps(EngineBase):
             self.maps.invalidate(node.id, *folded)
         # its parent may have waited for it (a deleted base under an import being deleted)
         self.collapse(node.parent_id)
+
+    def _zone_redundant_readers(self, kids: list[Node]) -> bool:
+        """Whether a zone-redundant snapshot reads through any of kids (one of them, or a
+        descendant reading through it)."""
+        seen = list(kids)
+        while seen:
+            node = seen.pop()
+            if node.zone is None:
+                return True
+            with self.db.connect() as conn:
+                below = [self.maps.node(r.id, conn) for r in catalog.children(conn, node.id)]
+            seen.extend(k for k in below if not k.self_contained)
+        return False
 
     def read_snapshot(self, snapshot_id: str, offset: int, length: int) -> bytes:
         return b"".join(self.iter_read_snapshot(snapshot_id, offset, length))

@@ -9,7 +9,9 @@ zones moves that store into its first zone; the zone repair then fills the other
 ``repair`` is the engine's half of zone redundancy (a store cannot know what should exist): for
 every zone, it copies in the live packs the zone is missing, from a zone that holds them, and
 removes what the zone keeps that no pack names any longer (a copy a zone kept while it was down
-during a deletion, or one a read's mend put back after GC took the pack). Reads mend as they go:
+during a deletion, or one a read's mend put back after GC took the pack). A pack kept in one zone
+alone (a locally redundant snapshot's) is never copied; the repair reports it lost if its zone
+no longer holds it. Reads mend as they go:
 a frame that is missing or corrupt in one zone is served from another, and that zone's copy of
 the pack is replaced in the background.
 """
@@ -94,10 +96,14 @@ class ZoneRepairReport:
     bytes_copied: int = 0
     removed: dict[str, int] = field(default_factory=dict)
     failed: dict[str, int] = field(default_factory=dict)
+    lost: dict[str, int] = field(default_factory=dict)
+    """Packs kept in one zone alone (locally redundant) that their zone no longer holds: no
+    other zone can give them back. Their snapshots read as unavailable until the zone's data
+    returns."""
 
     @property
     def clean(self) -> bool:
-        return not self.failed
+        return not self.failed and not self.lost
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -105,6 +111,7 @@ class ZoneRepairReport:
             "copied_packs": sum(self.copied.values()),
             "removed_objects": sum(self.removed.values()),
             "failed_packs": sum(self.failed.values()),
+            "lost_packs": sum(self.lost.values()),
             "clean": self.clean,
         }
 
@@ -133,15 +140,22 @@ def repair(engine: Engine, progress: Callable[[int, int], None] | None = None) -
             report.failed[zone] = report.failed.get(zone, 0) + 1
     with engine.db.connect() as conn:
         rows = catalog.all_packs(conn)
-    named = {str(r.key) for r in rows}
-    live = [str(r.key) for r in rows if r.state == "live"]
+    placement = {str(r.key): r.zone for r in rows}
+    live = [str(r.key) for r in rows if r.state == "live" and r.zone is None]
     for zone, keys in listed.items():
-        for key in sorted(keys - named):
+        # nothing names it, or it is kept in another zone alone (a locally redundant pack)
+        strays = {k for k in keys if placement.get(k, zone) not in (None, zone)}
+        strays |= keys - placement.keys()
+        for key in sorted(strays):
             try:
                 store.zones[zone].delete(key)
                 report.removed[zone] = report.removed.get(zone, 0) + 1
             except StoreError as exc:
                 log.warning("zone repair: zone %s keeps stray %s: %s", zone, key, exc)
+    for r in rows:
+        kept = listed.get(r.zone) if r.state == "live" and r.zone is not None else None
+        if kept is not None and str(r.key) not in kept:
+            report.lost[r.zone] = report.lost.get(r.zone, 0) + 1
     for done, key in enumerate(live, 1):
         report.packs += 1
         missing = [z for z, keys in listed.items() if key not in keys]

@@ -214,9 +214,11 @@ def drop_journal(conn: Connection, disk_id: str, gen: int) -> None:
 
 
 # --- packs -----------------------------------------------------------------------------------
-def insert_pack(conn: Connection, key: str, created_at: float) -> int:
+def insert_pack(conn: Connection, key: str, created_at: float, zone: str | None = None) -> int:
     result = conn.execute(
-        insert(packs).values(key=key, size_bytes=0, state="pending", created_at=created_at)
+        insert(packs).values(
+            key=key, size_bytes=0, state="pending", created_at=created_at, zone=zone
+        )
     )
     key_row = result.inserted_primary_key
     assert key_row is not None
@@ -228,6 +230,33 @@ def mark_packs_live(conn: Connection, sizes: dict[int, int]) -> None:
         conn.execute(
             update(packs).where(packs.c.id == pack_id).values(state="live", size_bytes=size)
         )
+
+
+def pack_places(conn: Connection, pack_ids: Iterable[int]) -> dict[int, tuple[str, str | None]]:
+    """Each pack's key and zone (None: every zone)."""
+    ids = list(pack_ids)
+    rows = conn.execute(
+        select(packs.c.id, packs.c.key, packs.c.zone).where(packs.c.id.in_(ids))
+    ).all()
+    return {int(r.id): (str(r.key), r.zone) for r in rows}
+
+
+def zonal_packs(conn: Connection, pack_ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+    """Of the packs, those held in one zone only: key and zone."""
+    ids = list(pack_ids)
+    rows = conn.execute(
+        select(packs.c.id, packs.c.key, packs.c.zone).where(
+            packs.c.id.in_(ids), packs.c.zone.is_not(None)
+        )
+    ).all()
+    return {int(r.id): (str(r.key), str(r.zone)) for r in rows}
+
+
+def spread_packs(conn: Connection, pack_ids: Iterable[int]) -> None:
+    """Record that the packs are (to be) held in every zone."""
+    ids = list(pack_ids)
+    if ids:
+        conn.execute(update(packs).where(packs.c.id.in_(ids)).values(zone=None))
 
 
 def pack_keys(conn: Connection, pack_ids: Iterable[int]) -> dict[int, str]:

@@ -5,7 +5,8 @@ Tables and what their rows mean:
 * ``snapshots`` — one row per snapshot, including *hidden* ones (state ``deleted``) that a disk
   still builds on. ``parent_id`` is the storage lineage: the snapshot this one's block map is a
   delta against (``NULL`` for the first of a lineage). ``self_contained`` snapshots (full ones)
-  never read through their parent; their parent only anchors diffs.
+  never read through their parent; their parent only anchors diffs. ``zone``: where the packs
+  its seal or copy writes go (``NULL``: every zone; a zone's name: that zone only).
 * ``map_segments`` — a snapshot's block-map delta, ``SEGMENT_CHUNKS`` chunks per row, as a packed
   array of entries (see ``engine.blockmap``).
 * ``disks`` — a disk's size, family, base snapshot and head generation (its live overlay).
@@ -14,8 +15,10 @@ Tables and what their rows mean:
   copied from its journal file into the overlay (replayed at open).
 * ``packs`` — store objects holding version frames; ``pending`` until the metadata that points at
   them commits, ``dead`` once nothing references them (deleted after the GC grace period).
-* ``zones`` — the region's zones, each with a chunk store of its own that holds every pack
-  (none: the region has one store). Recorded at the first open that names them, so maintenance
+  ``zone``: ``NULL`` for a pack in every zone's store (or the single store), a zone's name for
+  a pack only that zone holds (an LRS snapshot's); a pack only ever gains zones (hardening).
+* ``zones`` — the region's zones, each with a chunk store of its own (none: the region has one
+  store). Recorded at the first open that names them, so maintenance
   run at rest finds every zone, a lost one included.
 * ``versions`` — the version index: where each stored frame lies (its BLAKE3 id → pack, offset,
   length), apart from the block maps, as restic's repository index. It answers "does this region
@@ -79,6 +82,7 @@ snapshots = Table(
     Column("state", String(16), nullable=False),
     Column("frozen_gen", Integer, nullable=True),
     Column("created_at", Float, nullable=False),
+    Column("zone", String(16), nullable=True),
     Index("ix_snapshots_parent", "parent_id"),
     Index("ix_snapshots_family", "family_id", "seq"),
 )
@@ -130,6 +134,7 @@ packs = Table(
     Column("state", String(16), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("dead_at", Float, nullable=True),
+    Column("zone", String(16), nullable=True),
 )
 
 versions = Table(

@@ -191,14 +191,31 @@ class ZonedStore:
 
 
 def replicas(
-    store: ChunkStore, key: str, start: int = 0, length: int | None = None
+    store: ChunkStore,
+    key: str,
+    start: int = 0,
+    length: int | None = None,
+    zone: str | None = None,
 ) -> Iterator[tuple[str, bytes | StoreError]]:
     """Each copy of a range a store can offer, as ``ZonedStore.replicas``: every zone's in
-    turn for a zoned store, the one copy (zone ``""``) for any other."""
+    turn for a zoned store (only ``zone``'s when one is named: an object kept in that zone
+    alone), the one copy (zone ``""``) for any other store."""
     if isinstance(store, ZonedStore):
-        yield from store.replicas(key, start, length)
-        return
+        if zone is None:
+            yield from store.replicas(key, start, length)
+            return
+        store, name = store.zones[zone], zone
+    else:
+        name = ""
     try:
-        yield "", store.get(key, start, length)
+        yield name, store.get(key, start, length)
     except StoreError as exc:
-        yield "", exc
+        yield name, exc
+
+
+def placed(store: ChunkStore, zone: str | None) -> ChunkStore:
+    """Where an object placed in ``zone`` is written: that zone's store, or (None) the whole
+    store — every zone of a zoned one."""
+    if zone is not None and isinstance(store, ZonedStore):
+        return store.zones[zone]
+    return store

@@ -36,10 +36,14 @@ from snapferry.engine import Engine
 from snapferry.engine.compact import compact
 from snapferry.engine.gc import collect
 from snapferry.errors import InvalidInput
+from snapferry.meta import catalog
 from snapferry.settings import CHUNK, PAGE, SECTOR
 
 SIZES = [CHUNK + SECTOR, 2 * CHUNK + PAGE + SECTOR, 3 * CHUNK]
 TICK = 10.0  # seconds of the engine's clock between two rules
+ZONES = ("1", "2", "3")
+PLACEMENTS: tuple[str | None, ...] = (None, "1", "2")
+"""Where a snapshot's data goes: every zone (ZRS) or one zone alone (LRS)."""
 GRACE = 5.0  # GC's grace in the background: more than no time, less than a tick
 
 
@@ -186,7 +190,7 @@ class EngineMachine(RuleBasedStateMachine):
         self.background_errors: list[BaseException] = []
 
     def _open(self) -> Engine:
-        engine = Engine.open(self.dir, clock=lambda: self.now)
+        engine = Engine.open(self.dir, clock=lambda: self.now, zones=ZONES)
         self.turns = TurnLock(engine.lock)
         engine.lock = self.turns  # type: ignore[assignment]
         return engine
@@ -263,13 +267,13 @@ class EngineMachine(RuleBasedStateMachine):
         self.stale.add(disk_id)
 
     @precondition(lambda self: bool(self.disks))
-    @rule(data=st.data(), incremental=st.booleans())
-    def snapshot(self, data: st.DataObject, incremental: bool) -> None:
-        self._snapshot(data.draw(st.sampled_from(list(self.disks))), incremental)
+    @rule(data=st.data(), incremental=st.booleans(), zone=st.sampled_from(PLACEMENTS))
+    def snapshot(self, data: st.DataObject, incremental: bool, zone: str | None) -> None:
+        self._snapshot(data.draw(st.sampled_from(list(self.disks))), incremental, zone)
 
-    def _snapshot(self, disk_id: str, incremental: bool) -> None:
+    def _snapshot(self, disk_id: str, incremental: bool, zone: str | None = None) -> None:
         disk = self.disks[disk_id]
-        info = self.engine.create_snapshot(disk_id, incremental=incremental)
+        info = self.engine.create_snapshot(disk_id, incremental=incremental, zone=zone)
         self.seq += 1
         self.snaps[info.id] = ModelSnapshot(
             bytes(disk.content), disk.family, self.seq, frozenset(disk.touched), not incremental
@@ -286,7 +290,7 @@ class EngineMachine(RuleBasedStateMachine):
         for _ in range(rounds):
             for _ in range(data.draw(st.integers(1, 4))):
                 self._write_one(data, disk_id)
-            self._snapshot(disk_id, incremental)
+            self._snapshot(disk_id, incremental, data.draw(st.sampled_from(PLACEMENTS)))
 
     @precondition(lambda self: bool(self._live_snaps()))
     @rule(data=st.data())
@@ -298,7 +302,7 @@ class EngineMachine(RuleBasedStateMachine):
             with pytest.raises(InvalidInput):
                 self.engine.copy_snapshot(sid)
             return
-        info = self.engine.copy_snapshot(sid)
+        info = self.engine.copy_snapshot(sid, data.draw(st.sampled_from(PLACEMENTS)))
         self.seq += 1
         self.snaps[info.id] = ModelSnapshot(
             source.content, info.family_id, self.seq, frozenset(), full=True
@@ -443,6 +447,22 @@ class EngineMachine(RuleBasedStateMachine):
                 got = self.engine.read_snapshot(name, 0, len(want))
             assert got == want, f"{name} differs from its model"
         self.stale.clear()
+
+    @invariant()
+    def zone_redundant_snapshots_read_only_zone_redundant_packs(self) -> None:
+        """What a ZRS snapshot reads through (its lineage) is in every zone: hardened."""
+        with self.turns:
+            with self.engine.db.connect() as conn:
+                rows = {r.id: r for r in catalog.all_snapshots(conn)}
+            for sid, row in rows.items():
+                if row.zone is not None or row.state != "ready":
+                    continue
+                packs: set[int] = set()
+                for node in self.engine.maps.lineage(sid):
+                    packs.update(np.unique(node.map.entries["pack"]).tolist())
+                with self.engine.db.connect() as conn:
+                    zonal = catalog.zonal_packs(conn, sorted(packs))
+                assert not zonal, f"ZRS snapshot {sid} reads zonal packs {zonal}"
 
     @invariant()
     def listings_match(self) -> None:
