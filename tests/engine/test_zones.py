@@ -18,6 +18,7 @@ from snapferry.engine import Engine
 from snapferry.engine.scrub import scrub
 from snapferry.engine.zones import repair, zone_root
 from snapferry.errors import InvalidInput, StoreError, ZoneUnavailable
+from snapferry.meta import catalog
 from snapferry.settings import CHUNK
 from snapferry.store import FailingStore, FaultSchedule, LocalStore, MemoryStore
 from snapferry.store.zoned import ZonedStore
@@ -302,3 +303,38 @@ def test_repair_removes_copies_of_an_lrs_pack_outside_its_zone(tmp_path: Path) -
         report = repair(engine)
         assert report.removed == {"1": len(_packs(region.root, "2"))} and report.clean
     assert not _packs(region.root, "1")
+
+
+def test_a_fold_that_reparents_keeps_what_a_zrs_snapshot_reads_zone_redundant(
+    tmp_path: Path,
+) -> None:
+    """Found by the engine's model test: A and A2 (full, zone 2) <- B (full, ZRS) <- C (zone 1)
+    <- D (ZRS). Deleting B and then A2 folds them into C, whose lineage then reaches A — never
+    hardened, as B read through A2 alone: so does D's, and nothing a ZRS snapshot's lineage
+    names may be kept in one zone (the rule the model test checks)."""
+    root = tmp_path / "eastus"
+    with Engine.open(root, zones=ZONES) as engine:
+        disk = engine.create_disk(2 * CHUNK).id
+        engine.write(disk, 0, b"\x01" * CHUNK)
+        engine.create_snapshot(disk, incremental=False, zone="2")
+        engine.write(disk, 0, b"\x05" * CHUNK)  # A2 names none of A's packs
+        a2 = engine.create_snapshot(disk, incremental=False, zone="2").id
+        engine.write(disk, CHUNK, b"\x02" * 4096)
+        b = engine.create_snapshot(disk, incremental=False).id
+        engine.write(disk, CHUNK, b"\x03" * 4096)
+        engine.create_snapshot(disk, zone="1")
+        engine.write(disk, CHUNK + 4096, b"\x04" * 4096)
+        d = engine.create_snapshot(disk).id
+        expected = engine.read_snapshot(d, 0, 2 * CHUNK)
+        engine.delete_snapshot(b)
+        engine.delete_snapshot(a2)
+        lineage = engine.maps.lineage(d)
+        assert len(lineage) == 3  # D, C and now A
+        packs = {p for node in lineage for p in node.map.entries["pack"].tolist() if p >= 0}
+        with engine.db.connect() as conn:
+            assert catalog.zonal_packs(conn, sorted(packs)) == {}
+        assert engine.read_snapshot(d, 0, 2 * CHUNK) == expected
+    shutil.rmtree(zone_root(root, "2"))
+    shutil.rmtree(zone_root(root, "1"))  # and C's zone: D needs neither
+    with Engine.open(root) as engine:
+        assert engine.read_snapshot(d, 0, 2 * CHUNK) == expected

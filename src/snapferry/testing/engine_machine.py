@@ -30,7 +30,13 @@ from types import TracebackType
 import numpy as np
 import pytest
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 
 from snapferry.engine import Engine
 from snapferry.engine.compact import compact
@@ -180,6 +186,7 @@ class EngineMachine(RuleBasedStateMachine):
         super().__init__()
         self.dir = Path(tempfile.mkdtemp(prefix="snapferry-model-"))
         self.now = 1_000_000_000.0
+        self.zoned = False
         self.engine = self._open()
         self.disks: dict[str, ModelDisk] = {}
         self.snaps: dict[str, ModelSnapshot] = {}
@@ -190,10 +197,22 @@ class EngineMachine(RuleBasedStateMachine):
         self.background_errors: list[BaseException] = []
 
     def _open(self) -> Engine:
-        engine = Engine.open(self.dir, clock=lambda: self.now, zones=ZONES)
+        engine = Engine.open(self.dir, clock=lambda: self.now, zones=ZONES if self.zoned else None)
         self.turns = TurnLock(engine.lock)
         engine.lock = self.turns  # type: ignore[assignment]
         return engine
+
+    @initialize(zoned=st.booleans())
+    def region(self, zoned: bool) -> None:
+        """A region with three zones (LRS and ZRS snapshots), or one store (the default's
+        westus)."""
+        if zoned:
+            self.engine.close()
+            self.zoned = True
+            self.engine = self._open()
+
+    def _placed(self, zone: str | None) -> str | None:
+        return zone if self.zoned else None
 
     def teardown(self) -> None:
         try:
@@ -273,7 +292,9 @@ class EngineMachine(RuleBasedStateMachine):
 
     def _snapshot(self, disk_id: str, incremental: bool, zone: str | None = None) -> None:
         disk = self.disks[disk_id]
-        info = self.engine.create_snapshot(disk_id, incremental=incremental, zone=zone)
+        info = self.engine.create_snapshot(
+            disk_id, incremental=incremental, zone=self._placed(zone)
+        )
         self.seq += 1
         self.snaps[info.id] = ModelSnapshot(
             bytes(disk.content), disk.family, self.seq, frozenset(disk.touched), not incremental
@@ -302,7 +323,7 @@ class EngineMachine(RuleBasedStateMachine):
             with pytest.raises(InvalidInput):
                 self.engine.copy_snapshot(sid)
             return
-        info = self.engine.copy_snapshot(sid, data.draw(st.sampled_from(PLACEMENTS)))
+        info = self.engine.copy_snapshot(sid, self._placed(data.draw(st.sampled_from(PLACEMENTS))))
         self.seq += 1
         self.snaps[info.id] = ModelSnapshot(
             source.content, info.family_id, self.seq, frozenset(), full=True
