@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterator, Mapping
+from typing import ClassVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -101,11 +102,45 @@ class ScrubMetrics:
             "Bytes of packs the last scrub read and verified.",
             registry=registry,
         )
+        self.zone_damage = Gauge(
+            "snapferry_scrub_zone_damage",
+            "Objects whose copy in some zone the last scrub found missing or corrupt while "
+            "another zone's verified (mended; no problem for readers).",
+            registry=registry,
+        )
 
     def observe(self, state: Mapping[str, float]) -> None:
         self.problems.set(state.get("problems", 0))
         self.ended.set(state.get("lastEndedAt", 0))
         self.bytes_read.set(state.get("bytesRead", 0))
+        self.zone_damage.set(state.get("zoneDamage", 0))
+
+
+class ZoneRepairMetrics:
+    """What a region's last scheduled zone repair did (``control.schedules``)."""
+
+    FIELDS: ClassVar[dict[str, str]] = {
+        "copied_packs": "Packs the last zone repair copied into zones that lacked them.",
+        "removed_objects": "Objects the last zone repair removed from zones (named by no pack).",
+        "failed_packs": "Packs the last zone repair could not copy (a zone unreachable).",
+        "lost_packs": "Packs kept in one zone alone (LRS) that their zone no longer holds.",
+    }
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.gauges = {
+            key: Gauge(f"snapferry_zone_repair_{key}", doc, registry=registry)
+            for key, doc in self.FIELDS.items()
+        }
+        self.ended = Gauge(
+            "snapferry_zone_repair_last_end_timestamp_seconds",
+            "When the last zone repair ended (Unix time).",
+            registry=registry,
+        )
+
+    def observe(self, state: Mapping[str, float]) -> None:
+        for key, gauge in self.gauges.items():
+            gauge.set(state.get(key, 0))
+        self.ended.set(state.get("lastEndedAt", 0))
 
 
 class PeerMetrics:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -133,6 +134,32 @@ def test_scrub_finds_a_flipped_byte_and_names_snapshot_and_offset(
     assert table.returncode == 1
     assert region.first in table.stdout
     assert "problem(s) found" in table.stdout
+
+
+def test_repair_at_rest_refills_a_lost_zone_and_reports_lost_lrs_data(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    path = tmp_path / "zoned"
+    with Engine.open(path, zones=("1", "2", "3")) as engine:
+        disk = engine.create_disk(CHUNK).id
+        engine.write(disk, 0, b"\x21" * CHUNK)
+        engine.create_snapshot(disk)  # ZRS
+        engine.write(disk, 0, b"\x22" * PAGE)
+        engine.create_snapshot(disk, zone="3")  # LRS, in zone 3 alone
+    shutil.rmtree(path / "zones" / "3")
+
+    proc = snapferry(env, "repair", "--data-dir", path, "--output", "json")
+    assert proc.returncode == 1, proc.stderr  # the LRS snapshot's pack is gone with its zone
+    report = json_of(proc)
+    assert report["zones"] == ["1", "2", "3"]
+    assert report["copied"] == {"3": 1} and report["lost"] == {"3": 1}
+    assert report["clean"] is False
+    table = snapferry(env, "repair", "--data-dir", path)
+    assert table.returncode == 1 and "LRS packs lost with their zone" in table.stdout
+    assert "1 (zone 3: 1)" in table.stdout
+
+    plain = snapferry(env, "repair", "--data-dir", make_region(tmp_path / "plain").path)
+    assert plain.returncode == 0 and "nothing to repair" in plain.stdout, plain.stderr
 
 
 def test_gc_reports_every_field_and_keeps_young_packs(region: Region, env: dict[str, str]) -> None:

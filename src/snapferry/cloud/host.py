@@ -59,6 +59,7 @@ from snapferry.metrics import (
     HttpMetrics,
     PeerMetrics,
     ScrubMetrics,
+    ZoneRepairMetrics,
     new_registry,
 )
 from snapferry.replication.faults import Faults, FaultyPeer
@@ -224,6 +225,7 @@ def open_region(
         compact_hours=config.compact_hours,
         repair_hours=config.repair_hours,
         scrub_metrics=ScrubMetrics(registry),
+        repair_metrics=ZoneRepairMetrics(registry),
     )
     upkeep = Upkeep(engine, service.drop_orphans, config.upkeep_seconds, passes)
     upkeep.start()

@@ -24,7 +24,7 @@ from snapferry.engine.gc import collect
 from snapferry.engine.scrub import ScrubReport, scrub
 from snapferry.engine.zones import repair
 from snapferry.files import write_atomic
-from snapferry.metrics import ScrubMetrics
+from snapferry.metrics import ScrubMetrics, ZoneRepairMetrics
 from snapferry.store.zoned import ZonedStore
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,7 @@ def scheduled_passes(
     compact_hours: float,
     scrub_metrics: ScrubMetrics,
     repair_hours: float = 0.0,
+    repair_metrics: ZoneRepairMetrics | None = None,
 ) -> list[ScheduledPass]:
     """The region's scheduled passes (a period of 0 hours: that pass never runs by itself)."""
     passes = []
@@ -125,7 +126,13 @@ def scheduled_passes(
         )
     if repair_hours and isinstance(engine.store, ZonedStore):
         passes.append(
-            ScheduledPass("repair", lambda: _repair(engine), repair_hours * HOUR, engine.data_dir)
+            ScheduledPass(
+                "repair",
+                lambda: _repair(engine),
+                repair_hours * HOUR,
+                engine.data_dir,
+                repair_metrics.observe if repair_metrics is not None else lambda state: None,
+            )
         )
     return passes
 
@@ -154,4 +161,6 @@ def _scrub(engine: Engine) -> dict[str, Any]:
         "problems": len(report.problems),
         "packs": report.packs,
         "bytesRead": report.bytes_read,
+        "zoneDamage": sum(report.zone_damage.values()),
+        "mended": report.mended,
     }
