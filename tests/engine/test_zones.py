@@ -98,7 +98,7 @@ def test_a_deleted_zone_loses_nothing_and_repair_refills_it(region: Region) -> N
         _reads_back(engine, region)
 
 
-def test_a_corrupted_zone_is_read_around_and_mended(region: Region) -> None:
+def test_a_corrupted_zone_is_read_around_and_mended_by_scrub(region: Region) -> None:
     good = _packs(region.root, "2")
     for path in zone_root(region.root, "1").rglob("*"):
         if path.is_file():
@@ -109,7 +109,23 @@ def test_a_corrupted_zone_is_read_around_and_mended(region: Region) -> None:
 
     with Engine.open(region.root) as engine:
         _reads_back(engine, region)
-        engine.trash.drain()  # mends run in the background
+        engine.trash.drain()
+        # a read checks one frame, not the whole copy it came from: it never overwrites a
+        # zone's copy (that copy may hold the only good bytes of another frame) — scrub does
+        assert _packs(region.root, "1") != good
+        report = scrub(engine)
+        assert report.clean and report.zone_damage.keys() == {"1"}
+        assert _packs(region.root, "1") == good
+
+
+def test_a_zone_missing_a_pack_gets_it_from_a_read(region: Region) -> None:
+    good = _packs(region.root, "2")
+    for path in zone_root(region.root, "1").rglob("*"):  # the zone reads ask first
+        if path.is_file():
+            path.unlink()
+    with Engine.open(region.root) as engine:
+        _reads_back(engine, region)
+        engine.trash.drain()  # copies into the zone run in the background
         assert _packs(region.root, "1") == good
 
 

@@ -198,9 +198,9 @@ class EngineBase:
             )
 
     def harden(self, nodes: Sequence[Node], packs: Iterable[int] = ()) -> int:
-        """Make every pack the nodes' maps (and ``packs``) name zone-redundant: recorded as
-        every zone's first (so a crash leaves it to the zone repair, never under-counted), then
-        copied from its zone into the others. What a zone-redundant snapshot reads through must
+        """Make every pack the nodes' maps (and ``packs``) name zone-redundant, one at a time:
+        read from its zone, recorded as every zone's (a crash then leaves it to the zone
+        repair), then copied into the others. What a zone-redundant snapshot reads through must
         be as redundant as it. ZoneUnavailable if a pack's zone cannot give it. How many packs
         it spread."""
         if not isinstance(self.store, ZonedStore):
@@ -210,19 +210,17 @@ class EngineBase:
             ids.update(np.unique(node.map.entries["pack"]).tolist())
         with self.db.connect() as conn:
             zonal = catalog.zonal_packs(conn, sorted(ids))
-        if not zonal:
-            return 0
-        with self.db.begin() as conn:
-            catalog.spread_packs(conn, list(zonal))
-        self.objects.forget()
-        for key, zone in zonal.values():
-            try:
+        for pack_id, (key, zone) in zonal.items():
+            try:  # read first: a pack its zone cannot give stays recorded in that zone
                 data = self.store.zones[zone].get(key)
             except StoreError as exc:
                 raise ZoneUnavailable(
                     f"pack {key} is kept in zone {zone} alone, which is unavailable: {exc.message}",
                     zone=zone,
                 ) from None
+            with self.db.begin() as conn:
+                catalog.spread_packs(conn, [pack_id])
+            self.objects.forget()
             self.store.put_if_absent(key, data)
         return len(zonal)
 

@@ -95,6 +95,9 @@ class Engine(DiskOps, ImportOps):
         """Release the data directory. Acknowledged work is already durable."""
         self.pool.shutdown(wait=True)
         self.trash.close()
+        close = getattr(self.store, "close", None)
+        if callable(close):  # a zoned store's write threads
+            close()
         self.db.dispose()
         if self._lockfile is not None:
             os.close(self._lockfile)

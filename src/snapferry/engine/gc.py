@@ -22,7 +22,7 @@ from snapferry.engine import blockmap
 from snapferry.engine.core import Engine
 from snapferry.engine.objects import Location
 from snapferry.engine.refs import References, scan
-from snapferry.errors import IntegrityError
+from snapferry.errors import IntegrityError, StoreError
 from snapferry.meta import catalog
 
 DEFAULT_GRACE = 3600.0
@@ -145,7 +145,7 @@ def _repack(engine: Engine, refs: References, sparse: set[int], report: GcReport
             try:
                 frame = engine.objects.frame(loc)
                 engine.codec.decode(frame, frame_id(frame))
-            except IntegrityError:
+            except (IntegrityError, StoreError):  # corrupt, or in a zone now unavailable
                 bad_packs.add(int(pack))
                 continue
             (new,) = writer.write_frames([frame])

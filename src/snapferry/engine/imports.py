@@ -32,7 +32,7 @@ from snapferry.engine.models import SnapshotInfo
 from snapferry.engine.objects import Location, PackWriter, location_of
 from snapferry.engine.snapshots import SnapshotOps
 from snapferry.engine.versions import ChunkBatch, submit_versions
-from snapferry.errors import Conflict, IntegrityError, InvalidInput, NotFound
+from snapferry.errors import Conflict, IntegrityError, InvalidInput, NotFound, StoreError
 from snapferry.ids import new_id
 from snapferry.meta import catalog
 from snapferry.settings import PAGE
@@ -327,7 +327,7 @@ class ImportOps(SnapshotOps):
                 return bundles.parse(self.codec.decode(frame, oid, what=f"frame {oid.hex()[:16]}"))
             try:
                 return self.objects.bundle(held[oid])
-            except (KeyError, IntegrityError):
+            except (KeyError, IntegrityError, StoreError):  # StoreError: its zone is down
                 raise HeldFrameUnreadable(oid) from None
 
         parsed = dict(zip([oid for oid, _ in frames], self.pool.map(load, frames), strict=True))

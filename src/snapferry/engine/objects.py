@@ -23,7 +23,13 @@ from sqlalchemy import Connection, Engine
 from snapferry.buffers import run_of
 from snapferry.codec import Codec, Encoded, frame_id
 from snapferry.engine import bundles
-from snapferry.errors import IntegrityError, ObjectNotFound, StoreError, ZoneUnavailable
+from snapferry.errors import (
+    IntegrityError,
+    ObjectNotFound,
+    SnapferryError,
+    StoreError,
+    ZoneUnavailable,
+)
 from snapferry.ids import new_id
 from snapferry.meta import catalog
 from snapferry.settings import PACK_TARGET_BYTES
@@ -249,9 +255,8 @@ class ObjectReader:
     """Reads bundles by location, verifying each; keeps recently parsed bundles in memory.
 
     Over a zone-redundant store, a frame that is missing, unreadable or corrupt in one zone is
-    read from the next; the zones that failed have their copy of the pack replaced from the one
-    that verified, by ``later`` (a background thread: a mend is safe to skip, the zone repair
-    redoes it)."""
+    read from the next; zones that lack the pack get it copied in by ``later`` (a background
+    thread: safe to skip, the zone repair redoes it); bad copies are scrub's to mend."""
 
     def __init__(
         self,
@@ -264,6 +269,10 @@ class ObjectReader:
         self._db, self._store, self._codec = db, store, codec
         self._later = later
         self._places: dict[int, tuple[str, str | None]] = {}
+        self._generation = 0
+        """Bumped by ``forget``: a pack's place read before it is not cached after it."""
+        self._filling: set[str] = set()
+        """Packs being copied into zones that lack them (one copy at a time per pack)."""
         self._cache: OrderedDict[bytes, bundles.Bundle] = OrderedDict()
         self._cache_bytes = cache_bytes
         self._cached = 0
@@ -273,9 +282,13 @@ class ObjectReader:
         """A pack's store key and zone (None: every zone)."""
         place = self._places.get(pack)
         if place is None:
+            generation = self._generation
             with self._db.connect() as conn:
-                self._places.update(catalog.pack_places(conn, [pack]))
-            place = self._places.get(pack)
+                found = catalog.pack_places(conn, [pack])
+            with self._lock:
+                if generation == self._generation:  # not read before a forget (a hardening)
+                    self._places.update(found)
+            place = found.get(pack)
             if place is None:
                 raise IntegrityError(f"pack {pack} is not in the catalog")
         return place
@@ -319,47 +332,74 @@ class ObjectReader:
         return parsed
 
     def _verified(self, loc: Location) -> tuple[bytes, bytes | memoryview]:
-        """The frame at loc and its decoded content, from the first copy that verifies; the
-        copies that did not are mended in the background."""
+        """The frame at loc and its decoded content, from the first copy that verifies (against
+        ``loc.oid``, or the frame's own id when that is empty). Zones that lack the pack have
+        it copied in, in the background; a zone holding a bad copy is left to scrub, which
+        mends from a copy every named frame of which verified (this read checked one frame)."""
         key, placement = self.place_of(loc.pack)
         what = f"object {loc.oid.hex()[:16]}"
-        damaged: list[str] = []
+        missing: list[str] = []
         failure: Exception | None = None
         for zone, got in replicas(self._store, key, loc.offset, loc.length, placement):
             if placement is not None and isinstance(got, StoreError):
-                raise ZoneUnavailable(
-                    f"{what} is kept in zone {placement} alone (locally redundant), which is "
-                    f"unavailable: {got.message}",
-                    zone=placement,
-                ) from None
+                raise self._zone_failure(placement, got, loc, what)
             if isinstance(got, ObjectNotFound):
+                missing.append(zone)
                 failure = failure or IntegrityError(f"pack {loc.pack} is missing from the store")
-            elif isinstance(got, Exception):
-                failure = failure or got
+            elif isinstance(got, StoreError):
+                failure = got if isinstance(failure, IntegrityError | None) else failure
             elif len(got) != loc.length:
                 failure = failure or IntegrityError(f"pack {loc.pack} is truncated")
             else:
                 try:
-                    content = self._codec.decode(got, loc.oid, what=what)
+                    content = self._codec.decode(got, loc.oid or frame_id(got), what=what)
                 except IntegrityError as exc:
                     failure = failure or exc
                 else:
-                    if damaged and isinstance(self._store, ZonedStore):
-                        self._mend(self._store, key, zone, damaged)
+                    if missing and isinstance(self._store, ZonedStore):
+                        self._copy_into_missing(self._store, key, zone, missing)
                     return got, content
-            damaged.append(zone)
         assert failure is not None
         raise failure
 
-    def _mend(self, store: ZonedStore, key: str, good: str, damaged: list[str]) -> None:
-        def mend() -> None:
-            try:
-                store.mend(key, good, damaged)
-            except StoreError as exc:  # a lost zone: the zone repair revives and refills it
-                _zone_trouble.warn("mend", "could not mend %s in zone(s) %s: %s", key, damaged, exc)
+    def _zone_failure(self, zone: str, got: StoreError, loc: Location, what: str) -> SnapferryError:
+        """What a read of a pack kept in ``zone`` alone raises when that zone does not give
+        it: ZoneUnavailable while the zone is lost or unreachable (it may come back), else
+        IntegrityError (the zone is there and the pack is not: lost)."""
+        store = self._store
+        present = isinstance(store, ZonedStore) and store.present(zone)
+        if isinstance(got, ObjectNotFound) and present:
+            return IntegrityError(f"pack {loc.pack} is missing from zone {zone}")
+        return ZoneUnavailable(
+            f"{what} is kept in zone {zone} alone (locally redundant), which is unavailable: "
+            f"{got.message}",
+            zone=zone,
+        )
 
-        _zone_trouble.warn("bad copy", "%s: zone(s) %s gave a bad copy; mending", key, damaged)
-        self._later(mend)
+    def _copy_into_missing(
+        self, store: ZonedStore, key: str, good: str, missing: list[str]
+    ) -> None:
+        """Copy a pack into the zones that lack it, in the background, once at a time per
+        pack; zones that are lost are left to the zone repair."""
+        targets = [z for z in missing if store.present(z)]
+        with self._lock:
+            if not targets or key in self._filling:
+                return
+            self._filling.add(key)
+
+        def fill() -> None:
+            try:
+                store.fill(key, good, targets)
+            except StoreError as exc:
+                _zone_trouble.warn(
+                    "fill", "could not copy %s into zone(s) %s: %s", key, targets, exc
+                )
+            finally:
+                with self._lock:
+                    self._filling.discard(key)
+
+        _zone_trouble.warn("missing copy", "%s: zone(s) %s lack it; copying it in", key, targets)
+        self._later(fill)
 
     def forget(self) -> None:
         """Drop cached bundles and pack keys (after repacks or deletions)."""
@@ -367,6 +407,7 @@ class ObjectReader:
             self._cache.clear()
             self._cached = 0
             self._places.clear()
+            self._generation += 1
 
 
 def location_of(entry: np.void) -> Location:

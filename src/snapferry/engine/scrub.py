@@ -126,8 +126,13 @@ def _check_pack(
         if isinstance(data, StoreError):
             if not isinstance(data, ObjectNotFound):
                 down.append(data)
+            why = (
+                f"pack {key} is missing from the store"
+                if isinstance(data, ObjectNotFound)
+                else f"pack {key} cannot be read in zone {zone}: {data.message}"
+            )
             for offset, _, _ in wanted:
-                kinds.setdefault(offset, ("missing", f"pack {key} is missing from the store"))
+                kinds.setdefault(offset, ("missing", why))
             damaged[zone] = len(wanted)
             continue
         report.bytes_read += len(data)
@@ -143,8 +148,8 @@ def _check_pack(
             except IntegrityError as exc:
                 kinds[offset] = ("corrupt", exc.message)
                 damaged[zone] = damaged.get(zone, 0) + 1
-    if not good and down and len(down) == len(damaged):
-        raise down[0]  # no copy could be read at all: nothing to judge the pack by
+    if not good and down and not isinstance(engine.store, ZonedStore):
+        raise down[0]  # the one copy could not be read: nothing to judge the pack by
     for offset, _, _ in wanted:
         if offset not in good:
             bad[(pack_id, int(offset))] = kinds[offset]

@@ -63,15 +63,15 @@ def open_stores(
     if not wanted:
         return LocalStore(data_dir / "store")
     added = [z for z in wanted if z not in known]
-    single = data_dir / "store"
-    if not known and single.is_dir():  # a region that had one store gains zones
-        zone_root(data_dir, wanted[0]).parent.mkdir(parents=True, exist_ok=True)
-        os.rename(single, zone_root(data_dir, wanted[0]))
-        log.info("the region's store is now zone %s; repair copies it to the others", wanted[0])
-    if added:
+    if added:  # recorded first: a crash before the move below is finished at the next open
         with db.begin() as conn:
             catalog.add_zones(conn, added, now)
     ordered = known + added
+    single, first = data_dir / "store", zone_root(data_dir, ordered[0])
+    if single.is_dir() and not first.exists():  # a region that had one store gains zones
+        first.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(single, first)
+        log.info("the region's store is now zone %s; repair copies it to the others", ordered[0])
     return ZonedStore({z: _zone_store(zone_root(data_dir, z), z in known) for z in ordered})
 
 

@@ -11,8 +11,8 @@ A ``ZonedStore`` is a ``ChunkStore`` over one store per zone (an independent fai
 * ``get`` reads from the first zone that answers, in zone order. Stores cannot tell corrupt
   bytes from good ones, so callers that can (the engine verifies every frame against its id)
   read through ``replicas`` instead: each zone's answer in turn, until one verifies; then
-  ``mend`` copies the good zone's object over the zones that were missing it or held it
-  damaged.
+  ``fill`` copies it into zones that lack it, and ``mend`` (given a copy checked whole)
+  replaces damaged copies.
 * ``has``/``size`` answer from any zone holding the object; ``keys`` is the union of what every
   reachable zone lists; ``delete`` removes the object from every zone that answers (at least
   ``quorum`` of them).
@@ -30,7 +30,8 @@ import heapq
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
+from pathlib import Path
 
 from snapferry.errors import InvalidInput, ObjectNotFound, StoreError
 from snapferry.store.base import ChunkStore
@@ -70,6 +71,7 @@ class ZonedStore:
             zone: self._pool.submit(store.put_if_absent, key, data)
             for zone, store in self.zones.items()
         }
+        wait(futures.values())  # every zone's write ended: the caller may reuse data
         wrote, held, failures = False, 0, []
         for zone, future in futures.items():
             try:
@@ -171,19 +173,48 @@ class ZonedStore:
                 yield default
 
     # --- redundancy ------------------------------------------------------------------------
-    def mend(self, key: str, source: str, damaged: list[str]) -> None:
-        """Replace the object in the ``damaged`` zones (missing or corrupt there) with the
-        ``source`` zone's copy. Does nothing if the source no longer holds it (deleted
-        meanwhile: nothing to mend). A lost zone (its store's root gone) is left to the
-        engine's zone repair, which revives it: a read never recreates one."""
+    def present(self, zone: str) -> bool:
+        """Whether the zone's store is there (a local store's root exists); a zone whose store
+        cannot say is taken as present."""
+        root = getattr(self.zones[zone], "root", None)
+        return root is None or Path(root).is_dir()
+
+    def fill(self, key: str, source: str, zones: list[str]) -> None:
+        """Copy the object from the ``source`` zone into ``zones`` that lack it (never over a
+        copy they hold). Does nothing if the source no longer holds it."""
         try:
             data = self.zones[source].get(key)
         except ObjectNotFound:
             return
+        failure = None
+        for zone in zones:
+            try:
+                self.zones[zone].put_if_absent(key, data)
+            except StoreError as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+
+    def mend(self, key: str, source: str, damaged: list[str]) -> None:
+        """Replace the object in the ``damaged`` zones with the ``source`` zone's copy, which
+        the caller has checked whole (every frame anyone names verified: scrub). Zones that
+        cannot be reached are skipped and the first such failure raised at the end. Does
+        nothing if the source no longer holds it. A lost zone is left to the zone repair,
+        which revives it: a read never recreates one."""
+        try:
+            data = self.zones[source].get(key)
+        except ObjectNotFound:
+            return
+        failure = None
         for zone in damaged:
             store = self.zones[zone]
-            store.delete(key)
-            store.put_if_absent(key, data)
+            try:
+                store.delete(key)
+                store.put_if_absent(key, data)
+            except StoreError as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
         log.info("mended %s in zone(s) %s from zone %s", key, ", ".join(damaged), source)
 
     def close(self) -> None:
