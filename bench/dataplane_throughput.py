@@ -526,6 +526,11 @@ def _mid(steps: list[Step], attr: str = "seconds") -> float:
     return median([getattr(s, attr) for s in steps])
 
 
+def _rounds(size: int, steps: dict[str, list[Step]]) -> dict[str, list[int]]:
+    """MB/s of every round of every step."""
+    return {name: [round(mbps(size, s.seconds)) for s in runs] for name, runs in steps.items()}
+
+
 def _median_step(steps: list[Step]) -> Step:
     return Step(_mid(steps), _mid(steps, "server_cpu"), _mid(steps, "client_cpu"))
 
@@ -575,9 +580,7 @@ def report(quick: bool, res: Results) -> None:
         f"aiohttp / cp+fsync {up['http'] / up['cp_sync']:.2f}x; the aiohttp-filled disk read "
         "back OK"
     )
-    upload_rounds = {
-        name: [round(mbps(size, s.seconds)) for s in steps] for name, steps in res.upload.items()
-    }
+    upload_rounds = _rounds(size, res.upload)
     print(f"every round, MB/s: {upload_rounds}")
     print(
         f"\nsnapshot of the SDK-filled disk (SDK LRO, honors Retry-After): {res.snapshot_s:.1f} s"
@@ -601,9 +604,7 @@ def report(quick: bool, res: Results) -> None:
         f"SDK / cp {down['sdk_file'] / down['cp']:.2f}x (each file step starts right after a "
         "throwaway file was written and deleted, so all reuse page-cache memory alike)"
     )
-    rounds = {
-        name: [round(mbps(size, s.seconds)) for s in steps] for name, steps in res.downloads.items()
-    }
+    rounds = _rounds(size, res.downloads)
     print(f"every round, MB/s: {rounds}")
     figures: dict[str, Any] = {
         "bench": "dataplane_throughput",

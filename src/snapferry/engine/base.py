@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -197,15 +197,15 @@ class EngineBase:
                 zone=zone[:16],
             )
 
-    def harden(self, nodes: Sequence[Node], packs: Iterable[int] = ()) -> int:
-        """Make every pack the nodes' maps (and ``packs``) name zone-redundant, one at a time:
+    def harden(self, nodes: Sequence[Node]) -> int:
+        """Make every pack the nodes' maps name zone-redundant, one at a time:
         read from its zone, recorded as every zone's (a crash then leaves it to the zone
         repair), then copied into the others. What a zone-redundant snapshot reads through must
         be as redundant as it. ZoneUnavailable if a pack's zone cannot give it. How many packs
         it spread."""
         if not isinstance(self.store, ZonedStore):
             return 0
-        ids = set(packs)
+        ids: set[int] = set()
         for node in nodes:
             ids.update(np.unique(node.map.entries["pack"]).tolist())
         with self.db.connect() as conn:
@@ -220,8 +220,9 @@ class EngineBase:
                 ) from None
             with self.db.begin() as conn:
                 catalog.spread_packs(conn, [pack_id])
-            self.objects.forget()
             self.store.put_if_absent(key, data)
+        if zonal:  # a place cached before is still right (its zone holds the pack), only narrow
+            self.objects.forget_places()
         return len(zonal)
 
     @staticmethod

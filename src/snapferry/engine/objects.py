@@ -406,6 +406,11 @@ class ObjectReader:
         with self._lock:
             self._cache.clear()
             self._cached = 0
+        self.forget_places()
+
+    def forget_places(self) -> None:
+        """Drop cached pack places (after packs were spread to every zone), keeping bundles."""
+        with self._lock:
             self._places.clear()
             self._generation += 1
 

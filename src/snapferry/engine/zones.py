@@ -11,9 +11,8 @@ every zone, it copies in the live packs the zone is missing, from a zone that ho
 removes what the zone keeps that no pack names any longer (a copy a zone kept while it was down
 during a deletion, or one a read's mend put back after GC took the pack). A pack kept in one zone
 alone (a locally redundant snapshot's) is never copied; the repair reports it lost if its zone
-no longer holds it. Reads mend as they go:
-a frame that is missing or corrupt in one zone is served from another, and that zone's copy of
-the pack is replaced in the background.
+no longer holds it. Reads and scrub also restore what they find: a read copies a pack into the
+zones that lack it, a scrub replaces a zone's damaged copy from a whole one.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ A ``ZonedStore`` is a ``ChunkStore`` over one store per zone (an independent fai
 
 Only the engine knows which objects should exist, so bringing redundancy back after a zone was
 lost or replaced — copying what a zone misses, removing what it kept after a deletion — is the
-engine's zone repair (``snapferry.engine.zones``), which uses ``zones`` and ``mend``.
+engine's zone repair (``snapferry.engine.zones``), which uses ``zones``.
 
 Zones are named (``"1"``, ``"2"``, ...) as the region's configuration names them.
 """
@@ -29,7 +29,7 @@ from __future__ import annotations
 import heapq
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
@@ -138,7 +138,13 @@ class ZonedStore:
         return down[0]
 
     def has(self, key: str) -> bool:
-        return any(self._each(lambda store: store.has(key), default=False))
+        for store in self.zones.values():
+            try:
+                if store.has(key):
+                    return True
+            except StoreError:  # a zone down: another may hold it
+                continue
+        return False
 
     def size(self, key: str) -> int:
         errors: list[StoreError] = []
@@ -162,15 +168,6 @@ class ZonedStore:
             yield from self.zones[zone].keys(prefix)
         except StoreError as exc:
             log.warning("zone %s cannot list its keys: %s", zone, exc)
-
-    def _each(self, call: Callable[[ChunkStore], bool], default: bool) -> Iterator[bool]:
-        for store in self.zones.values():
-            try:
-                yield call(store)
-            except InvalidInput:
-                raise
-            except StoreError:
-                yield default
 
     # --- redundancy ------------------------------------------------------------------------
     def present(self, zone: str) -> bool:
